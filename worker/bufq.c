@@ -1,0 +1,104 @@
+/* Chunked byte queue used by the stream relay. */
+#include "worker/bufq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct wrk_chunk *chunk_new(void) {
+  struct wrk_chunk *c = malloc(sizeof(*c));
+  if (c) {
+    c->next = NULL;
+    c->len = 0;
+  }
+  return c;
+}
+
+uint8_t *wrk_bufq_reserve(struct wrk_bufq *q, size_t *avail) {
+  if (!q->tail || q->tail->len == WRK_CHUNK_SIZE) {
+    struct wrk_chunk *c = chunk_new();
+    if (!c)
+      return NULL;
+    if (q->tail)
+      q->tail->next = c;
+    else
+      q->head = c;
+    q->tail = c;
+  }
+  *avail = WRK_CHUNK_SIZE - q->tail->len;
+  return q->tail->data + q->tail->len;
+}
+
+void wrk_bufq_commit(struct wrk_bufq *q, size_t n) {
+  q->tail->len += n;
+  q->bytes += n;
+}
+
+int wrk_bufq_append(struct wrk_bufq *q, const uint8_t *data, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    size_t avail;
+    uint8_t *dst = wrk_bufq_reserve(q, &avail);
+    if (!dst) {
+      return -ENOMEM; /* the part already appended stays: caller frees */
+    }
+    size_t n = len - done < avail ? len - done : avail;
+    memcpy(dst, data + done, n);
+    wrk_bufq_commit(q, n);
+    done += n;
+  }
+  return 0;
+}
+
+size_t wrk_bufq_iov(const struct wrk_bufq *q, size_t skip, size_t max,
+                    struct iovec *iov, size_t n) {
+  size_t cnt = 0;
+  size_t off = q->head_off + skip;
+  for (struct wrk_chunk *c = q->head; c && cnt < n && max > 0; c = c->next) {
+    if (off >= c->len) {
+      off -= c->len;
+      continue;
+    }
+    size_t len = c->len - off;
+    if (len > max)
+      len = max;
+    iov[cnt].iov_base = c->data + off;
+    iov[cnt].iov_len = len;
+    cnt++;
+    max -= len;
+    off = 0;
+  }
+  return cnt;
+}
+
+void wrk_bufq_drop(struct wrk_bufq *q, size_t n) {
+  q->bytes -= n;
+  while (n > 0 && q->head) {
+    struct wrk_chunk *c = q->head;
+    size_t left = c->len - q->head_off;
+    if (n < left) {
+      q->head_off += n;
+      return;
+    }
+    n -= left;
+    q->head_off = 0;
+    if (c == q->tail && c->len < WRK_CHUNK_SIZE) {
+      c->len = 0; /* keep the last chunk for reuse */
+      return;
+    }
+    q->head = c->next;
+    if (!q->head)
+      q->tail = NULL;
+    free(c);
+  }
+}
+
+void wrk_bufq_free(struct wrk_bufq *q) {
+  struct wrk_chunk *c = q->head;
+  while (c) {
+    struct wrk_chunk *next = c->next;
+    free(c);
+    c = next;
+  }
+  memset(q, 0, sizeof(*q));
+}

@@ -1,0 +1,120 @@
+/* The pool engine: np-quic client and server pools on one libuv loop. It runs
+ * inside qpool-worker, and in one process for tests and benchmarks. Every
+ * function must be called on the loop's thread. Errors are negative errno. */
+#ifndef QP_WORKER_ENGINE_H
+#define QP_WORKER_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "shared/ipfilter.h"
+
+#define WRK_ID_CONTROL UINT32_C(0) /* "00000000": first ID a server assigns */
+#define WRK_NAME_MAX 64
+
+typedef struct wrk_pool wrk_pool;
+
+enum wrk_role { WRK_CLIENT = 1, WRK_SERVER = 2 };
+
+struct wrk_pool_config {
+  enum wrk_role role;
+  char name[WRK_NAME_MAX];
+  uint64_t keep_alive_ns; /* 0: no PINGs; idle timeout = 3 x keep-alive */
+
+  /* client */
+  int min_cap, max_cap;       /* normalised as the reference does */
+  int64_t min_ivl_ns, max_ivl_ns;
+  char tls_mode;              /* '0', '1' or '2' */
+  const char *hostname;       /* SNI and, in mode 2, the verified name */
+  const char *ca_file;        /* mode 2: trust these CAs (NULL: system) */
+  struct sockaddr_storage target;
+  socklen_t target_len;
+
+  /* server */
+  struct sockaddr_storage listen;
+  socklen_t listen_len;
+  const char *cert_file, *key_file; /* NULL: self-signed in memory */
+  struct qp_ipfilter client_ip;     /* empty: anyone */
+
+  /* both */
+  uint64_t setup_timeout_ns; /* ID exchange deadline; 0: 60 s */
+  /* test knobs: not for production use */
+  const char *alpn;             /* NULL: "np-quic" */
+  const uint8_t *setup_payload; /* client: bytes sent on a new stream */
+  size_t setup_payload_len;     /*   (default: one 0x00) */
+};
+
+/* Counters a pool reports (all monotonic except the gauges marked). */
+struct wrk_pool_stats {
+  uint64_t streams_created;   /* got their ID (client) / were given one */
+  uint64_t streams_taken;     /* handed to an application */
+  uint64_t streams_failed;    /* setup failed or timed out */
+  uint64_t streams_refused;   /* server: pool full, stream closed */
+  uint64_t setup_errors;      /* peer broke the 1-byte/4-byte exchange */
+  uint64_t bytes_in, bytes_out; /* stream payload to / from applications */
+  uint64_t conns_accepted, conns_failed, conns_closed;
+  uint64_t rejected_ip;       /* server: refused before any handshake */
+  uint64_t dropped_datagrams; /* listener: malformed or unroutable */
+  int connected;              /* gauge: 1 if a connection is up (client) */
+  int conns;                  /* gauge: open connections */
+};
+
+/* Fills cfg with the defaults of the reference (capacities 1, intervals 1 s,
+ * tls '1', keep-alive 30 s, setup timeout 60 s). */
+void wrk_pool_config_init(struct wrk_pool_config *cfg, enum wrk_role role);
+
+/* Creates a pool on loop. The config is copied (strings too). Loads or makes
+ * TLS material; a server binds its listener here (so an address in use is
+ * reported at once). Returns 0 and *out, or a negative errno with *err
+ * (may be NULL) describing it; nothing is left allocated on failure. */
+int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
+                 wrk_pool **out, char *err, size_t errlen);
+
+/* Starts the manager (client: dial and fill; server: accept). Idempotent. */
+int wrk_pool_start(wrk_pool *p);
+
+/* Result of a get: status 0 with id and fd (the caller owns fd: one end of an
+ * AF_UNIX SOCK_STREAM socketpair in blocking mode, close it when done), or a
+ * negative status (-ETIMEDOUT, -ECANCELED when the pool closes) with fd -1.
+ * The callback runs on the loop, never inside the call that registered it. */
+typedef void (*wrk_get_cb)(wrk_pool *p, int status, uint32_t id, int fd,
+                           void *arg);
+
+/* Server: any idle stream, oldest first. timeout_ms 0 = only if one is idle
+ * now. Returns 0 (callback will run) or a negative errno (it will not). */
+int wrk_pool_incoming_get(wrk_pool *p, uint64_t timeout_ms, wrk_get_cb cb,
+                          void *arg);
+/* Client: the stream with this id, waiting for it to arrive. */
+int wrk_pool_outgoing_get(wrk_pool *p, uint32_t id, uint64_t timeout_ms,
+                          wrk_get_cb cb, void *arg);
+
+int wrk_pool_ready(const wrk_pool *p);   /* 1 once started */
+int wrk_pool_active(const wrk_pool *p);  /* idle streams in the pool */
+int wrk_pool_capacity(const wrk_pool *p);
+uint64_t wrk_pool_interval(const wrk_pool *p); /* ns; 0 for servers */
+void wrk_pool_flush(wrk_pool *p);
+void wrk_pool_add_error(wrk_pool *p);
+uint64_t wrk_pool_error_count(const wrk_pool *p);
+void wrk_pool_reset_error(wrk_pool *p);
+void wrk_pool_stats(const wrk_pool *p, struct wrk_pool_stats *st);
+const char *wrk_pool_name(const wrk_pool *p);
+/* Last connection error of a client pool in words ("" if none). */
+const char *wrk_pool_last_error(const wrk_pool *p);
+/* Up to n idle IDs (oldest first on servers). Returns how many. */
+size_t wrk_pool_idle_ids(const wrk_pool *p, uint32_t *ids, size_t n);
+/* The bound listener address (servers), e.g. after binding port 0. */
+int wrk_pool_local_addr(const wrk_pool *p, struct sockaddr_storage *ss,
+                        socklen_t *len);
+
+/* Stops the manager, fails waiters with -ECANCELED, flushes, closes every
+ * connection with "pool closed" and the listener; cb (may be NULL) runs once
+ * everything is released, after which p is freed. */
+void wrk_pool_close(wrk_pool *p, void (*cb)(void *arg), void *arg);
+
+/* "0a1b2c3d" <-> id. Parse returns 0 or -EINVAL. buf needs 9 bytes. */
+void wrk_id_format(uint32_t id, char buf[9]);
+int wrk_id_parse(const char *s, uint32_t *id);
+
+#endif

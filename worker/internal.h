@@ -1,0 +1,238 @@
+/* Private structures shared by the engine's files (pool.c, conn.c,
+ * stream.c, listener.c). Not part of the engine API. */
+#ifndef QP_WORKER_INTERNAL_H
+#define QP_WORKER_INTERNAL_H
+
+#include <stdint.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <uv.h>
+
+#include "worker/bufq.h"
+#include "worker/engine.h"
+#include "worker/idmap.h"
+#include "worker/pool_rules.h"
+#include "worker/stream_setup.h"
+#include "worker/udp.h"
+
+#define WRK_SCID_LEN 18
+#define WRK_STREAM_WINDOW (2u << 20)   /* per-stream receive window */
+#define WRK_CONN_WINDOW (32u << 20)    /* per-connection receive window */
+#define WRK_TX_LIMIT (2u << 20)        /* app bytes read ahead per stream */
+#define WRK_RECONNECT_NS (500 * UINT64_C(1000000))
+#define WRK_LINGER_NS (5 * UINT64_C(1000000000)) /* close: flush bound */
+
+typedef struct wrk_conn wrk_conn;
+typedef struct wrk_stream wrk_stream;
+struct wrk_tls;
+
+enum wrk_stream_state {
+  WS_SETUP = 0, /* exchanging the 1-byte / 4-byte setup */
+  WS_IDLE,      /* in the pool, waiting for an application */
+  WS_TAKEN,     /* relayed to an application fd */
+};
+
+struct wrk_list { /* intrusive doubly-linked list node / head */
+  struct wrk_list *prev, *next;
+};
+
+struct wrk_stream {
+  wrk_pool *pool;
+  wrk_conn *conn; /* NULL once the connection is gone */
+  int64_t sid;
+  uint32_t id;
+  enum wrk_stream_state state;
+  struct wrk_setup setup;
+  uint64_t setup_deadline;
+  struct wrk_list link;    /* pool: setup list or idle FIFO */
+  struct wrk_list tx_link; /* conn: streams with data to send */
+  struct wrk_list conn_link; /* conn->streams */
+
+  /* relay */
+  int fd;                   /* our end of the socketpair, -1 until taken */
+  uv_poll_t *poll;          /* on fd, NULL until taken */
+  int poll_events;
+  struct wrk_bufq rx;       /* from QUIC, not yet written to fd */
+  struct wrk_bufq tx;       /* from fd (or setup bytes), not yet acked */
+  size_t tx_sent;           /* bytes of tx handed to ngtcp2 */
+  uint64_t tx_acked;        /* stream offset acked */
+  unsigned rx_fin : 1;      /* peer's FIN received */
+  unsigned rx_eof_done : 1; /* SHUT_WR done on fd after all rx */
+  unsigned rx_stopped : 1;  /* we sent STOP_SENDING / app closed */
+  unsigned tx_eof : 1;      /* app ended its direction (read 0) */
+  unsigned tx_fin_sent : 1; /* FIN handed to ngtcp2 */
+  unsigned tx_stopped : 1;  /* peer sent STOP_SENDING / reset us */
+  unsigned quic_closed : 1; /* ngtcp2 closed the stream */
+  unsigned in_tx : 1;       /* on conn->tx_streams */
+  unsigned blocked : 1;     /* flow-control blocked */
+  unsigned detached : 1;    /* conn gone, still delivering rx to the app */
+};
+
+struct wrk_conn {
+  wrk_pool *pool;
+  ngtcp2_conn *qc;
+  gnutls_session_t tls;
+  ngtcp2_crypto_conn_ref ref;
+  int fd;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int poll_events;
+  struct sockaddr_storage local, peer;
+  socklen_t local_len, peer_len;
+  ngtcp2_path path;
+  size_t max_payload;
+  struct wrk_list link;       /* pool->conns */
+  struct wrk_list tx_streams; /* streams with sendable data */
+  struct wrk_list streams;    /* every stream of this connection */
+  struct wrk_list dirty_link; /* pool->dirty: needs a write pass */
+  uint8_t *pending;           /* datagrams not yet sent (EAGAIN) */
+  size_t pending_len, pending_seg;
+  uint64_t created_ns;
+  int handles_open;           /* uv handles still to close */
+  unsigned handshake_done : 1;
+  unsigned closing : 1;       /* torn down; waiting for handles */
+  unsigned dirty : 1;
+  unsigned draining : 1;      /* peer closed: send nothing more */
+  char error[256];
+};
+
+struct wrk_waiter {
+  struct wrk_list link;
+  wrk_pool *pool;
+  uint32_t id;
+  int any; /* IncomingGet */
+  wrk_get_cb cb;
+  void *arg;
+  uv_timer_t timer;
+  int status, fd;
+  uint32_t result_id;
+};
+
+struct wrk_pool {
+  uv_loop_t *loop;
+  struct wrk_pool_config cfg;
+  char *hostname, *ca_file, *cert_file, *key_file, *alpn;
+  uint8_t *setup_payload;
+  struct wrk_tls *tls;
+  struct qp_rules rules;
+  int capacity;
+  uint64_t interval;
+  uint64_t errors;
+  struct wrk_pool_stats st;
+  char last_error[256];
+
+  struct wrk_list conns;
+  struct wrk_list setup_streams; /* oldest first: setup deadlines */
+  struct wrk_list idle;          /* oldest first */
+  int nidle;
+  struct wrk_idmap ids;          /* idle streams by ID */
+  struct wrk_list waiters;       /* IncomingGet / OutgoingGet waiters */
+  uint64_t ids_assigned;         /* server: IDs handed out so far */
+
+  uv_timer_t tick;        /* client manager; server: unused */
+  uv_timer_t setup_timer; /* earliest setup deadline */
+  uv_idle_t deferred;     /* runs waiter callbacks outside API calls */
+  struct wrk_list done_waiters;
+  int handles_open;
+  uv_prepare_t flusher;    /* one write pass per loop turn for dirty conns */
+  uv_idle_t kick;          /* keeps the loop spinning while work remains */
+  struct wrk_list dirty;
+  uint8_t *txbuf;          /* GSO batch being built (one per pool) */
+
+  /* client manager round */
+  wrk_conn *conn; /* current client connection */
+  int round_active, round_want, round_pending, round_created;
+  int want_open; /* open streams at the next flush (credit arrived) */
+  uint64_t linger_deadline;
+
+  /* server listener */
+  int lfd;
+  uv_poll_t lpoll;
+  struct wrk_udp_rx *rx;
+  uint8_t secret[32]; /* stateless reset tokens */
+  uint64_t close_tokens_ts; /* rate limit of stateless closes */
+  double close_tokens;
+
+  unsigned started : 1;
+  unsigned closing : 1;
+  void (*close_cb)(void *);
+  void *close_arg;
+};
+
+/* list helpers */
+static inline void wrk_list_init(struct wrk_list *h) { h->prev = h->next = h; }
+static inline int wrk_list_empty(const struct wrk_list *h) {
+  return h->next == h;
+}
+static inline void wrk_list_push(struct wrk_list *h, struct wrk_list *n) {
+  n->prev = h->prev;
+  n->next = h;
+  h->prev->next = n;
+  h->prev = n;
+}
+static inline void wrk_list_del(struct wrk_list *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  n->prev = n->next = n;
+}
+#define wrk_container(ptr, type, member)                                       \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* conn.c: the constructors own fd from the call on (closed on failure) */
+int wrk_conn_client_new(wrk_pool *p, int fd, wrk_conn **out);
+int wrk_conn_server_new(wrk_pool *p, int fd, const uint8_t *pkt, size_t len,
+                        const struct sockaddr *peer, socklen_t peerlen,
+                        wrk_conn **out);
+/* Feeds one datagram; may close the connection (returns -ECONNRESET then). */
+int wrk_conn_feed(wrk_conn *c, const uint8_t *pkt, size_t len);
+/* One write pass. Returns 1 if it stopped with more to send. */
+int wrk_conn_write(wrk_conn *c);
+/* Sends CONNECTION_CLOSE (app code 0, reason) if possible, then tears down. */
+void wrk_conn_close(wrk_conn *c, const char *reason);
+int wrk_conn_open_stream(wrk_conn *c, wrk_stream *s);
+void wrk_conn_want_send(wrk_conn *c, wrk_stream *s);
+/* Schedules a write pass before the loop next waits. */
+void wrk_conn_dirty(wrk_conn *c);
+/* Extends stream and connection flow-control credit by n consumed bytes. */
+void wrk_conn_consumed(wrk_conn *c, int64_t sid, size_t n);
+void wrk_pool_want_flush(wrk_pool *p);
+/* A connection finished closing its handles. */
+void wrk_pool_release(wrk_pool *p);
+uint64_t wrk_now(void);
+
+/* stream.c */
+wrk_stream *wrk_stream_new(wrk_pool *p, wrk_conn *c, int64_t sid);
+void wrk_stream_on_data(wrk_stream *s, const uint8_t *data, size_t len,
+                        int fin);
+void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen);
+void wrk_stream_on_reset(wrk_stream *s);
+void wrk_stream_on_stop_sending(wrk_stream *s);
+void wrk_stream_on_quic_close(wrk_stream *s);
+void wrk_stream_on_conn_gone(wrk_stream *s);
+/* Creates the socketpair, flushes buffered data; returns the app's fd or a
+ * negative errno. */
+int wrk_stream_take(wrk_stream *s);
+/* Closes an idle or setup stream (RESET + STOP_SENDING) and frees it. */
+void wrk_stream_abort(wrk_stream *s, uint64_t app_error);
+void wrk_stream_free(wrk_stream *s);
+/* 1 if the app wrote bytes (or ended its direction) we have not read yet. */
+int wrk_stream_app_pending(wrk_stream *s);
+
+/* pool.c: events from streams and connections */
+/* Setup finished. Returns 0 (stream kept) or -1 (refused and freed). */
+int wrk_pool_stream_ready(wrk_pool *p, wrk_stream *s);
+void wrk_pool_stream_failed(wrk_pool *p, wrk_stream *s, const char *why);
+void wrk_pool_conn_handshake(wrk_pool *p, wrk_conn *c);
+void wrk_pool_conn_closed(wrk_pool *p, wrk_conn *c, const char *why);
+void wrk_pool_conn_streams_left(wrk_pool *p, wrk_conn *c);
+void wrk_pool_peer_stream(wrk_pool *p, wrk_conn *c, int64_t sid);
+void wrk_pool_arm_setup_timer(wrk_pool *p);
+
+/* listener.c (server pools in standalone mode) */
+int wrk_listener_open(wrk_pool *p, char *err, size_t errlen);
+void wrk_listener_start(wrk_pool *p);
+void wrk_listener_close(wrk_pool *p);
+
+#endif

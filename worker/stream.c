@@ -1,0 +1,379 @@
+/* A pooled np-quic stream: setup exchange, idle buffering, and the relay
+ * between the QUIC stream and the application's end of a socketpair, with
+ * half-close and backpressure both ways. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include "shared/log.h"
+#include "worker/internal.h"
+
+#define WRK_UNIX_BUF (1 << 20)
+
+static void relay_update_poll(wrk_stream *s);
+static void relay_flush_rx(wrk_stream *s);
+
+wrk_stream *wrk_stream_new(wrk_pool *p, wrk_conn *c, int64_t sid) {
+  wrk_stream *s = calloc(1, sizeof(*s));
+  if (!s)
+    return NULL;
+  s->pool = p;
+  s->sid = sid;
+  s->fd = -1;
+  wrk_setup_init(&s->setup, p->cfg.role == WRK_SERVER);
+  wrk_list_init(&s->link);
+  wrk_list_init(&s->tx_link);
+  wrk_list_init(&s->conn_link);
+  if (c && sid >= 0) {
+    s->conn = c;
+    wrk_list_push(&c->streams, &s->conn_link);
+  }
+  return s;
+}
+
+static void on_poll_closed(uv_handle_t *h) { free(h); }
+
+void wrk_stream_free(wrk_stream *s) {
+  if (s->state == WS_IDLE) {
+    s->pool->nidle--;
+    if (wrk_idmap_get(&s->pool->ids, s->id) == s)
+      wrk_idmap_del(&s->pool->ids, s->id);
+  }
+  if (s->conn && !s->quic_closed && s->conn->qc)
+    ngtcp2_conn_set_stream_user_data(s->conn->qc, s->sid, NULL);
+  wrk_list_del(&s->link);
+  wrk_list_del(&s->conn_link);
+  if (s->in_tx) {
+    s->in_tx = 0;
+    wrk_list_del(&s->tx_link);
+  }
+  if (s->poll) {
+    uv_poll_stop(s->poll);
+    uv_close((uv_handle_t *)s->poll, on_poll_closed);
+    s->poll = NULL;
+  }
+  if (s->fd >= 0)
+    close(s->fd);
+  wrk_bufq_free(&s->rx);
+  wrk_bufq_free(&s->tx);
+  wrk_pool *p = s->pool;
+  int detached = s->detached;
+  free(s);
+  if (detached)
+    wrk_pool_release(p);
+}
+
+/* Ends the stream both ways at the QUIC level (RESET_STREAM + STOP_SENDING)
+ * and frees our state; ngtcp2 forgets the user data. */
+void wrk_stream_abort(wrk_stream *s, uint64_t app_error) {
+  if (s->conn && !s->quic_closed && s->conn->qc) {
+    ngtcp2_conn_shutdown_stream(s->conn->qc, s->sid, app_error);
+    wrk_conn_dirty(s->conn);
+  }
+  wrk_stream_free(s);
+}
+
+/* A stream is finished when QUIC is done with it and the app's fd needs
+ * nothing more from us. */
+static void maybe_finish(wrk_stream *s) {
+  if (!s->quic_closed || s->state != WS_TAKEN)
+    return;
+  if (s->rx.bytes > 0 && !s->rx_stopped)
+    return; /* still delivering to the app */
+  wrk_stream_free(s);
+}
+
+/* ---- data from QUIC ------------------------------------------------------- */
+
+static void deliver(wrk_stream *s, const uint8_t *data, size_t len, int fin) {
+  wrk_pool *p = s->pool;
+  if (s->rx_stopped) { /* app is gone: discard, keep the window open */
+    wrk_conn_consumed(s->conn, s->sid, len);
+    return;
+  }
+  size_t done = 0;
+  if (s->state == WS_TAKEN && s->rx.bytes == 0 && len > 0) {
+    ssize_t n = send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      done = (size_t)n;
+      p->st.bytes_in += done;
+      wrk_conn_consumed(s->conn, s->sid, done);
+    }
+  }
+  if (done < len && wrk_bufq_append(&s->rx, data + done, len - done) < 0) {
+    qp_warn("pool %s: out of memory buffering stream data", p->cfg.name);
+    wrk_stream_abort(s, 0);
+    return;
+  }
+  if (fin)
+    s->rx_fin = 1;
+  if (s->state == WS_TAKEN)
+    relay_flush_rx(s);
+}
+
+void wrk_stream_on_data(wrk_stream *s, const uint8_t *data, size_t len,
+                        int fin) {
+  if (s->state == WS_SETUP) {
+    size_t used = 0;
+    enum wrk_setup_result r = wrk_setup_feed(&s->setup, data, len, fin, &used);
+    if (used)
+      wrk_conn_consumed(s->conn, s->sid, used);
+    switch (r) {
+    case WRK_SETUP_MORE:
+      return;
+    case WRK_SETUP_EOF:
+    case WRK_SETUP_VIOLATION:
+      if (r == WRK_SETUP_VIOLATION)
+        s->pool->st.setup_errors++;
+      wrk_pool_stream_failed(s->pool, s, s->setup.reason);
+      return;
+    case WRK_SETUP_DONE:
+      break;
+    }
+    data += used;
+    len -= used;
+    /* the pool may refuse it (full, duplicate ID): then s is freed */
+    if (wrk_pool_stream_ready(s->pool, s) < 0)
+      return;
+    /* a server may write right behind the ID: those bytes are app data */
+  }
+  if (len || fin)
+    deliver(s, data, len, fin);
+}
+
+void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen) {
+  size_t n = (size_t)datalen;
+  if (n > s->tx.bytes)
+    n = s->tx.bytes;
+  wrk_bufq_drop(&s->tx, n);
+  s->tx_sent -= n < s->tx_sent ? n : s->tx_sent;
+  s->tx_acked += n;
+  if (s->state == WS_TAKEN)
+    relay_update_poll(s);
+}
+
+void wrk_stream_on_reset(wrk_stream *s) {
+  /* the peer abandoned its direction: the app's end is closed */
+  if (s->state == WS_SETUP) {
+    wrk_pool_stream_failed(s->pool, s, "peer reset the stream during setup");
+    return;
+  }
+  wrk_stream_abort(s, 0); /* an idle one also leaves the pool */
+}
+
+void wrk_stream_on_stop_sending(wrk_stream *s) {
+  /* ngtcp2 resets our direction itself; stop reading from the app */
+  s->tx_stopped = 1;
+  wrk_bufq_drop(&s->tx, s->tx.bytes);
+  s->tx_sent = 0;
+  if (s->in_tx) {
+    s->in_tx = 0;
+    wrk_list_del(&s->tx_link);
+  }
+  if (s->fd >= 0) {
+    shutdown(s->fd, SHUT_RD); /* the app's writes now fail with EPIPE */
+    relay_update_poll(s);
+  }
+}
+
+void wrk_stream_on_quic_close(wrk_stream *s) {
+  s->quic_closed = 1;
+  wrk_list_del(&s->conn_link);
+  if (s->in_tx) {
+    s->in_tx = 0;
+    wrk_list_del(&s->tx_link);
+  }
+  switch (s->state) {
+  case WS_SETUP:
+    wrk_pool_stream_failed(s->pool, s, "stream closed during setup");
+    return;
+  case WS_IDLE:
+    wrk_stream_free(s);
+    return;
+  case WS_TAKEN:
+    maybe_finish(s);
+    return;
+  }
+}
+
+void wrk_stream_on_conn_gone(wrk_stream *s) {
+  s->quic_closed = 1;
+  s->conn = NULL;
+  if (s->in_tx) {
+    s->in_tx = 0;
+    wrk_list_del(&s->tx_link);
+  }
+  if (s->state == WS_SETUP) {
+    wrk_pool_stream_failed(s->pool, s, "connection closed during setup");
+    return;
+  }
+  if (s->state == WS_TAKEN && s->rx.bytes > 0 && !s->rx_stopped) {
+    /* bytes the peer already sent stay deliverable: the app reads them,
+     * then EOF; its writes fail from now on */
+    shutdown(s->fd, SHUT_RD);
+    s->detached = 1;
+    s->pool->handles_open++; /* the pool outlives this stream */
+    relay_update_poll(s);
+    return;
+  }
+  /* idle: leaves the pool; taken: the app sees EOF on its fd */
+  wrk_stream_free(s);
+}
+
+/* ---- relay between the app's fd and QUIC ---------------------------------- */
+
+static void on_app_io(uv_poll_t *h, int status, int events);
+
+static void relay_update_poll(wrk_stream *s) {
+  if (!s->poll)
+    return;
+  int ev = 0;
+  if (!s->tx_eof && !s->tx_stopped && s->conn &&
+      s->tx.bytes < WRK_TX_LIMIT)
+    ev |= UV_READABLE;
+  if (s->rx.bytes > 0 && !s->rx_stopped)
+    ev |= UV_WRITABLE;
+  if (ev == s->poll_events)
+    return;
+  s->poll_events = ev;
+  if (ev)
+    uv_poll_start(s->poll, ev, on_app_io);
+  else
+    uv_poll_stop(s->poll);
+}
+
+/* The app closed its end entirely (not just shutdown(SHUT_WR)). */
+static int app_hung_up(int fd) {
+  struct pollfd pfd = {fd, POLLRDHUP, 0};
+  return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR));
+}
+
+int wrk_stream_app_pending(wrk_stream *s) {
+  int unread = 0;
+  if (s->fd < 0 || s->tx_eof)
+    return 0;
+  if (ioctl(s->fd, FIONREAD, &unread) == 0 && unread > 0)
+    return 1;
+  return app_hung_up(s->fd); /* EOF not read yet: the FIN is still owed */
+}
+
+static void app_gone(wrk_stream *s) {
+  /* close() by the app: FIN on our direction plus STOP_SENDING */
+  if (!s->rx_stopped) {
+    s->rx_stopped = 1;
+    size_t dropped = s->rx.bytes;
+    wrk_bufq_drop(&s->rx, dropped);
+    if (s->conn && !s->quic_closed) {
+      if (!s->rx_fin)
+        ngtcp2_conn_shutdown_stream_read(s->conn->qc, s->sid, 0);
+      ngtcp2_conn_extend_max_offset(s->conn->qc, dropped);
+      wrk_conn_dirty(s->conn);
+    }
+  }
+}
+
+static void relay_flush_rx(wrk_stream *s) {
+  wrk_pool *p = s->pool;
+  while (s->rx.bytes > 0 && !s->rx_stopped) {
+    struct iovec iov[16];
+    size_t cnt = wrk_bufq_iov(&s->rx, 0, s->rx.bytes, iov, 16);
+    struct msghdr mh = {0};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = cnt;
+    ssize_t n = sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        break;
+      app_gone(s); /* EPIPE / ECONNRESET: the app closed its end */
+      break;
+    }
+    wrk_bufq_drop(&s->rx, (size_t)n);
+    p->st.bytes_in += (size_t)n;
+    wrk_conn_consumed(s->conn, s->sid, (size_t)n);
+  }
+  if (s->rx.bytes == 0 && (s->rx_fin || s->detached) && !s->rx_eof_done) {
+    s->rx_eof_done = 1;
+    shutdown(s->fd, SHUT_WR); /* QUIC FIN -> the app reads EOF */
+  }
+  relay_update_poll(s);
+}
+
+static void relay_read_app(wrk_stream *s) {
+  wrk_pool *p = s->pool;
+  size_t got = 0;
+  while (s->tx.bytes < WRK_TX_LIMIT && !s->tx_eof) {
+    size_t avail;
+    uint8_t *dst = wrk_bufq_reserve(&s->tx, &avail);
+    if (!dst)
+      break;
+    ssize_t n = recv(s->fd, dst, avail, MSG_DONTWAIT);
+    if (n > 0) {
+      wrk_bufq_commit(&s->tx, (size_t)n);
+      got += (size_t)n;
+      if ((size_t)n < avail)
+        break; /* drained for now */
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      break;
+    /* 0: the app shut down its direction (or closed); error: same */
+    s->tx_eof = 1;
+    if (app_hung_up(s->fd))
+      app_gone(s);
+    break;
+  }
+  p->st.bytes_out += got;
+  if (got || s->tx_eof)
+    wrk_conn_want_send(s->conn, s);
+}
+
+static void on_app_io(uv_poll_t *h, int status, int events) {
+  wrk_stream *s = h->data;
+  if (status < 0) {
+    s->tx_eof = 1;
+    app_gone(s);
+    wrk_conn_want_send(s->conn, s);
+  } else {
+    if (events & UV_WRITABLE)
+      relay_flush_rx(s);
+    if ((events & UV_READABLE) && s->conn)
+      relay_read_app(s);
+  }
+  relay_update_poll(s);
+  if (s->quic_closed)
+    maybe_finish(s);
+}
+
+int wrk_stream_take(wrk_stream *s) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    return -errno;
+  int sz = WRK_UNIX_BUF;
+  (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+  (void)setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+  (void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+  (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+  uv_poll_t *poll = malloc(sizeof(*poll));
+  if (!poll || uv_poll_init_socket(s->pool->loop, poll, sv[0]) < 0) {
+    free(poll);
+    close(sv[0]);
+    close(sv[1]);
+    return -ENOMEM;
+  }
+  poll->data = s;
+  s->poll = poll;
+  s->poll_events = 0;
+  s->fd = sv[0];
+  s->state = WS_TAKEN;
+  relay_flush_rx(s);
+  relay_update_poll(s);
+  return sv[1];
+}
