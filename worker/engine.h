@@ -44,6 +44,7 @@ struct wrk_pool_config {
   const char *alpn;             /* NULL: "np-quic" */
   const uint8_t *setup_payload; /* client: bytes sent on a new stream */
   size_t setup_payload_len;     /*   (default: one 0x00) */
+  int setup_silent;             /* client: open streams, send no byte */
 };
 
 /* Counters a pool reports (all monotonic except the gauges marked). */

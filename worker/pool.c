@@ -318,7 +318,9 @@ static void open_streams(wrk_pool *p) {
     static const uint8_t zero = 0;
     const uint8_t *pl = p->setup_payload ? p->setup_payload : &zero;
     size_t pll = p->setup_payload ? p->cfg.setup_payload_len : 1;
-    if (wrk_bufq_append(&s->tx, pl, pll) < 0) {
+    if (p->cfg.setup_silent) /* test knob: the peer learns of the stream */
+      pll = 0, ngtcp2_conn_extend_max_stream_offset(c->qc, s->sid, 1);
+    if (pll && wrk_bufq_append(&s->tx, pl, pll) < 0) {
       wrk_stream_abort(s, 0);
       break;
     }
@@ -343,7 +345,9 @@ void wrk_pool_conn_handshake(wrk_pool *p, wrk_conn *c) {
   if (p->cfg.role == WRK_CLIENT && c == p->conn) {
     p->st.connected = 1;
     p->last_error[0] = 0;
-    qp_info("pool %s: connected", p->cfg.name);
+    qp_info("pool %s: connected (%s, %s)", p->cfg.name,
+            gnutls_protocol_get_name(gnutls_protocol_get_version(c->tls)),
+            gnutls_cipher_get_name(gnutls_cipher_get(c->tls)));
     if (!p->closing)
       uv_timer_start(&p->tick, on_tick, 0, 0);
   }

@@ -51,6 +51,7 @@ struct peer {
   uint64_t t0;
   int rc;
   int stopping;
+  int keep_running, printed;
 };
 
 static struct peer P;
@@ -357,7 +358,8 @@ static void on_probe(uv_timer_t *t) {
     }
     return;
   }
-  if (P.wait_active > 0 && wrk_pool_active(P.pool) >= P.wait_active) {
+  if (P.wait_active > 0 && !P.printed &&
+      wrk_pool_active(P.pool) >= P.wait_active) {
     uint32_t ids[65536];
     size_t n = wrk_pool_idle_ids(P.pool, ids, 65536);
     printf("ids:");
@@ -368,7 +370,9 @@ static void on_probe(uv_timer_t *t) {
     }
     printf("\n");
     print_stats("final");
-    finish(0);
+    P.printed = 1;
+    if (!P.keep_running)
+      finish(0);
     return;
   }
   if (P.take_all_ns && el < P.take_all_ns) {
@@ -420,6 +424,8 @@ static void usage(FILE *f) {
       "  --setup-payload HEX     bytes a client sends on a new stream\n"
       "  --expect-error TEXT     succeed once the connection fails so\n"
       "  --wait-active N         print idle IDs once N streams are idle\n"
+      "  --keep-running          ... and keep serving afterwards\n"
+      "  --setup-silent          open streams but never send the byte\n"
       "  --take-all DUR          take every idle stream for DUR\n"
       "  --duration DUR          run this long, then exit 0\n"
       "  --report MS             print stats every MS milliseconds\n"
@@ -450,6 +456,7 @@ int main(int argc, char **argv) {
       {"expect-error", 1, 0, 'E'},  {"wait-active", 1, 0, 'w'},
       {"take-all", 1, 0, 'x'},      {"duration", 1, 0, 'd'},
       {"report", 1, 0, 'r'},        {"timeout", 1, 0, 'o'},
+      {"keep-running", 0, 0, 'R'},  {"setup-silent", 0, 0, 'Z'},
       {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
   if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
     usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
@@ -515,6 +522,8 @@ int main(int argc, char **argv) {
     case 'd': P.duration_ns = dur("--duration", optarg); break;
     case 'r': P.report_ms = strtoull(optarg, NULL, 10); break;
     case 'o': timeout_ns = dur("--timeout", optarg); break;
+    case 'R': P.keep_running = 1; break;
+    case 'Z': cfg.setup_silent = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }

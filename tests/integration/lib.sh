@@ -1,0 +1,79 @@
+# Shared helpers for the integration tests (sourced, not run). Every wait is
+# bounded; every process started is killed on exit.
+set -euo pipefail
+: "${QP_BIN:?QP_BIN must point at the CMake build directory}"
+: "${QP_SRC:?QP_SRC must point at the source tree}"
+PEER="$QP_BIN/tests/np-peer"
+TESTDATA="${QP_TESTDATA:-$QP_BIN/testdata}"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/qpool-test.XXXXXX")
+PIDS=()
+PASSED=0
+FAILED=0
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$FAILED" -ne 0 ] || [ "${KEEP_WORK:-0}" = 1 ]; then
+    echo "logs kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+ok() { echo "ok - $*"; PASSED=$((PASSED + 1)); }
+not_ok() { echo "not ok - $*"; FAILED=$((FAILED + 1)); }
+check() { # check "description" command...
+  local d=$1; shift
+  if "$@"; then ok "$d"; else not_ok "$d"; fi
+}
+finish() {
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
+
+# A UDP port nobody uses right now on 127.0.0.1 / ::1.
+free_port() {
+  python3 - <<'PY'
+import socket, random
+for _ in range(200):
+    p = random.randint(20000, 60000)
+    ok = True
+    for fam, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            s.bind((host, p))
+        except OSError:
+            ok = False
+        finally:
+            s.close()
+    if ok:
+        print(p)
+        break
+PY
+}
+
+# start_bg NAME cmd... : runs cmd in the background, output in $WORK/NAME.log
+start_bg() {
+  local name=$1; shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  eval "PID_$name=$!"
+}
+
+# wait_for FILE PATTERN SECONDS
+wait_for() {
+  local f=$1 pat=$2 secs=$3 i
+  for ((i = 0; i < secs * 20; i++)); do
+    grep -qE "$pat" "$f" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "timed out after ${secs}s waiting for /$pat/ in $f:" >&2
+  tail -5 "$f" >&2 || true
+  return 1
+}
+
+# stat_of LINE KEY: value of key=value in a stats line
+stat_of() { sed -nE "s/.* $2=([^ ]*).*/\1/p" <<<"$1"; }
+
+ensure_certs() { "$QP_SRC/scripts/gen-certs" "$TESTDATA" >/dev/null; }
