@@ -348,11 +348,11 @@ static void describe_peer_close(wrk_conn *c, char *buf, size_t len) {
           : "transport";
   if (ce.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
       ce.error_code >= 0x100 && ce.error_code < 0x200) {
+    unsigned code = (unsigned)(ce.error_code & 0xff);
     const char *alert =
-        gnutls_alert_get_strname((gnutls_alert_description_t)(ce.error_code &
-                                                              0xff));
-    snprintf(buf, len, "peer refused the TLS handshake: alert %s%s%.*s",
-             alert ? alert : "?", ce.reasonlen ? ": " : "",
+        gnutls_alert_get_name((gnutls_alert_description_t)code);
+    snprintf(buf, len, "peer refused the TLS handshake: %s (alert %u)%s%.*s",
+             alert ? alert : "unknown alert", code, ce.reasonlen ? ": " : "",
              (int)ce.reasonlen, ce.reason ? (const char *)ce.reason : "");
     return;
   }
@@ -440,8 +440,10 @@ static int conn_fail(wrk_conn *c, int liberr, const char *what) {
     if (verr[0])
       snprintf(msg, sizeof(msg), "TLS handshake failed: %s", verr);
     else
-      snprintf(msg, sizeof(msg), "TLS handshake failed: %s (alert %s)",
-               what, gnutls_alert_get_strname(alert) ? gnutls_alert_get_strname(alert) : "?");
+      snprintf(msg, sizeof(msg), "TLS handshake failed: %s (alert %u)",
+               gnutls_alert_get_name(alert) ? gnutls_alert_get_name(alert)
+                                            : what,
+               alert);
   } else {
     ngtcp2_connection_close_error_set_transport_error_liberr(&ce, liberr,
                                                              NULL, 0);
@@ -572,7 +574,10 @@ static int conn_write(wrk_conn *c) {
     uv_poll_start(&c->poll, c->poll_events, on_conn_io);
   }
   uint8_t *buf = c->pool->txbuf;
-  size_t mp = c->max_payload;
+  /* Until the handshake is done the peer's max_udp_payload_size is unknown:
+   * keep datagrams (and the padded client Initial) at 1200 bytes, which
+   * every QUIC stack accepts. */
+  size_t mp = c->handshake_done ? c->max_payload : NGTCP2_MAX_UDP_PAYLOAD_SIZE;
   size_t off = 0, seg = 0;
   int sends = 0, more = 0;
   uint64_t ts = wrk_now();

@@ -29,7 +29,7 @@ fill() { # fill FAMILY HOST
   local line
   line=$(grep '^final' "$WORK/cli$fam.log")
   check "$fam: client capacity reported as $n" test "$(stat_of "$line" capacity)" -eq $n
-  kill "$(eval echo \$PID_srv$fam)" 2>/dev/null || true
+  kill "$(pid_of "srv$fam")" 2>/dev/null || true
 }
 
 fill v4 127.0.0.1

@@ -17,7 +17,7 @@ run() { # run NAME HOST STREAMS BYTES
   else
     not_ok "$name: client side"; tail -5 "$WORK/cli$name.log"
   fi
-  local pid; pid=$(eval echo \$PID_srv$name)
+  local pid; pid=$(pid_of "srv$name")
   if wait "$pid"; then
     ok "$name: server side verified every stream"
   else

@@ -58,7 +58,7 @@ start_bg() {
   local name=$1; shift
   "$@" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
-  eval "PID_$name=$!"
+  eval "PID_${name//[^a-zA-Z0-9_]/_}=$!"
 }
 
 # wait_for FILE PATTERN SECONDS
@@ -77,3 +77,8 @@ wait_for() {
 stat_of() { sed -nE "s/.* $2=([^ ]*).*/\1/p" <<<"$1"; }
 
 ensure_certs() { "$QP_SRC/scripts/gen-certs" "$TESTDATA" >/dev/null; }
+
+# logrun FILE cmd...: runs cmd with its output in FILE; returns its status
+logrun() { local f=$1; shift; "$@" >"$f" 2>&1; }
+
+pid_of() { local v="PID_${1//[^a-zA-Z0-9_]/_}"; echo "${!v}"; }
