@@ -318,8 +318,11 @@ static void open_streams(wrk_pool *p) {
     static const uint8_t zero = 0;
     const uint8_t *pl = p->setup_payload ? p->setup_payload : &zero;
     size_t pll = p->setup_payload ? p->cfg.setup_payload_len : 1;
-    if (p->cfg.setup_silent) /* test knob: the peer learns of the stream */
-      pll = 0, ngtcp2_conn_extend_max_stream_offset(c->qc, s->sid, 1);
+    if (p->cfg.setup_silent) { /* test knob: a MAX_STREAM_DATA frame makes
+                                  the stream known to the peer, no byte */
+      pll = 0;
+      ngtcp2_conn_extend_max_stream_offset(c->qc, s->sid, WRK_STREAM_WINDOW);
+    }
     if (pll && wrk_bufq_append(&s->tx, pl, pll) < 0) {
       wrk_stream_abort(s, 0);
       break;
