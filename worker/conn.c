@@ -16,7 +16,9 @@
 #define WRK_GSO_BYTES 65000   /* bytes per sendmsg with UDP_SEGMENT */
 #define WRK_WRITE_SENDS 32    /* sendmsg calls per write pass */
 
-uint64_t wrk_now(void) { return uv_hrtime(); }
+uint64_t wrk_now(void) {
+  return uv_hrtime();
+}
 
 static int conn_teardown(wrk_conn *c, const char *why);
 
@@ -324,8 +326,8 @@ int wrk_conn_server_new(wrk_pool *p, int fd, const uint8_t *pkt, size_t len,
   if (ngtcp2_crypto_generate_stateless_reset_token(
           tp.stateless_reset_token, p->secret, sizeof(p->secret), &scid) != 0)
     return early_fail(fd, c, -EIO);
-  int rv = ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, &c->path,
-                                  hd.version, &cb, &st, &tp, NULL, c);
+  int rv = ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, &c->path, hd.version,
+                                  &cb, &st, &tp, NULL, c);
   if (rv != 0)
     return early_fail(fd, c, -ENOMEM);
   if (wrk_tls_session_new(p->tls, &c->ref, &c->tls) < 0)
@@ -349,15 +351,14 @@ static void describe_peer_close(wrk_conn *c, char *buf, size_t len) {
   if (ce.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
       ce.error_code >= 0x100 && ce.error_code < 0x200) {
     unsigned code = (unsigned)(ce.error_code & 0xff);
-    const char *alert =
-        gnutls_alert_get_name((gnutls_alert_description_t)code);
+    const char *alert = gnutls_alert_get_name((gnutls_alert_description_t)code);
     snprintf(buf, len, "peer refused the TLS handshake: %s (alert %u)%s%.*s",
              alert ? alert : "unknown alert", code, ce.reasonlen ? ": " : "",
              (int)ce.reasonlen, ce.reason ? (const char *)ce.reason : "");
     return;
   }
-  snprintf(buf, len, "peer closed the connection (%s error 0x%llx)%s%.*s",
-           kind, (unsigned long long)ce.error_code, ce.reasonlen ? ": " : "",
+  snprintf(buf, len, "peer closed the connection (%s error 0x%llx)%s%.*s", kind,
+           (unsigned long long)ce.error_code, ce.reasonlen ? ": " : "",
            (int)ce.reasonlen, ce.reason ? (const char *)ce.reason : "");
 }
 
@@ -445,8 +446,8 @@ static int conn_fail(wrk_conn *c, int liberr, const char *what) {
                                             : what,
                alert);
   } else {
-    ngtcp2_connection_close_error_set_transport_error_liberr(&ce, liberr,
-                                                             NULL, 0);
+    ngtcp2_connection_close_error_set_transport_error_liberr(&ce, liberr, NULL,
+                                                             0);
     snprintf(msg, sizeof(msg), "%s: %s", what, ngtcp2_strerror(liberr));
   }
   send_close(c, &ce);
@@ -594,8 +595,7 @@ static int conn_write(wrk_conn *c) {
       s = wrk_container(c->tx_streams.next, wrk_stream, tx_link);
       sid = s->sid;
       size_t unsent = s->tx.bytes - s->tx_sent;
-      vcnt = wrk_bufq_iov(&s->tx, s->tx_sent, unsent, (struct iovec *)vec,
-                          16);
+      vcnt = wrk_bufq_iov(&s->tx, s->tx_sent, unsent, (struct iovec *)vec, 16);
       if (s->tx_eof && !s->tx_fin_sent) {
         size_t covered = 0;
         for (size_t i = 0; i < vcnt; i++)
@@ -611,9 +611,8 @@ static int conn_write(wrk_conn *c) {
       }
     }
     ngtcp2_ssize ndatalen = -1;
-    ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->qc, NULL, &pi, buf + off, mp,
-                                               &ndatalen, flags, sid, vec,
-                                               vcnt, ts);
+    ngtcp2_ssize n = ngtcp2_conn_writev_stream(
+        c->qc, NULL, &pi, buf + off, mp, &ndatalen, flags, sid, vec, vcnt, ts);
     if (n < 0) {
       switch (n) {
       case NGTCP2_ERR_STREAM_DATA_BLOCKED:
@@ -673,9 +672,12 @@ static int conn_write(wrk_conn *c) {
   return more;
 }
 
-int wrk_conn_write(wrk_conn *c) { return conn_write(c); }
+int wrk_conn_write(wrk_conn *c) {
+  return conn_write(c);
+}
 
-/* ---- libuv callbacks ------------------------------------------------------ */
+/* ---- libuv callbacks ------------------------------------------------------
+ */
 
 static void on_conn_io(uv_poll_t *h, int status, int events) {
   wrk_conn *c = h->data;

@@ -24,11 +24,11 @@ struct wrk_pool_config {
   uint64_t keep_alive_ns; /* 0: no PINGs; idle timeout = 3 x keep-alive */
 
   /* client */
-  int min_cap, max_cap;       /* normalised as the reference does */
+  int min_cap, max_cap; /* normalised as the reference does */
   int64_t min_ivl_ns, max_ivl_ns;
-  char tls_mode;              /* '0', '1' or '2' */
-  const char *hostname;       /* SNI and, in mode 2, the verified name */
-  const char *ca_file;        /* mode 2: trust these CAs (NULL: system) */
+  char tls_mode;        /* '0', '1' or '2' */
+  const char *hostname; /* SNI and, in mode 2, the verified name */
+  const char *ca_file;  /* mode 2: trust these CAs (NULL: system) */
   struct sockaddr_storage target;
   socklen_t target_len;
 
@@ -49,11 +49,11 @@ struct wrk_pool_config {
 
 /* Counters a pool reports (all monotonic except the gauges marked). */
 struct wrk_pool_stats {
-  uint64_t streams_created;   /* got their ID (client) / were given one */
-  uint64_t streams_taken;     /* handed to an application */
-  uint64_t streams_failed;    /* setup failed or timed out */
-  uint64_t streams_refused;   /* server: pool full, stream closed */
-  uint64_t setup_errors;      /* peer broke the 1-byte/4-byte exchange */
+  uint64_t streams_created;     /* got their ID (client) / were given one */
+  uint64_t streams_taken;       /* handed to an application */
+  uint64_t streams_failed;      /* setup failed or timed out */
+  uint64_t streams_refused;     /* server: pool full, stream closed */
+  uint64_t setup_errors;        /* peer broke the 1-byte/4-byte exchange */
   uint64_t bytes_in, bytes_out; /* stream payload to / from applications */
   uint64_t conns_accepted, conns_failed, conns_closed;
   uint64_t rejected_ip;       /* server: refused before any handshake */
@@ -91,8 +91,8 @@ int wrk_pool_incoming_get(wrk_pool *p, uint64_t timeout_ms, wrk_get_cb cb,
 int wrk_pool_outgoing_get(wrk_pool *p, uint32_t id, uint64_t timeout_ms,
                           wrk_get_cb cb, void *arg);
 
-int wrk_pool_ready(const wrk_pool *p);   /* 1 once started */
-int wrk_pool_active(const wrk_pool *p);  /* idle streams in the pool */
+int wrk_pool_ready(const wrk_pool *p);  /* 1 once started */
+int wrk_pool_active(const wrk_pool *p); /* idle streams in the pool */
 int wrk_pool_capacity(const wrk_pool *p);
 uint64_t wrk_pool_interval(const wrk_pool *p); /* ns; 0 for servers */
 void wrk_pool_flush(wrk_pool *p);

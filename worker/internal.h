@@ -18,9 +18,9 @@
 #include "worker/udp.h"
 
 #define WRK_SCID_LEN 18
-#define WRK_STREAM_WINDOW (2u << 20)   /* per-stream receive window */
-#define WRK_CONN_WINDOW (32u << 20)    /* per-connection receive window */
-#define WRK_TX_LIMIT (2u << 20)        /* app bytes read ahead per stream */
+#define WRK_STREAM_WINDOW (2u << 20) /* per-stream receive window */
+#define WRK_CONN_WINDOW (32u << 20)  /* per-connection receive window */
+#define WRK_TX_LIMIT (2u << 20)      /* app bytes read ahead per stream */
 #define WRK_RECONNECT_NS (500 * UINT64_C(1000000))
 #define WRK_LINGER_NS (5 * UINT64_C(1000000000)) /* close: flush bound */
 
@@ -46,13 +46,13 @@ struct wrk_stream {
   enum wrk_stream_state state;
   struct wrk_setup setup;
   uint64_t setup_deadline;
-  struct wrk_list link;    /* pool: setup list or idle FIFO */
-  struct wrk_list tx_link; /* conn: streams with data to send */
+  struct wrk_list link;      /* pool: setup list or idle FIFO */
+  struct wrk_list tx_link;   /* conn: streams with data to send */
   struct wrk_list conn_link; /* conn->streams */
 
   /* relay */
-  int fd;                   /* our end of the socketpair, -1 until taken */
-  uv_poll_t *poll;          /* on fd, NULL until taken */
+  int fd;          /* our end of the socketpair, -1 until taken */
+  uv_poll_t *poll; /* on fd, NULL until taken */
   int poll_events;
   struct wrk_bufq rx;       /* from QUIC, not yet written to fd */
   struct wrk_bufq tx;       /* from fd (or setup bytes), not yet acked */
@@ -90,11 +90,11 @@ struct wrk_conn {
   uint8_t *pending;           /* datagrams not yet sent (EAGAIN) */
   size_t pending_len, pending_seg;
   uint64_t created_ns;
-  int handles_open;           /* uv handles still to close */
+  int handles_open; /* uv handles still to close */
   unsigned handshake_done : 1;
-  unsigned closing : 1;       /* torn down; waiting for handles */
+  unsigned closing : 1; /* torn down; waiting for handles */
   unsigned dirty : 1;
-  unsigned draining : 1;      /* peer closed: send nothing more */
+  unsigned draining : 1; /* peer closed: send nothing more */
   char error[256];
 };
 
@@ -127,19 +127,19 @@ struct wrk_pool {
   struct wrk_list setup_streams; /* oldest first: setup deadlines */
   struct wrk_list idle;          /* oldest first */
   int nidle;
-  struct wrk_idmap ids;          /* idle streams by ID */
-  struct wrk_list waiters;       /* IncomingGet / OutgoingGet waiters */
-  uint64_t ids_assigned;         /* server: IDs handed out so far */
+  struct wrk_idmap ids;    /* idle streams by ID */
+  struct wrk_list waiters; /* IncomingGet / OutgoingGet waiters */
+  uint64_t ids_assigned;   /* server: IDs handed out so far */
 
   uv_timer_t tick;        /* client manager; server: unused */
   uv_timer_t setup_timer; /* earliest setup deadline */
   uv_idle_t deferred;     /* runs waiter callbacks outside API calls */
   struct wrk_list done_waiters;
   int handles_open;
-  uv_prepare_t flusher;    /* one write pass per loop turn for dirty conns */
-  uv_idle_t kick;          /* keeps the loop spinning while work remains */
+  uv_prepare_t flusher; /* one write pass per loop turn for dirty conns */
+  uv_idle_t kick;       /* keeps the loop spinning while work remains */
   struct wrk_list dirty;
-  uint8_t *txbuf;          /* GSO batch being built (one per pool) */
+  uint8_t *txbuf; /* GSO batch being built (one per pool) */
 
   /* client manager round */
   wrk_conn *conn; /* current client connection */
@@ -151,7 +151,7 @@ struct wrk_pool {
   int lfd;
   uv_poll_t lpoll;
   struct wrk_udp_rx *rx;
-  uint8_t secret[32]; /* stateless reset tokens */
+  uint8_t secret[32];       /* stateless reset tokens */
   uint64_t close_tokens_ts; /* rate limit of stateless closes */
   double close_tokens;
 
@@ -162,7 +162,9 @@ struct wrk_pool {
 };
 
 /* list helpers */
-static inline void wrk_list_init(struct wrk_list *h) { h->prev = h->next = h; }
+static inline void wrk_list_init(struct wrk_list *h) {
+  h->prev = h->next = h;
+}
 static inline int wrk_list_empty(const struct wrk_list *h) {
   return h->next == h;
 }

@@ -76,7 +76,9 @@ void wrk_listener_start(wrk_pool *p) {
   uv_poll_start(&p->lpoll, UV_READABLE, on_listener_io);
 }
 
-static void on_lpoll_closed(uv_handle_t *h) { wrk_pool_release(h->data); }
+static void on_lpoll_closed(uv_handle_t *h) {
+  wrk_pool_release(h->data);
+}
 
 void wrk_listener_close(wrk_pool *p) {
   if (p->lfd < 0)

@@ -18,7 +18,9 @@ static void on_tick(uv_timer_t *t);
 static void on_setup_timer(uv_timer_t *t);
 static void on_deferred(uv_idle_t *h);
 static void on_flush(uv_prepare_t *h);
-static void on_kick(uv_idle_t *h) { (void)h; }
+static void on_kick(uv_idle_t *h) {
+  (void)h;
+}
 static void open_streams(wrk_pool *p);
 static void waiters_offer(wrk_pool *p, wrk_stream *s);
 
@@ -101,7 +103,8 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
   p->loop = loop;
   p->cfg = *cfg;
   p->lfd = -1;
-  if (dup_str(&p->hostname, cfg->hostname) || dup_str(&p->ca_file, cfg->ca_file) ||
+  if (dup_str(&p->hostname, cfg->hostname) ||
+      dup_str(&p->ca_file, cfg->ca_file) ||
       dup_str(&p->cert_file, cfg->cert_file) ||
       dup_str(&p->key_file, cfg->key_file) || dup_str(&p->alpn, cfg->alpn)) {
     pool_free(p);
@@ -139,8 +142,8 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
   }
 
   int rc = cfg->role == WRK_SERVER
-               ? wrk_tls_server_new(&p->tls, p->cert_file, p->key_file,
-                                    p->alpn, err, errlen)
+               ? wrk_tls_server_new(&p->tls, p->cert_file, p->key_file, p->alpn,
+                                    err, errlen)
                : wrk_tls_client_new(&p->tls, cfg->tls_mode, p->hostname,
                                     p->ca_file, p->alpn, err, errlen);
   if (rc < 0) {
@@ -163,8 +166,7 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
   wrk_list_init(&p->dirty);
   wrk_idmap_init(&p->ids);
 
-  if (cfg->role == WRK_SERVER &&
-      (rc = wrk_listener_open(p, err, errlen)) < 0) {
+  if (cfg->role == WRK_SERVER && (rc = wrk_listener_open(p, err, errlen)) < 0) {
     pool_free(p);
     return rc;
   }
@@ -193,7 +195,8 @@ int wrk_pool_start(wrk_pool *p) {
   return 0;
 }
 
-/* ---- flushing connections once per loop turn ------------------------------ */
+/* ---- flushing connections once per loop turn ------------------------------
+ */
 
 void wrk_pool_want_flush(wrk_pool *p) {
   if (!uv_is_closing((uv_handle_t *)&p->flusher))
@@ -238,7 +241,8 @@ static void on_flush(uv_prepare_t *h) {
   }
 }
 
-/* ---- client manager -------------------------------------------------------- */
+/* ---- client manager --------------------------------------------------------
+ */
 
 static void set_error(wrk_pool *p, const char *why) {
   snprintf(p->last_error, sizeof(p->last_error), "%s", why);
@@ -382,7 +386,8 @@ void wrk_pool_conn_closed(wrk_pool *p, wrk_conn *c, const char *why) {
   }
 }
 
-/* ---- streams: setup results ------------------------------------------------ */
+/* ---- streams: setup results ------------------------------------------------
+ */
 
 void wrk_pool_arm_setup_timer(wrk_pool *p) {
   if (wrk_list_empty(&p->setup_streams) || p->closing) {
@@ -391,8 +396,9 @@ void wrk_pool_arm_setup_timer(wrk_pool *p) {
   }
   wrk_stream *s = wrk_container(p->setup_streams.next, wrk_stream, link);
   uint64_t now = wrk_now();
-  uint64_t ms =
-      s->setup_deadline <= now ? 0 : (s->setup_deadline - now + 999999) / 1000000;
+  uint64_t ms = s->setup_deadline <= now
+                    ? 0
+                    : (s->setup_deadline - now + 999999) / 1000000;
   uv_timer_start(&p->setup_timer, on_setup_timer, ms, 0);
 }
 
@@ -422,8 +428,7 @@ void wrk_pool_peer_stream(wrk_pool *p, wrk_conn *c, int64_t sid) {
   ngtcp2_conn_set_stream_user_data(c->qc, sid, s);
   s->setup_deadline = wrk_now() + p->cfg.setup_timeout_ns;
   wrk_list_push(&p->setup_streams, &s->link);
-  if (wrk_list_empty(&p->setup_streams) ||
-      p->setup_streams.next == &s->link)
+  if (wrk_list_empty(&p->setup_streams) || p->setup_streams.next == &s->link)
     wrk_pool_arm_setup_timer(p);
 }
 
@@ -505,7 +510,8 @@ int wrk_pool_stream_ready(wrk_pool *p, wrk_stream *s) {
   return 0;
 }
 
-/* ---- waiters ---------------------------------------------------------------- */
+/* ---- waiters ----------------------------------------------------------------
+ */
 
 static void on_waiter_closed(uv_handle_t *h) {
   struct wrk_waiter *w = h->data;
@@ -515,8 +521,7 @@ static void on_waiter_closed(uv_handle_t *h) {
 }
 
 /* Finishes w with a result; its callback runs from the idle handle. */
-static void waiter_done(struct wrk_waiter *w, int status, uint32_t id,
-                        int fd) {
+static void waiter_done(struct wrk_waiter *w, int status, uint32_t id, int fd) {
   wrk_pool *p = w->pool;
   uv_timer_stop(&w->timer);
   wrk_list_del(&w->link);
@@ -624,19 +629,36 @@ int wrk_pool_outgoing_get(wrk_pool *p, uint32_t id, uint64_t timeout_ms,
   return waiter_add(p, 0, id, timeout_ms, cb, arg);
 }
 
-/* ---- simple accessors ------------------------------------------------------ */
+/* ---- simple accessors ------------------------------------------------------
+ */
 
-int wrk_pool_ready(const wrk_pool *p) { return p->started && !p->closing; }
-int wrk_pool_active(const wrk_pool *p) { return p->nidle; }
-int wrk_pool_capacity(const wrk_pool *p) { return p->capacity; }
+int wrk_pool_ready(const wrk_pool *p) {
+  return p->started && !p->closing;
+}
+int wrk_pool_active(const wrk_pool *p) {
+  return p->nidle;
+}
+int wrk_pool_capacity(const wrk_pool *p) {
+  return p->capacity;
+}
 uint64_t wrk_pool_interval(const wrk_pool *p) {
   return p->cfg.role == WRK_CLIENT ? p->interval : 0;
 }
-void wrk_pool_add_error(wrk_pool *p) { p->errors++; }
-uint64_t wrk_pool_error_count(const wrk_pool *p) { return p->errors; }
-void wrk_pool_reset_error(wrk_pool *p) { p->errors = 0; }
-const char *wrk_pool_name(const wrk_pool *p) { return p->cfg.name; }
-const char *wrk_pool_last_error(const wrk_pool *p) { return p->last_error; }
+void wrk_pool_add_error(wrk_pool *p) {
+  p->errors++;
+}
+uint64_t wrk_pool_error_count(const wrk_pool *p) {
+  return p->errors;
+}
+void wrk_pool_reset_error(wrk_pool *p) {
+  p->errors = 0;
+}
+const char *wrk_pool_name(const wrk_pool *p) {
+  return p->cfg.name;
+}
+const char *wrk_pool_last_error(const wrk_pool *p) {
+  return p->last_error;
+}
 
 void wrk_pool_stats(const wrk_pool *p, struct wrk_pool_stats *st) {
   *st = p->st;
@@ -656,7 +678,8 @@ void wrk_pool_flush(wrk_pool *p) {
   }
 }
 
-/* ---- closing ---------------------------------------------------------------- */
+/* ---- closing ----------------------------------------------------------------
+ */
 
 void wrk_pool_release(wrk_pool *p) {
   if (--p->handles_open > 0 || !p->closing)
@@ -668,7 +691,9 @@ void wrk_pool_release(wrk_pool *p) {
     cb(arg);
 }
 
-static void on_own_handle_closed(uv_handle_t *h) { wrk_pool_release(h->data); }
+static void on_own_handle_closed(uv_handle_t *h) {
+  wrk_pool_release(h->data);
+}
 
 /* A connection still owes the peer bytes an application handed over: not
  * yet read from its fd, not yet acknowledged, or a FIN not yet sent. */
@@ -703,8 +728,7 @@ static void close_finish(wrk_pool *p) {
 static void on_linger(uv_timer_t *t) {
   wrk_pool *p = t->data;
   int owed = 0;
-  for (struct wrk_list *n = p->conns.next; n != &p->conns && !owed;
-       n = n->next)
+  for (struct wrk_list *n = p->conns.next; n != &p->conns && !owed; n = n->next)
     owed = conn_owes_data(wrk_container(n, wrk_conn, link));
   if (owed && wrk_now() < p->linger_deadline)
     return;

@@ -35,7 +35,9 @@ wrk_stream *wrk_stream_new(wrk_pool *p, wrk_conn *c, int64_t sid) {
   return s;
 }
 
-static void on_poll_closed(uv_handle_t *h) { free(h); }
+static void on_poll_closed(uv_handle_t *h) {
+  free(h);
+}
 
 void wrk_stream_free(wrk_stream *s) {
   if (s->state == WS_IDLE) {
@@ -87,7 +89,8 @@ static void maybe_finish(wrk_stream *s) {
   wrk_stream_free(s);
 }
 
-/* ---- data from QUIC ------------------------------------------------------- */
+/* ---- data from QUIC -------------------------------------------------------
+ */
 
 static void deliver(wrk_stream *s, const uint8_t *data, size_t len, int fin) {
   wrk_pool *p = s->pool;
@@ -224,7 +227,8 @@ void wrk_stream_on_conn_gone(wrk_stream *s) {
   wrk_stream_free(s);
 }
 
-/* ---- relay between the app's fd and QUIC ---------------------------------- */
+/* ---- relay between the app's fd and QUIC ----------------------------------
+ */
 
 static void on_app_io(uv_poll_t *h, int status, int events);
 
@@ -232,8 +236,7 @@ static void relay_update_poll(wrk_stream *s) {
   if (!s->poll)
     return;
   int ev = 0;
-  if (!s->tx_eof && !s->tx_stopped && s->conn &&
-      s->tx.bytes < WRK_TX_LIMIT)
+  if (!s->tx_eof && !s->tx_stopped && s->conn && s->tx.bytes < WRK_TX_LIMIT)
     ev |= UV_READABLE;
   if (s->rx.bytes > 0 && !s->rx_stopped)
     ev |= UV_WRITABLE;

@@ -8,18 +8,18 @@
 #include <stdint.h>
 
 enum wrk_setup_result {
-  WRK_SETUP_MORE = 0,   /* consumed everything, needs more bytes */
-  WRK_SETUP_DONE,       /* exchange complete; *consumed bytes were setup */
-  WRK_SETUP_EOF,        /* the stream ended before the exchange completed */
-  WRK_SETUP_VIOLATION,  /* peer broke the protocol (see reason) */
+  WRK_SETUP_MORE = 0,  /* consumed everything, needs more bytes */
+  WRK_SETUP_DONE,      /* exchange complete; *consumed bytes were setup */
+  WRK_SETUP_EOF,       /* the stream ended before the exchange completed */
+  WRK_SETUP_VIOLATION, /* peer broke the protocol (see reason) */
 };
 
 struct wrk_setup {
   uint8_t is_server;
-  uint8_t have;    /* bytes of the ID collected (client) */
+  uint8_t have; /* bytes of the ID collected (client) */
   uint8_t idb[4];
   uint8_t done;
-  uint32_t id;     /* client: valid once done */
+  uint32_t id; /* client: valid once done */
   const char *reason;
 };
 

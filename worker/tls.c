@@ -72,10 +72,9 @@ static int make_self_signed(gnutls_certificate_credentials_t cred, char *err,
   time_t now = time(NULL);
 
   if ((rc = gnutls_x509_privkey_init(&key)) < 0 ||
-      (rc = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-                                         GNUTLS_CURVE_TO_BITS(
-                                             GNUTLS_ECC_CURVE_SECP256R1),
-                                         0)) < 0 ||
+      (rc = gnutls_x509_privkey_generate(
+           key, GNUTLS_PK_ECDSA,
+           GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0 ||
       (rc = gnutls_x509_crt_init(&crt)) < 0 ||
       (rc = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial))) < 0)
     goto out;
@@ -83,16 +82,14 @@ static int make_self_signed(gnutls_certificate_credentials_t cred, char *err,
   if ((rc = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
       (rc = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial))) < 0 ||
       (rc = gnutls_x509_crt_set_activation_time(crt, now - 3600)) < 0 ||
-      (rc = gnutls_x509_crt_set_expiration_time(crt, now + 365 * 86400)) <
-          0 ||
+      (rc = gnutls_x509_crt_set_expiration_time(crt, now + 365 * 86400)) < 0 ||
       (rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
                                           "qpool", 5)) < 0 ||
-      (rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME,
-                                                 "qpool", 5,
-                                                 GNUTLS_FSAN_SET)) < 0 ||
+      (rc = gnutls_x509_crt_set_subject_alt_name(
+           crt, GNUTLS_SAN_DNSNAME, "qpool", 5, GNUTLS_FSAN_SET)) < 0 ||
       (rc = gnutls_x509_crt_set_key(crt, key)) < 0 ||
-      (rc = gnutls_x509_crt_set_key_usage(
-           crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
+      (rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) <
+          0 ||
       (rc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0)) < 0 ||
       (rc = gnutls_certificate_set_x509_key(cred, &crt, 1, key)) < 0)
     goto out;
@@ -103,8 +100,7 @@ out:
   if (key)
     gnutls_x509_privkey_deinit(key);
   if (rc < 0)
-    return fail(err, errlen, -EIO, "cannot make a self-signed certificate",
-                rc);
+    return fail(err, errlen, -EIO, "cannot make a self-signed certificate", rc);
   return 0;
 }
 
@@ -118,8 +114,7 @@ int wrk_tls_server_new(struct wrk_tls **out, const char *cert_file,
   if (cert_file) {
     if (!key_file) {
       wrk_tls_free(t);
-      return fail(err, errlen, -EINVAL, "a certificate needs its key file",
-                  0);
+      return fail(err, errlen, -EINVAL, "a certificate needs its key file", 0);
     }
     rc = gnutls_certificate_set_x509_key_file(t->cred, cert_file, key_file,
                                               GNUTLS_X509_FMT_PEM);
@@ -181,9 +176,9 @@ int wrk_tls_session_new(struct wrk_tls *t, ngtcp2_crypto_conn_ref *ref,
                    GNUTLS_NO_END_OF_EARLY_DATA;
   if (gnutls_init(&s, flags) < 0)
     return -ENOMEM;
-  int configured =
-      t->is_server ? ngtcp2_crypto_gnutls_configure_server_session(s)
-                   : ngtcp2_crypto_gnutls_configure_client_session(s);
+  int configured = t->is_server
+                       ? ngtcp2_crypto_gnutls_configure_server_session(s)
+                       : ngtcp2_crypto_gnutls_configure_client_session(s);
   gnutls_datum_t alpn = {(unsigned char *)t->alpn, (unsigned)strlen(t->alpn)};
   if (configured != 0 || gnutls_priority_set(s, t->prio) < 0 ||
       gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, t->cred) < 0 ||
@@ -211,12 +206,11 @@ void wrk_tls_verify_error(gnutls_session_t s, char *buf, size_t len) {
   if (status == 0)
     return;
   gnutls_datum_t txt = {0};
-  if (gnutls_certificate_verification_status_print(
-          status, GNUTLS_CRT_X509, &txt, 0) == 0) {
+  if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
+                                                   &txt, 0) == 0) {
     snprintf(buf, len, "certificate verification failed: %s", txt.data);
     gnutls_free(txt.data);
   } else {
-    snprintf(buf, len, "certificate verification failed (status 0x%x)",
-             status);
+    snprintf(buf, len, "certificate verification failed (status 0x%x)", status);
   }
 }

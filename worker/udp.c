@@ -123,8 +123,8 @@ int wrk_udp_recv(int fd, struct wrk_udp_rx *rx, int rounds, wrk_udp_pkt_cb cb,
         seg = len;
       for (size_t off = 0; off < len; off += seg) {
         size_t l = len - off < seg ? len - off : seg;
-        int rc = cb(arg, rx->buf[i] + off, l,
-                    (struct sockaddr *)&rx->src[i], msgs[i].msg_hdr.msg_namelen);
+        int rc = cb(arg, rx->buf[i] + off, l, (struct sockaddr *)&rx->src[i],
+                    msgs[i].msg_hdr.msg_namelen);
         if (rc < 0)
           return rc;
         total++;

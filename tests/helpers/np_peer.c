@@ -123,8 +123,8 @@ static void on_xfer(uv_poll_t *h, int status, int events) {
           x->wr_done = 1;
           break;
         }
-        size_t n = P.bytes - x->sent < PAT_BLOCK ? P.bytes - x->sent
-                                                 : PAT_BLOCK;
+        size_t n =
+            P.bytes - x->sent < PAT_BLOCK ? P.bytes - x->sent : PAT_BLOCK;
         pattern(&x->tx_state, x->out, n);
         x->out_len = n;
         x->out_off = 0;
@@ -223,7 +223,8 @@ static void xfer_start(uint32_t id, int fd) {
   }
 }
 
-/* ---- np-test driving ------------------------------------------------------ */
+/* ---- np-test driving ------------------------------------------------------
+ */
 
 static void on_incoming(wrk_pool *p, int status, uint32_t id, int fd,
                         void *arg);
@@ -268,8 +269,7 @@ static void on_ctl_readable(uv_poll_t *h, int status, int events) {
       if (n < 0 && errno == EAGAIN)
         return;
       if (P.started < P.streams)
-        fail("control stream ended after %ld of %ld IDs", P.started,
-             P.streams);
+        fail("control stream ended after %ld of %ld IDs", P.started, P.streams);
       uv_poll_stop(&P.ctl_poll);
       return;
     }
@@ -316,22 +316,22 @@ static void on_control(wrk_pool *p, int status, uint32_t id, int fd,
   }
 }
 
-/* ---- reports and probes --------------------------------------------------- */
+/* ---- reports and probes ---------------------------------------------------
+ */
 
 static void print_stats(const char *tag) {
   struct wrk_pool_stats st;
   wrk_pool_stats(P.pool, &st);
-  printf("%s t=%.2f active=%d capacity=%d interval_ms=%" PRIu64
-         " created=%" PRIu64 " taken=%" PRIu64 " failed=%" PRIu64
-         " refused=%" PRIu64 " setup_errors=%" PRIu64 " rejected_ip=%" PRIu64
-         " dropped=%" PRIu64 " conns=%d conns_failed=%" PRIu64
-         " connected=%d error=\"%s\"\n",
-         tag, (double)(uv_hrtime() - P.t0) / 1e9, wrk_pool_active(P.pool),
-         wrk_pool_capacity(P.pool), wrk_pool_interval(P.pool) / 1000000,
-         st.streams_created, st.streams_taken, st.streams_failed,
-         st.streams_refused, st.setup_errors, st.rejected_ip,
-         st.dropped_datagrams, st.conns, st.conns_failed, st.connected,
-         wrk_pool_last_error(P.pool));
+  printf(
+      "%s t=%.2f active=%d capacity=%d interval_ms=%" PRIu64 " created=%" PRIu64
+      " taken=%" PRIu64 " failed=%" PRIu64 " refused=%" PRIu64
+      " setup_errors=%" PRIu64 " rejected_ip=%" PRIu64 " dropped=%" PRIu64
+      " conns=%d conns_failed=%" PRIu64 " connected=%d error=\"%s\"\n",
+      tag, (double)(uv_hrtime() - P.t0) / 1e9, wrk_pool_active(P.pool),
+      wrk_pool_capacity(P.pool), wrk_pool_interval(P.pool) / 1000000,
+      st.streams_created, st.streams_taken, st.streams_failed,
+      st.streams_refused, st.setup_errors, st.rejected_ip, st.dropped_datagrams,
+      st.conns, st.conns_failed, st.connected, wrk_pool_last_error(P.pool));
   fflush(stdout);
 }
 
@@ -391,8 +391,8 @@ static void on_deadline(uv_timer_t *t) {
   (void)t;
   print_stats("final");
   if (P.expect_error)
-    fail("expected error \"%s\" did not happen (last: \"%s\")",
-         P.expect_error, wrk_pool_last_error(P.pool));
+    fail("expected error \"%s\" did not happen (last: \"%s\")", P.expect_error,
+         wrk_pool_last_error(P.pool));
   else if (P.streams)
     fail("timed out with %ld of %ld streams done", P.done, P.streams);
   else
@@ -412,25 +412,24 @@ static void on_signal(uv_signal_t *s, int sig) {
 }
 
 static void usage(FILE *f) {
-  fputs(
-      "usage: np-peer server --listen ADDR [options]\n"
-      "       np-peer client --target ADDR [options]\n"
-      "Runs one qpool engine pool and drives it for tests.\n"
-      "  --streams N --bytes L   run the np-test exchange (docs/np-test.md)\n"
-      "  --max-cap N --min-cap N --min-interval DUR --max-interval DUR\n"
-      "  --keep-alive DUR --setup-timeout DUR\n"
-      "  --cert F --key F --client-ip LIST          (server)\n"
-      "  --tls-mode 0|1|2 --hostname H --ca F --alpn P (client)\n"
-      "  --setup-payload HEX     bytes a client sends on a new stream\n"
-      "  --expect-error TEXT     succeed once the connection fails so\n"
-      "  --wait-active N         print idle IDs once N streams are idle\n"
-      "  --keep-running          ... and keep serving afterwards\n"
-      "  --setup-silent          open streams but never send the byte\n"
-      "  --take-all DUR          take every idle stream for DUR\n"
-      "  --duration DUR          run this long, then exit 0\n"
-      "  --report MS             print stats every MS milliseconds\n"
-      "  --timeout DUR           give up (exit 1) after DUR (default 120s)\n",
-      f);
+  fputs("usage: np-peer server --listen ADDR [options]\n"
+        "       np-peer client --target ADDR [options]\n"
+        "Runs one qpool engine pool and drives it for tests.\n"
+        "  --streams N --bytes L   run the np-test exchange (docs/np-test.md)\n"
+        "  --max-cap N --min-cap N --min-interval DUR --max-interval DUR\n"
+        "  --keep-alive DUR --setup-timeout DUR\n"
+        "  --cert F --key F --client-ip LIST          (server)\n"
+        "  --tls-mode 0|1|2 --hostname H --ca F --alpn P (client)\n"
+        "  --setup-payload HEX     bytes a client sends on a new stream\n"
+        "  --expect-error TEXT     succeed once the connection fails so\n"
+        "  --wait-active N         print idle IDs once N streams are idle\n"
+        "  --keep-running          ... and keep serving afterwards\n"
+        "  --setup-silent          open streams but never send the byte\n"
+        "  --take-all DUR          take every idle stream for DUR\n"
+        "  --duration DUR          run this long, then exit 0\n"
+        "  --report MS             print stats every MS milliseconds\n"
+        "  --timeout DUR           give up (exit 1) after DUR (default 120s)\n",
+        f);
 }
 
 static uint64_t dur(const char *flag, const char *v) {
@@ -444,20 +443,20 @@ static uint64_t dur(const char *flag, const char *v) {
 
 int main(int argc, char **argv) {
   static const struct option opts[] = {
-      {"listen", 1, 0, 'l'},        {"target", 1, 0, 't'},
-      {"streams", 1, 0, 'n'},       {"bytes", 1, 0, 'b'},
-      {"max-cap", 1, 0, 'M'},       {"min-cap", 1, 0, 'm'},
-      {"min-interval", 1, 0, 'i'},  {"max-interval", 1, 0, 'I'},
-      {"keep-alive", 1, 0, 'k'},    {"setup-timeout", 1, 0, 'S'},
-      {"cert", 1, 0, 'c'},          {"key", 1, 0, 'K'},
-      {"client-ip", 1, 0, 'C'},     {"tls-mode", 1, 0, 'T'},
-      {"hostname", 1, 0, 'H'},      {"ca", 1, 0, 'A'},
-      {"alpn", 1, 0, 'a'},          {"setup-payload", 1, 0, 'P'},
-      {"expect-error", 1, 0, 'E'},  {"wait-active", 1, 0, 'w'},
-      {"take-all", 1, 0, 'x'},      {"duration", 1, 0, 'd'},
-      {"report", 1, 0, 'r'},        {"timeout", 1, 0, 'o'},
-      {"keep-running", 0, 0, 'R'},  {"setup-silent", 0, 0, 'Z'},
-      {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
+      {"listen", 1, 0, 'l'},       {"target", 1, 0, 't'},
+      {"streams", 1, 0, 'n'},      {"bytes", 1, 0, 'b'},
+      {"max-cap", 1, 0, 'M'},      {"min-cap", 1, 0, 'm'},
+      {"min-interval", 1, 0, 'i'}, {"max-interval", 1, 0, 'I'},
+      {"keep-alive", 1, 0, 'k'},   {"setup-timeout", 1, 0, 'S'},
+      {"cert", 1, 0, 'c'},         {"key", 1, 0, 'K'},
+      {"client-ip", 1, 0, 'C'},    {"tls-mode", 1, 0, 'T'},
+      {"hostname", 1, 0, 'H'},     {"ca", 1, 0, 'A'},
+      {"alpn", 1, 0, 'a'},         {"setup-payload", 1, 0, 'P'},
+      {"expect-error", 1, 0, 'E'}, {"wait-active", 1, 0, 'w'},
+      {"take-all", 1, 0, 'x'},     {"duration", 1, 0, 'd'},
+      {"report", 1, 0, 'r'},       {"timeout", 1, 0, 'o'},
+      {"keep-running", 0, 0, 'R'}, {"setup-silent", 0, 0, 'Z'},
+      {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
   if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
     usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
     return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
@@ -484,26 +483,54 @@ int main(int argc, char **argv) {
         return 2;
       }
       break;
-    case 'n': P.streams = atol(optarg); break;
-    case 'b': P.bytes = strtoull(optarg, NULL, 10); break;
-    case 'M': cfg.max_cap = atoi(optarg); break;
-    case 'm': cfg.min_cap = atoi(optarg); break;
-    case 'i': cfg.min_ivl_ns = (int64_t)dur("--min-interval", optarg); break;
-    case 'I': cfg.max_ivl_ns = (int64_t)dur("--max-interval", optarg); break;
-    case 'k': cfg.keep_alive_ns = dur("--keep-alive", optarg); break;
-    case 'S': cfg.setup_timeout_ns = dur("--setup-timeout", optarg); break;
-    case 'c': cfg.cert_file = optarg; break;
-    case 'K': cfg.key_file = optarg; break;
+    case 'n':
+      P.streams = atol(optarg);
+      break;
+    case 'b':
+      P.bytes = strtoull(optarg, NULL, 10);
+      break;
+    case 'M':
+      cfg.max_cap = atoi(optarg);
+      break;
+    case 'm':
+      cfg.min_cap = atoi(optarg);
+      break;
+    case 'i':
+      cfg.min_ivl_ns = (int64_t)dur("--min-interval", optarg);
+      break;
+    case 'I':
+      cfg.max_ivl_ns = (int64_t)dur("--max-interval", optarg);
+      break;
+    case 'k':
+      cfg.keep_alive_ns = dur("--keep-alive", optarg);
+      break;
+    case 'S':
+      cfg.setup_timeout_ns = dur("--setup-timeout", optarg);
+      break;
+    case 'c':
+      cfg.cert_file = optarg;
+      break;
+    case 'K':
+      cfg.key_file = optarg;
+      break;
     case 'C':
       if (qp_ipfilter_add_list(&cfg.client_ip, optarg) < 0) {
         fprintf(stderr, "np-peer: --client-ip: bad list \"%s\"\n", optarg);
         return 2;
       }
       break;
-    case 'T': cfg.tls_mode = optarg[0]; break;
-    case 'H': cfg.hostname = optarg; break;
-    case 'A': cfg.ca_file = optarg; break;
-    case 'a': cfg.alpn = optarg; break;
+    case 'T':
+      cfg.tls_mode = optarg[0];
+      break;
+    case 'H':
+      cfg.hostname = optarg;
+      break;
+    case 'A':
+      cfg.ca_file = optarg;
+      break;
+    case 'a':
+      cfg.alpn = optarg;
+      break;
     case 'P': {
       size_t n = strlen(optarg) / 2;
       if (n == 0 || n > sizeof(payload)) {
@@ -516,16 +543,36 @@ int main(int argc, char **argv) {
       cfg.setup_payload_len = n;
       break;
     }
-    case 'E': P.expect_error = optarg; break;
-    case 'w': P.wait_active = atol(optarg); break;
-    case 'x': P.take_all_ns = dur("--take-all", optarg); break;
-    case 'd': P.duration_ns = dur("--duration", optarg); break;
-    case 'r': P.report_ms = strtoull(optarg, NULL, 10); break;
-    case 'o': timeout_ns = dur("--timeout", optarg); break;
-    case 'R': P.keep_running = 1; break;
-    case 'Z': cfg.setup_silent = 1; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case 'E':
+      P.expect_error = optarg;
+      break;
+    case 'w':
+      P.wait_active = atol(optarg);
+      break;
+    case 'x':
+      P.take_all_ns = dur("--take-all", optarg);
+      break;
+    case 'd':
+      P.duration_ns = dur("--duration", optarg);
+      break;
+    case 'r':
+      P.report_ms = strtoull(optarg, NULL, 10);
+      break;
+    case 'o':
+      timeout_ns = dur("--timeout", optarg);
+      break;
+    case 'R':
+      P.keep_running = 1;
+      break;
+    case 'Z':
+      cfg.setup_silent = 1;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
     }
   }
   if (P.server ? cfg.listen_len == 0 : cfg.target_len == 0) {
