@@ -11,9 +11,10 @@ PASSED=0
 FAILED=0
 
 cleanup() {
+  local rc=$?
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  if [ "$FAILED" -ne 0 ] || [ "${KEEP_WORK:-0}" = 1 ]; then
+  if [ "$FAILED" -ne 0 ] || [ "$rc" -ne 0 ] || [ "${KEEP_WORK:-0}" = 1 ]; then
     echo "logs kept in $WORK"
   else
     rm -rf "$WORK"
