@@ -5,28 +5,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct wrk_chunk *chunk_new(void) {
-  struct wrk_chunk *c = malloc(sizeof(*c));
-  if (c) {
-    c->next = NULL;
-    c->len = 0;
-  }
-  return c;
-}
-
-uint8_t *wrk_bufq_reserve(struct wrk_bufq *q, size_t *avail) {
-  if (!q->tail || q->tail->len == WRK_CHUNK_SIZE) {
-    struct wrk_chunk *c = chunk_new();
+static uint8_t *reserve(struct wrk_bufq *q, size_t cap, size_t *avail) {
+  if (!q->tail || q->tail->len == q->tail->cap) {
+    struct wrk_chunk *c = malloc(sizeof(*c) + cap);
     if (!c)
       return NULL;
+    c->next = NULL;
+    c->len = 0;
+    c->cap = cap;
     if (q->tail)
       q->tail->next = c;
     else
       q->head = c;
     q->tail = c;
   }
-  *avail = WRK_CHUNK_SIZE - q->tail->len;
+  *avail = q->tail->cap - q->tail->len;
   return q->tail->data + q->tail->len;
+}
+
+uint8_t *wrk_bufq_reserve(struct wrk_bufq *q, size_t *avail) {
+  return reserve(q, WRK_CHUNK_SIZE, avail);
 }
 
 void wrk_bufq_commit(struct wrk_bufq *q, size_t n) {
@@ -36,9 +34,14 @@ void wrk_bufq_commit(struct wrk_bufq *q, size_t n) {
 
 int wrk_bufq_append(struct wrk_bufq *q, const uint8_t *data, size_t len) {
   size_t done = 0;
+  /* a small first append (setup byte, ID) gets a small chunk: idle streams
+   * must stay cheap */
+  size_t cap = q->bytes == 0 && len <= WRK_SMALL_CHUNK ? WRK_SMALL_CHUNK
+                                                       : WRK_CHUNK_SIZE;
   while (done < len) {
     size_t avail;
-    uint8_t *dst = wrk_bufq_reserve(q, &avail);
+    uint8_t *dst = reserve(q, cap, &avail);
+    cap = WRK_CHUNK_SIZE;
     if (!dst) {
       return -ENOMEM; /* the part already appended stays: caller frees */
     }
@@ -82,10 +85,6 @@ void wrk_bufq_drop(struct wrk_bufq *q, size_t n) {
     }
     n -= left;
     q->head_off = 0;
-    if (c == q->tail && c->len < WRK_CHUNK_SIZE) {
-      c->len = 0; /* keep the last chunk for reuse */
-      return;
-    }
     q->head = c->next;
     if (!q->head)
       q->tail = NULL;

@@ -9,10 +9,13 @@
 
 #define WRK_CHUNK_SIZE 65536
 
+#define WRK_SMALL_CHUNK 256 /* first chunk of a queue for a small append */
+
 struct wrk_chunk {
   struct wrk_chunk *next;
   size_t len; /* bytes used in data */
-  uint8_t data[WRK_CHUNK_SIZE];
+  size_t cap; /* bytes allocated in data */
+  uint8_t data[];
 };
 
 struct wrk_bufq {
@@ -31,7 +34,8 @@ void wrk_bufq_commit(struct wrk_bufq *q, size_t n);
  * `max` bytes. Returns the number of iovecs. */
 size_t wrk_bufq_iov(const struct wrk_bufq *q, size_t skip, size_t max,
                     struct iovec *iov, size_t n);
-/* Removes n (<= bytes) bytes from the front. */
+/* Removes n (<= bytes) bytes from the front; empty chunks are freed, so an
+ * empty queue holds no memory. */
 void wrk_bufq_drop(struct wrk_bufq *q, size_t n);
 void wrk_bufq_free(struct wrk_bufq *q);
 

@@ -534,7 +534,7 @@ static void tx_unlink(wrk_stream *s) {
 static int flush_batch(wrk_conn *c, const uint8_t *buf, size_t len,
                        size_t seg) {
   int rc = wrk_udp_send(c->fd, buf, len, seg);
-  if (rc == -EAGAIN) {
+  if (rc == -EAGAIN && !c->pending) {
     c->pending = malloc(len);
     if (!c->pending)
       return 0; /* lost: QUIC retransmits */
@@ -651,6 +651,16 @@ static int conn_write(wrk_conn *c) {
     }
     if (n == 0) /* congestion-limited, or nothing left to send */
       break;
+    if (off > 0 && (size_t)n > seg) {
+      /* GSO needs equal segments (the last may be shorter): send what we
+       * have and start a new batch with this larger packet */
+      int rc = flush_batch(c, buf, off, seg);
+      memmove(buf, buf + off, (size_t)n);
+      off = 0;
+      if (rc == -EAGAIN)
+        break; /* this packet counts as lost: QUIC retransmits its data */
+      sends++;
+    }
     if (off == 0)
       seg = (size_t)n;
     off += (size_t)n;
