@@ -234,6 +234,10 @@ void wrk_pool_arm_setup_timer(wrk_pool *p);
 
 /* listener.c (server pools in standalone mode) */
 int wrk_listener_open(wrk_pool *p, char *err, size_t errlen);
+/* Handles one datagram as if it had arrived at the listener (fuzzing and
+ * tests). Returns 0. */
+int wrk_listener_feed(wrk_pool *p, const uint8_t *pkt, size_t len,
+                      const struct sockaddr *src, socklen_t srclen);
 void wrk_listener_start(wrk_pool *p);
 void wrk_listener_close(wrk_pool *p);
 

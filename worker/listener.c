@@ -225,3 +225,8 @@ static int on_listener_pkt(void *arg, const uint8_t *pkt, size_t len,
   accept_conn(p, pkt, len, src, srclen);
   return 0;
 }
+
+int wrk_listener_feed(wrk_pool *p, const uint8_t *pkt, size_t len,
+                      const struct sockaddr *src, socklen_t srclen) {
+  return on_listener_pkt(p, pkt, len, src, srclen);
+}

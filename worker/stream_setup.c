@@ -40,7 +40,8 @@ static enum wrk_setup_result client_feed(struct wrk_setup *s,
                                          int fin, size_t *consumed) {
   size_t need = sizeof(s->idb) - s->have;
   size_t n = len < need ? len : need;
-  memcpy(s->idb + s->have, data, n);
+  if (n) /* a FIN-only frame comes with data == NULL */
+    memcpy(s->idb + s->have, data, n);
   s->have = (uint8_t)(s->have + n);
   *consumed = n;
   if (s->have < sizeof(s->idb)) {
