@@ -38,6 +38,15 @@ struct wrk_pool_config {
   const char *cert_file, *key_file; /* NULL: self-signed in memory */
   struct qp_ipfilter client_ip;     /* empty: anyone */
 
+  /* privilege-separated mode (qpool-worker): no socket() in the engine */
+  int external_listener; /* server: connections arrive by wrk_pool_adopt */
+  /* client: asks for a socket connected to the target; the answer comes
+   * back by wrk_pool_dial_done(p, seq, ...). NULL: the engine dials. */
+  void (*dial)(wrk_pool *p, uint64_t seq, void *arg);
+  void *dial_arg;
+  const char *cert_pem, *key_pem, *ca_pem; /* TLS material as PEM bytes */
+  size_t cert_pem_len, key_pem_len, ca_pem_len;
+
   /* both */
   uint64_t setup_timeout_ns; /* ID exchange deadline; 0: 60 s */
   /* test knobs: not for production use */
@@ -58,6 +67,7 @@ struct wrk_pool_stats {
   uint64_t conns_accepted, conns_failed, conns_closed;
   uint64_t rejected_ip;       /* server: refused before any handshake */
   uint64_t dropped_datagrams; /* listener: malformed or unroutable */
+  uint64_t dials;             /* client: connection attempts */
   int connected;              /* gauge: 1 if a connection is up (client) */
   int conns;                  /* gauge: open connections */
 };
@@ -113,6 +123,20 @@ int wrk_pool_local_addr(const wrk_pool *p, struct sockaddr_storage *ss,
  * connection with "pool closed" and the listener; cb (may be NULL) runs once
  * everything is released, after which p is freed. */
 void wrk_pool_close(wrk_pool *p, void (*cb)(void *arg), void *arg);
+
+/* Server pools with external_listener: adopts a UDP socket bound to the
+ * listen address and connected to the peer, with the datagrams already read
+ * for it (the first must be the client's Initial). The pool owns fd from the
+ * call on. Returns 0 or a negative errno (fd closed then). */
+int wrk_pool_adopt(wrk_pool *p, int fd, const uint8_t *const *dgrams,
+                   const size_t *lens, size_t n);
+/* A datagram for an adopted peer that reached the listener after the
+ * hand-off. Returns 0, or -ENOENT when no connection has that peer. */
+int wrk_pool_datagram(wrk_pool *p, const struct sockaddr *peer,
+                      const uint8_t *data, size_t len);
+/* Answer to cfg.dial: fd >= 0 (owned by the pool from now on), or a negative
+ * errno with a sentence in err. Stale seqs are ignored (fd closed). */
+void wrk_pool_dial_done(wrk_pool *p, uint64_t seq, int fd, const char *err);
 
 /* "0a1b2c3d" <-> id. Parse returns 0 or -EINVAL. buf needs 9 bytes. */
 void wrk_id_format(uint32_t id, char buf[9]);

@@ -144,7 +144,8 @@ struct wrk_pool {
   /* client manager round */
   wrk_conn *conn; /* current client connection */
   int round_active, round_want, round_pending, round_created;
-  int want_open; /* open streams at the next flush (credit arrived) */
+  int want_open;     /* open streams at the next flush (credit arrived) */
+  uint64_t dial_seq; /* external dial in flight (0: none) */
   uint64_t linger_deadline;
 
   /* server listener */

@@ -141,11 +141,15 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
     p->capacity = p->cfg.max_cap;
   }
 
+  struct wrk_tls_pem pem = {cfg->cert_pem, cfg->cert_pem_len,
+                            cfg->key_pem,  cfg->key_pem_len,
+                            cfg->ca_pem,   cfg->ca_pem_len};
   int rc = cfg->role == WRK_SERVER
-               ? wrk_tls_server_new(&p->tls, p->cert_file, p->key_file, p->alpn,
-                                    err, errlen)
+               ? wrk_tls_server_new(&p->tls, p->cert_file, p->key_file, &pem,
+                                    p->alpn, err, errlen)
                : wrk_tls_client_new(&p->tls, cfg->tls_mode, p->hostname,
-                                    p->ca_file, p->alpn, err, errlen);
+                                    p->ca_file, &pem, p->alpn, err, errlen);
+  p->cfg.cert_pem = p->cfg.key_pem = p->cfg.ca_pem = NULL; /* not kept */
   if (rc < 0) {
     pool_free(p);
     return rc;
@@ -286,6 +290,13 @@ static void on_tick(uv_timer_t *t) {
   wrk_pool *p = t->data;
   if (p->closing || p->round_active)
     return;
+  if (!p->conn && p->cfg.dial) {
+    if (!p->dial_seq) {
+      p->dial_seq = ++p->st.dials;
+      p->cfg.dial(p, p->dial_seq, p->cfg.dial_arg);
+    }
+    return; /* wrk_pool_dial_done continues */
+  }
   if (!p->conn) {
     if (dial(p) < 0) {
       p->st.conns_failed++;
@@ -338,6 +349,60 @@ static void open_streams(wrk_pool *p) {
     wrk_conn_want_send(c, s);
   }
   wrk_pool_arm_setup_timer(p);
+}
+
+void wrk_pool_dial_done(wrk_pool *p, uint64_t seq, int fd, const char *err) {
+  if (p->closing || seq != p->dial_seq || p->conn) {
+    if (fd >= 0)
+      close(fd);
+    return;
+  }
+  p->dial_seq = 0;
+  int rc = fd >= 0 ? wrk_udp_setup(fd) : fd;
+  if (rc == 0)
+    rc = wrk_conn_client_new(p, fd, &p->conn); /* owns fd now */
+  else if (fd >= 0)
+    close(fd);
+  if (rc < 0) {
+    p->conn = NULL;
+    set_error(p, err && *err ? err : "cannot create a QUIC connection");
+    p->st.conns_failed++;
+    uv_timer_start(&p->tick, on_tick, WRK_RECONNECT_NS / 1000000, 0);
+  }
+}
+
+int wrk_pool_adopt(wrk_pool *p, int fd, const uint8_t *const *dgrams,
+                   const size_t *lens, size_t n) {
+  struct sockaddr_storage peer;
+  socklen_t pl = sizeof(peer);
+  wrk_conn *c = NULL;
+  if (p->closing || p->cfg.role != WRK_SERVER || n == 0 ||
+      getpeername(fd, (struct sockaddr *)&peer, &pl) < 0 ||
+      wrk_udp_setup(fd) < 0) {
+    close(fd);
+    return p->closing ? -ECANCELED : -EINVAL;
+  }
+  int rc = wrk_conn_server_new(p, fd, dgrams[0], lens[0],
+                               (struct sockaddr *)&peer, pl, &c);
+  if (rc < 0)
+    return rc; /* fd closed by the connection */
+  for (size_t i = 1; i < n; i++)
+    if (wrk_conn_feed(c, dgrams[i], lens[i]) < 0)
+      break;
+  return 0;
+}
+
+int wrk_pool_datagram(wrk_pool *p, const struct sockaddr *peer,
+                      const uint8_t *data, size_t len) {
+  for (struct wrk_list *n = p->conns.next; n != &p->conns; n = n->next) {
+    wrk_conn *c = wrk_container(n, wrk_conn, link);
+    if (qp_addr_equal((struct sockaddr *)&c->peer, peer)) {
+      (void)wrk_conn_feed(c, data, len);
+      return 0;
+    }
+  }
+  p->st.dropped_datagrams++;
+  return -ENOENT;
 }
 
 void wrk_pool_conn_streams_left(wrk_pool *p, wrk_conn *c) {

@@ -105,8 +105,8 @@ out:
 }
 
 int wrk_tls_server_new(struct wrk_tls **out, const char *cert_file,
-                       const char *key_file, const char *alpn, char *err,
-                       size_t errlen) {
+                       const char *key_file, const struct wrk_tls_pem *pem,
+                       const char *alpn, char *err, size_t errlen) {
   struct wrk_tls *t = tls_alloc(1, alpn);
   int rc;
   if (!t)
@@ -125,6 +125,15 @@ int wrk_tls_server_new(struct wrk_tls **out, const char *cert_file,
       wrk_tls_free(t);
       return fail(err, errlen, -EINVAL, what, rc);
     }
+  } else if (pem && pem->cert && pem->key) {
+    gnutls_datum_t c = {(unsigned char *)pem->cert, (unsigned)pem->cert_len};
+    gnutls_datum_t k = {(unsigned char *)pem->key, (unsigned)pem->key_len};
+    rc = gnutls_certificate_set_x509_key_mem(t->cred, &c, &k,
+                                             GNUTLS_X509_FMT_PEM);
+    if (rc < 0) {
+      wrk_tls_free(t);
+      return fail(err, errlen, -EINVAL, "cannot load the certificate/key", rc);
+    }
   } else if ((rc = make_self_signed(t->cred, err, errlen)) < 0) {
     wrk_tls_free(t);
     return rc;
@@ -134,8 +143,8 @@ int wrk_tls_server_new(struct wrk_tls **out, const char *cert_file,
 }
 
 int wrk_tls_client_new(struct wrk_tls **out, char mode, const char *hostname,
-                       const char *ca_file, const char *alpn, char *err,
-                       size_t errlen) {
+                       const char *ca_file, const struct wrk_tls_pem *pem,
+                       const char *alpn, char *err, size_t errlen) {
   if (mode != '0' && mode != '1' && mode != '2')
     return fail(err, errlen, -EINVAL, "tls mode must be 0, 1 or 2", 0);
   if (mode == '2' && (!hostname || !*hostname))
@@ -149,9 +158,13 @@ int wrk_tls_client_new(struct wrk_tls **out, char mode, const char *hostname,
     return fail(err, errlen, -ENOMEM, "out of memory", 0);
   }
   if (mode == '2') {
+    gnutls_datum_t ca = {(unsigned char *)(pem ? pem->ca : NULL),
+                         (unsigned)(pem ? pem->ca_len : 0)};
     int rc = ca_file ? gnutls_certificate_set_x509_trust_file(
                            t->cred, ca_file, GNUTLS_X509_FMT_PEM)
-                     : gnutls_certificate_set_x509_system_trust(t->cred);
+             : ca.data ? gnutls_certificate_set_x509_trust_mem(
+                             t->cred, &ca, GNUTLS_X509_FMT_PEM)
+                       : gnutls_certificate_set_x509_system_trust(t->cred);
     if (rc <= 0) {
       char what[512];
       snprintf(what, sizeof(what), "no trusted CA loaded from %s",

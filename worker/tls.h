@@ -11,18 +11,29 @@
 
 struct wrk_tls;
 
+/* TLS material given as PEM bytes (the sandboxed worker cannot open files);
+ * each pointer may be NULL. Used when the matching file name is NULL. */
+struct wrk_tls_pem {
+  const char *cert;
+  size_t cert_len;
+  const char *key;
+  size_t key_len;
+  const char *ca;
+  size_t ca_len;
+};
+
 /* Server credentials from PEM files, or a self-signed ECDSA P-256
  * certificate made in memory when cert_file is NULL. Returns 0 and *out, or
  * a negative errno with a sentence in err. */
 int wrk_tls_server_new(struct wrk_tls **out, const char *cert_file,
-                       const char *key_file, const char *alpn, char *err,
-                       size_t errlen);
+                       const char *key_file, const struct wrk_tls_pem *pem,
+                       const char *alpn, char *err, size_t errlen);
 /* Client credentials for tls_mode '0'/'1' (no verification) or '2' (verify
  * the chain against ca_file, or the system trust store when NULL, and the
  * hostname). */
 int wrk_tls_client_new(struct wrk_tls **out, char mode, const char *hostname,
-                       const char *ca_file, const char *alpn, char *err,
-                       size_t errlen);
+                       const char *ca_file, const struct wrk_tls_pem *pem,
+                       const char *alpn, char *err, size_t errlen);
 void wrk_tls_free(struct wrk_tls *t);
 
 /* A session for one connection. ref must outlive the session. Returns 0 or
