@@ -10,6 +10,7 @@
 #include <gnutls/crypto.h>
 #include <uv.h>
 
+#include "shared/handoff.h"
 #include "worker/bufq.h"
 #include "worker/engine.h"
 #include "worker/idmap.h"
@@ -152,9 +153,8 @@ struct wrk_pool {
   int lfd;
   uv_poll_t lpoll;
   struct wrk_udp_rx *rx;
-  uint8_t secret[32];       /* stateless reset tokens */
-  uint64_t close_tokens_ts; /* rate limit of stateless closes */
-  double close_tokens;
+  uint8_t secret[32];           /* stateless reset tokens */
+  struct qp_ratelimit close_rl; /* stateless refusals */
 
   unsigned started : 1;
   unsigned closing : 1;

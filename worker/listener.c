@@ -7,10 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
-#include <ngtcp2/ngtcp2_crypto.h>
 
 #include "shared/addr.h"
 #include "shared/log.h"
+#include "shared/handoff.h"
 #include "shared/quic_hdr.h"
 #include "worker/internal.h"
 
@@ -21,34 +21,16 @@
 static int on_listener_pkt(void *arg, const uint8_t *pkt, size_t len,
                            const struct sockaddr *src, socklen_t srclen);
 
-static int bind_reuse(int fd, const struct sockaddr *sa, socklen_t len) {
-  int one = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-    return -errno;
-  if (sa->sa_family == AF_INET6)
-    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-  return bind(fd, sa, len) < 0 ? -errno : 0;
-}
-
 int wrk_listener_open(wrk_pool *p, char *err, size_t errlen) {
   char a[QP_ADDR_STRLEN];
   const struct sockaddr *sa = (const struct sockaddr *)&p->cfg.listen;
-  int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd = qp_listen_udp(sa, p->cfg.listen_len);
+  int rc;
   if (fd < 0) {
-    snprintf(err, errlen, "cannot create a UDP socket: %s", strerror(errno));
-    return -errno;
-  }
-  int rc = bind_reuse(fd, sa, p->cfg.listen_len);
-  if (rc < 0) {
     snprintf(err, errlen, "cannot listen on %s: %s",
-             qp_addr_format(sa, a, sizeof(a)), strerror(-rc));
-    close(fd);
-    return rc;
+             qp_addr_format(sa, a, sizeof(a)), strerror(-fd));
+    return fd;
   }
-  int sz = 8 << 20;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
   /* the hand-off sockets bind exactly the address we got (port 0 -> real) */
   p->cfg.listen_len = sizeof(p->cfg.listen);
   getsockname(fd, (struct sockaddr *)&p->cfg.listen, &p->cfg.listen_len);
@@ -59,8 +41,7 @@ int wrk_listener_open(wrk_pool *p, char *err, size_t errlen) {
   }
   p->lpoll.data = p;
   p->lfd = fd;
-  p->close_tokens = CLOSE_BURST;
-  p->close_tokens_ts = wrk_now();
+  qp_ratelimit_init(&p->close_rl, CLOSE_RATE, CLOSE_BURST);
   return 0;
 }
 
@@ -98,49 +79,16 @@ static wrk_conn *conn_by_peer(wrk_pool *p, const struct sockaddr *src) {
   return NULL;
 }
 
-static int take_close_token(wrk_pool *p) {
-  uint64_t now = wrk_now();
-  p->close_tokens += (double)(now - p->close_tokens_ts) / 1e9 * CLOSE_RATE;
-  p->close_tokens_ts = now;
-  if (p->close_tokens > CLOSE_BURST)
-    p->close_tokens = CLOSE_BURST;
-  if (p->close_tokens < 1.0)
-    return 0;
-  p->close_tokens -= 1.0;
-  return 1;
-}
-
-/* Refuses a client Initial without any state: CONNECTION_CLOSE in an
- * Initial packet, error CONNECTION_REFUSED, reason "unauthorized IP". */
+/* Refuses a client Initial without any state (rate-limited: no answer and
+ * no log line past the limit). */
 static void refuse(wrk_pool *p, const struct qp_quic_hdr *h,
                    const struct sockaddr *src, socklen_t srclen) {
-  static const char reason[] = "unauthorized IP";
   char a[QP_ADDR_STRLEN];
-  uint8_t buf[512];
-  ngtcp2_cid dcid, scid;
-  if (!take_close_token(p))
-    return; /* rate-limited: no answer, no log line */
+  if (!qp_ratelimit_take(&p->close_rl, wrk_now()))
+    return;
   qp_info("pool %s: refused %s: unauthorized IP", p->cfg.name,
           qp_addr_format(src, a, sizeof(a)));
-  ngtcp2_cid_init(&dcid, h->scid, h->scidlen);
-  ngtcp2_cid_init(&scid, h->dcid, h->dcidlen);
-  ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
-      buf, sizeof(buf), h->version, &dcid, &scid, NGTCP2_CONNECTION_REFUSED,
-      (const uint8_t *)reason, sizeof(reason) - 1);
-  if (n > 0)
-    (void)sendto(p->lfd, buf, (size_t)n, MSG_DONTWAIT, src, srclen);
-}
-
-static void send_vn(wrk_pool *p, const struct qp_quic_hdr *h,
-                    const struct sockaddr *src, socklen_t srclen) {
-  uint8_t buf[256];
-  const uint32_t sv[] = {NGTCP2_PROTO_VER_V1};
-  uint8_t rnd = 0;
-  (void)gnutls_rnd(GNUTLS_RND_NONCE, &rnd, 1);
-  ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
-      buf, sizeof(buf), rnd, h->scid, h->scidlen, h->dcid, h->dcidlen, sv, 1);
-  if (n > 0)
-    (void)sendto(p->lfd, buf, (size_t)n, MSG_DONTWAIT, src, srclen);
+  (void)qp_send_refusal(p->lfd, h, "unauthorized IP", src, srclen);
 }
 
 /* New connection: a socket bound to the listener's address and connected to
@@ -148,13 +96,11 @@ static void send_vn(wrk_pool *p, const struct qp_quic_hdr *h,
 static void accept_conn(wrk_pool *p, const uint8_t *pkt, size_t len,
                         const struct sockaddr *src, socklen_t srclen) {
   char a[QP_ADDR_STRLEN];
-  int fd = socket(src->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 ||
-      bind_reuse(fd, (struct sockaddr *)&p->cfg.listen, p->cfg.listen_len) <
-          0 ||
-      connect(fd, src, srclen) < 0 || wrk_udp_setup(fd) < 0) {
+  int fd = qp_handoff_socket((struct sockaddr *)&p->cfg.listen,
+                             p->cfg.listen_len, src, srclen);
+  if (fd < 0 || wrk_udp_setup(fd) < 0) {
     qp_warn("pool %s: cannot hand off a connection from %s: %s", p->cfg.name,
-            qp_addr_format(src, a, sizeof(a)), strerror(errno));
+            qp_addr_format(src, a, sizeof(a)), strerror(fd < 0 ? -fd : errno));
     if (fd >= 0)
       close(fd);
     p->st.conns_failed++;
@@ -205,7 +151,7 @@ static int on_listener_pkt(void *arg, const uint8_t *pkt, size_t len,
     return 0;
   }
   if (cls == QP_PKT_NEED_VN) {
-    send_vn(p, &h, src, srclen);
+    (void)qp_send_version_negotiation(p->lfd, &h, src, srclen);
     return 0;
   }
   wrk_conn *c = conn_by_peer(p, src);

@@ -1,0 +1,106 @@
+/* Listener primitives for the hand-off of QUIC connections (handoff.h). */
+#include "shared/handoff.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <gnutls/crypto.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+static int set_reuse(int fd, int family) {
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+    return -errno;
+  if (family == AF_INET6)
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  return 0;
+}
+
+int qp_listen_udp(const struct sockaddr *sa, socklen_t len) {
+  int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+  int rc = set_reuse(fd, sa->sa_family);
+  if (rc == 0 && bind(fd, sa, len) < 0)
+    rc = -errno;
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  int sz = 8 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+  return fd;
+}
+
+int qp_handoff_socket(const struct sockaddr *local, socklen_t local_len,
+                      const struct sockaddr *peer, socklen_t peer_len) {
+  if (local->sa_family != peer->sa_family)
+    return -EAFNOSUPPORT;
+  int fd = socket(peer->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int rc = set_reuse(fd, peer->sa_family);
+  if (rc == 0 &&
+      (bind(fd, local, local_len) < 0 || connect(fd, peer, peer_len) < 0))
+    rc = -errno;
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  return fd;
+}
+
+void qp_ratelimit_init(struct qp_ratelimit *r, double rate, double burst) {
+  r->tokens = burst;
+  r->rate = rate;
+  r->burst = burst;
+  r->ts_ns = 0;
+}
+
+int qp_ratelimit_take(struct qp_ratelimit *r, uint64_t now_ns) {
+  if (r->ts_ns)
+    r->tokens += (double)(now_ns - r->ts_ns) / 1e9 * r->rate;
+  r->ts_ns = now_ns;
+  if (r->tokens > r->burst)
+    r->tokens = r->burst;
+  if (r->tokens < 1.0)
+    return 0;
+  r->tokens -= 1.0;
+  return 1;
+}
+
+static int send_to(int fd, const uint8_t *buf, ngtcp2_ssize n,
+                   const struct sockaddr *to, socklen_t tolen) {
+  if (n <= 0)
+    return -EINVAL;
+  return sendto(fd, buf, (size_t)n, MSG_DONTWAIT, to, tolen) < 0 ? -errno : 0;
+}
+
+int qp_send_version_negotiation(int fd, const struct qp_quic_hdr *h,
+                                const struct sockaddr *to, socklen_t tolen) {
+  uint8_t buf[600];
+  const uint32_t sv[] = {NGTCP2_PROTO_VER_V1};
+  uint8_t rnd = 0;
+  (void)gnutls_rnd(GNUTLS_RND_NONCE, &rnd, 1);
+  ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
+      buf, sizeof(buf), rnd, h->scid, h->scidlen, h->dcid, h->dcidlen, sv, 1);
+  return send_to(fd, buf, n, to, tolen);
+}
+
+int qp_send_refusal(int fd, const struct qp_quic_hdr *h, const char *reason,
+                    const struct sockaddr *to, socklen_t tolen) {
+  uint8_t buf[512];
+  ngtcp2_cid dcid, scid;
+  if (h->scidlen > NGTCP2_MAX_CIDLEN || h->dcidlen > NGTCP2_MAX_CIDLEN)
+    return -EINVAL;
+  ngtcp2_cid_init(&dcid, h->scid, h->scidlen);
+  ngtcp2_cid_init(&scid, h->dcid, h->dcidlen);
+  ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
+      buf, sizeof(buf), h->version, &dcid, &scid, NGTCP2_CONNECTION_REFUSED,
+      (const uint8_t *)reason, strlen(reason));
+  return send_to(fd, buf, n, to, tolen);
+}

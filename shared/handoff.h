@@ -1,0 +1,39 @@
+/* Listener primitives shared by qpoold and the standalone engine: bind a UDP
+ * listener for hand-off, create a connection's own connected socket, answer
+ * unknown versions and refuse clients statelessly. */
+#ifndef QP_SHARED_HANDOFF_H
+#define QP_SHARED_HANDOFF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "shared/quic_hdr.h"
+
+/* A non-blocking UDP socket bound to sa with SO_REUSEADDR|SO_REUSEPORT (the
+ * group hand-off sockets join). Returns the fd or a negative errno. */
+int qp_listen_udp(const struct sockaddr *sa, socklen_t len);
+
+/* A socket bound to the listener's address and connected to peer: from then
+ * on the kernel delivers that 4-tuple to it alone. Returns fd or -errno. */
+int qp_handoff_socket(const struct sockaddr *local, socklen_t local_len,
+                      const struct sockaddr *peer, socklen_t peer_len);
+
+/* Token bucket for stateless answers (no amplification, no log floods). */
+struct qp_ratelimit {
+  double tokens, rate, burst;
+  uint64_t ts_ns;
+};
+void qp_ratelimit_init(struct qp_ratelimit *r, double rate, double burst);
+int qp_ratelimit_take(struct qp_ratelimit *r, uint64_t now_ns);
+
+/* Sends a Version Negotiation packet offering QUIC v1 in answer to h.
+ * Returns 0 or a negative errno. */
+int qp_send_version_negotiation(int fd, const struct qp_quic_hdr *h,
+                                const struct sockaddr *to, socklen_t tolen);
+/* Refuses a client Initial without state: an Initial packet with
+ * CONNECTION_CLOSE (CONNECTION_REFUSED) and the reason text. */
+int qp_send_refusal(int fd, const struct qp_quic_hdr *h, const char *reason,
+                    const struct sockaddr *to, socklen_t tolen);
+
+#endif
