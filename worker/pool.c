@@ -170,7 +170,8 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
   wrk_list_init(&p->dirty);
   wrk_idmap_init(&p->ids);
 
-  if (cfg->role == WRK_SERVER && (rc = wrk_listener_open(p, err, errlen)) < 0) {
+  if (cfg->role == WRK_SERVER && !cfg->external_listener &&
+      (rc = wrk_listener_open(p, err, errlen)) < 0) {
     pool_free(p);
     return rc;
   }
@@ -194,7 +195,7 @@ int wrk_pool_start(wrk_pool *p) {
   p->started = 1;
   if (p->cfg.role == WRK_CLIENT)
     uv_timer_start(&p->tick, on_tick, 0, 0);
-  else
+  else if (p->lfd >= 0)
     wrk_listener_start(p);
   return 0;
 }

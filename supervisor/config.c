@@ -1,0 +1,1531 @@
+/* qpoold's configuration from flags (getopt_long) or an INI file (libinih).
+ *
+ * Everything is built in a scratch context and copied to the caller's struct
+ * only when every check passed. Values are checked where they are read (so a
+ * message can name the flag, or file:line and the key); what depends on
+ * several values (mode, required keys, cert+key, min <= max, worker index,
+ * duplicate listeners, resolving targets) is checked once at the end by
+ * finish(), in the same words for both sources.
+ *
+ * libinih does the INI syntax. It is driven through ini_parse_stream with our
+ * own line reader, which gives us what the library's handler does not: the
+ * line number of every key, section headers that have no keys, section names
+ * longer than its 50-byte buffer, and a clean error for over-long lines
+ * instead of a silent split. */
+#include "supervisor/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "shared/addr.h"
+#include "shared/duration.h"
+#include "shared/log.h"
+
+#ifndef QP_VERSION
+#define QP_VERSION "unknown"
+#endif
+
+/* ---- keys ---------------------------------------------------------------- */
+
+enum key {
+  /* pool keys */
+  K_MODE,
+  K_LISTEN,
+  K_TARGET,
+  K_MIN_CAP,
+  K_MAX_CAP,
+  K_MIN_IVL,
+  K_MAX_IVL,
+  K_KEEP_ALIVE,
+  K_SETUP_TIMEOUT,
+  K_TLS_MODE,
+  K_HOSTNAME,
+  K_CA,
+  K_CERT,
+  K_KEY,
+  K_CLIENT_IP,
+  K_WORKER,
+  K_POOL_END,
+  /* [global] keys */
+  K_WORKERS = K_POOL_END,
+  K_CONTROL,
+  K_USER,
+  K_CHROOT,
+  K_LOG_LEVEL,
+  K_COUNT
+};
+
+#define S_SERVER 1u
+#define S_CLIENT 2u
+#define S_GLOBAL 4u
+
+static const struct keydef {
+  const char *ini;  /* key in the file; NULL: flags only */
+  const char *flag; /* "--flag"; NULL: file only */
+  unsigned scope;
+} keys[K_COUNT] = {
+    [K_MODE] = {"mode", NULL, S_SERVER | S_CLIENT},
+    [K_LISTEN] = {"listen", "--listen", S_SERVER},
+    [K_TARGET] = {"target", "--target", S_CLIENT},
+    [K_MIN_CAP] = {"min_cap", "--min-cap", S_CLIENT},
+    [K_MAX_CAP] = {"max_cap", "--max-cap", S_SERVER | S_CLIENT},
+    [K_MIN_IVL] = {"min_interval", "--min-interval", S_CLIENT},
+    [K_MAX_IVL] = {"max_interval", "--max-interval", S_CLIENT},
+    [K_KEEP_ALIVE] = {"keep_alive", "--keep-alive", S_SERVER | S_CLIENT},
+    [K_SETUP_TIMEOUT] = {"setup_timeout", "--setup-timeout",
+                         S_SERVER | S_CLIENT},
+    [K_TLS_MODE] = {"tls_mode", "--tls-mode", S_CLIENT},
+    [K_HOSTNAME] = {"hostname", "--hostname", S_CLIENT},
+    [K_CA] = {"ca", "--ca", S_CLIENT},
+    [K_CERT] = {"cert", "--cert", S_SERVER},
+    [K_KEY] = {"key", "--key", S_SERVER},
+    [K_CLIENT_IP] = {"client_ip", "--client-ip", S_SERVER},
+    [K_WORKER] = {"worker", NULL, S_SERVER | S_CLIENT},
+    [K_WORKERS] = {"workers", "--workers", S_GLOBAL},
+    [K_CONTROL] = {"control", "--control", S_GLOBAL},
+    [K_USER] = {"user", "--user", S_GLOBAL},
+    [K_CHROOT] = {"chroot", "--chroot", S_GLOBAL},
+    [K_LOG_LEVEL] = {"log_level", "--log-level", S_GLOBAL},
+};
+
+/* getopt_long values: keys are OPT_KEY + key, then the flag-only options. */
+enum {
+  OPT_KEY = 256,
+  OPT_NAME = OPT_KEY + K_COUNT,
+  OPT_FOREGROUND,
+  OPT_CONFIG,
+};
+
+static const struct option longopts[] = {
+    {"name", required_argument, NULL, OPT_NAME},
+    {"foreground", no_argument, NULL, OPT_FOREGROUND},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"listen", required_argument, NULL, OPT_KEY + K_LISTEN},
+    {"target", required_argument, NULL, OPT_KEY + K_TARGET},
+    {"min-cap", required_argument, NULL, OPT_KEY + K_MIN_CAP},
+    {"max-cap", required_argument, NULL, OPT_KEY + K_MAX_CAP},
+    {"min-interval", required_argument, NULL, OPT_KEY + K_MIN_IVL},
+    {"max-interval", required_argument, NULL, OPT_KEY + K_MAX_IVL},
+    {"keep-alive", required_argument, NULL, OPT_KEY + K_KEEP_ALIVE},
+    {"setup-timeout", required_argument, NULL, OPT_KEY + K_SETUP_TIMEOUT},
+    {"tls-mode", required_argument, NULL, OPT_KEY + K_TLS_MODE},
+    {"hostname", required_argument, NULL, OPT_KEY + K_HOSTNAME},
+    {"ca", required_argument, NULL, OPT_KEY + K_CA},
+    {"cert", required_argument, NULL, OPT_KEY + K_CERT},
+    {"key", required_argument, NULL, OPT_KEY + K_KEY},
+    {"client-ip", required_argument, NULL, OPT_KEY + K_CLIENT_IP},
+    {"workers", required_argument, NULL, OPT_KEY + K_WORKERS},
+    {"control", required_argument, NULL, OPT_KEY + K_CONTROL},
+    {"user", required_argument, NULL, OPT_KEY + K_USER},
+    {"chroot", required_argument, NULL, OPT_KEY + K_CHROOT},
+    {"log-level", required_argument, NULL, OPT_KEY + K_LOG_LEVEL},
+    {NULL, 0, NULL, 0},
+};
+
+/* ---- parse context ------------------------------------------------------- */
+
+#define SECT_TEXT_MAX 128
+
+struct pool_meta {
+  int hdr_line;         /* line of [pool NAME]; 0 for flags */
+  int line[K_POOL_END]; /* where each key was set; 0 = unset */
+};
+
+struct ctx {
+  struct sup_config *c; /* scratch copy: goes to the caller on success */
+  struct pool_meta meta[SUP_POOLS_MAX];
+  int gfile[K_COUNT]; /* [global] key: line in the file, 0 = unset */
+  int gflag[K_COUNT]; /* [global] key given as a flag (it wins) */
+  int global_line;    /* line of [global], 0 = none */
+  int flags;          /* 1: messages name flags, without file:line */
+  const char *fname;
+  char *err;
+  size_t errlen;
+  int failed;
+
+  /* line reader state */
+  const char *pos;
+  int lineno;
+  int sect_seq;  /* section headers seen */
+  int sect_line; /* line of the latest one */
+  char sect_text[SECT_TEXT_MAX];
+  int sect_toolong;
+  char line_text[80]; /* the start of the latest line, for messages */
+  int begun_seq;      /* the section header we have acted on */
+  int in_global;
+  struct sup_pool_cfg *cur; /* the [pool NAME] being read, or NULL */
+  struct pool_meta *cur_meta;
+};
+
+static sup_resolve_fn resolver = qp_addr_resolve;
+
+void sup_config_set_resolver(sup_resolve_fn fn) {
+  resolver = fn ? fn : qp_addr_resolve;
+}
+
+/* Records the first error: "[file:line: ][what: ]message". */
+static int fail(struct ctx *x, int line, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(struct ctx *x, int line, const char *what, const char *fmt,
+                ...) {
+  if (x->failed)
+    return -EINVAL;
+  x->failed = 1;
+  if (!x->err || x->errlen == 0)
+    return -EINVAL;
+  size_t n = 0;
+  int w = 0;
+  if (!x->flags && line > 0)
+    w = snprintf(x->err, x->errlen, "%s:%d: ", x->fname, line);
+  else if (!x->flags)
+    w = snprintf(x->err, x->errlen, "%s: ", x->fname);
+  if (w > 0)
+    n = (size_t)w < x->errlen ? (size_t)w : x->errlen - 1;
+  if (what && n < x->errlen) {
+    w = snprintf(x->err + n, x->errlen - n, "%s: ", what);
+    if (w > 0)
+      n += (size_t)w < x->errlen - n ? (size_t)w : x->errlen - n - 1;
+  }
+  if (n < x->errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->err + n, x->errlen - n, fmt, ap);
+    va_end(ap);
+  }
+  return -EINVAL;
+}
+
+/* The name of key k as the user wrote it: "--max-cap" or "max_cap". */
+static const char *kname(const struct ctx *x, enum key k) {
+  return x->flags && keys[k].flag ? keys[k].flag : keys[k].ini;
+}
+
+#define QBUF 96
+
+/* s with quotes, escapes for anything unprintable and at most ~60 characters
+ * of it: user input goes into messages and logs. */
+static const char *esc_into(char *buf, size_t len, const char *s, int quote) {
+  size_t n = 0, shown = 0;
+  if (quote)
+    buf[n++] = '"';
+  for (; *s && n + 8 < len; s++, shown++) {
+    unsigned char ch = (unsigned char)*s;
+    if (shown == 60) {
+      memcpy(buf + n, "...", 3);
+      n += 3;
+      break;
+    }
+    if (ch == '"' || ch == '\\') {
+      buf[n++] = '\\';
+      buf[n++] = (char)ch;
+    } else if (ch < 0x20 || ch >= 0x7f) {
+      n += (size_t)snprintf(buf + n, len - n, "\\x%02x", ch);
+    } else {
+      buf[n++] = (char)ch;
+    }
+  }
+  if (quote)
+    buf[n++] = '"';
+  buf[n] = '\0';
+  return buf;
+}
+
+static const char *q(char buf[QBUF], const char *s) {
+  return esc_into(buf, QBUF, s, 1);
+}
+
+/* ---- value parsers (shared by flags and file) ---------------------------- */
+
+static int is_digits(const char *s) {
+  if (!*s)
+    return 0;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9')
+      return 0;
+  return 1;
+}
+
+/* A decimal integer in [min, max] (an optional leading '+'). */
+static int parse_int(struct ctx *x, int line, enum key k, const char *v,
+                     int min, int max, int *out) {
+  char b[QBUF];
+  const char *d = v[0] == '+' ? v + 1 : v;
+  if (v[0] == '-' && is_digits(v + 1)) {
+    if (min >= 1)
+      return fail(x, line, kname(x, k), "%s must be a positive number",
+                  q(b, v));
+    return fail(x, line, kname(x, k), "%s must be a number from %d to %d",
+                q(b, v), min, max);
+  }
+  if (!is_digits(d))
+    return fail(x, line, kname(x, k), "%s is not a number", q(b, v));
+  unsigned long long n = 0;
+  for (; *d; d++) {
+    n = n * 10 + (unsigned)(*d - '0');
+    if (n > (unsigned long long)max)
+      return fail(x, line, kname(x, k), "%s is too large (max %d)", q(b, v),
+                  max);
+  }
+  if (n < (unsigned long long)(min < 0 ? 0 : min)) {
+    if (min >= 1)
+      return fail(x, line, kname(x, k), "%s must be a positive number",
+                  q(b, v));
+    return fail(x, line, kname(x, k), "%s must be a number from %d to %d",
+                q(b, v), min, max);
+  }
+  *out = (int)n;
+  return 0;
+}
+
+static int parse_dur(struct ctx *x, int line, enum key k, const char *v,
+                     int allow_zero, uint64_t *out) {
+  char b[QBUF];
+  uint64_t ns = 0;
+  int rc = qp_duration_parse(v, &ns);
+  if (rc == -ERANGE || (rc == 0 && ns > SUP_DURATION_MAX_NS))
+    return fail(x, line, kname(x, k), "%s is too long (max 24h)", q(b, v));
+  if (rc < 0)
+    return fail(x, line, kname(x, k),
+                "%s is not a duration (e.g. 500ms, 5s, 1m30s)", q(b, v));
+  if (ns == 0 && !allow_zero)
+    return fail(x, line, kname(x, k), "%s must be longer than 0", q(b, v));
+  *out = ns;
+  return 0;
+}
+
+/* A host name worth asking the resolver about (RFC 1123 characters plus '_'),
+ * or an IP literal (':' for IPv6) in hostname = / --hostname. */
+static int host_chars_ok(const char *h, int allow_colon) {
+  if (!*h)
+    return 0;
+  for (; *h; h++) {
+    char ch = *h;
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+          (allow_colon && ch == ':')))
+      return 0;
+  }
+  return 1;
+}
+
+/* Why qp_addr_split refused v, in the user's terms. */
+static int addr_syntax_error(struct ctx *x, int line, enum key k,
+                             const char *v) {
+  char b[QBUF];
+  const char *name = kname(x, k);
+  const char *port;
+  if (v[0] == '[') {
+    const char *close = strchr(v, ']');
+    if (!close || close == v + 1)
+      goto generic;
+    if (close[1] == '\0')
+      return fail(x, line, name, "%s needs a port ([v6]:port)", q(b, v));
+    if (close[1] != ':')
+      goto generic;
+    port = close + 2;
+  } else {
+    const char *colon = strchr(v, ':');
+    if (!colon)
+      return fail(x, line, name, "%s needs a port (host:port)", q(b, v));
+    if (strchr(colon + 1, ':'))
+      return fail(x, line, name,
+                  "%s: an IPv6 address needs brackets ([v6]:port)", q(b, v));
+    port = colon + 1;
+  }
+  if (*port == '\0')
+    return fail(x, line, name, "%s needs a port (host:port)", q(b, v));
+  if (is_digits(port))
+    return fail(x, line, name, "%s has a bad port (1-65535)", q(b, v));
+generic:
+  return fail(x, line, name, "%s is not an address (host:port or [v6]:port)",
+              q(b, v));
+}
+
+/* listen (numeric, stored resolved) or target (syntax only: resolved by
+ * finish() once everything else is known to be right). */
+static int parse_addr(struct ctx *x, int line, enum key k, const char *v,
+                      struct sup_pool_cfg *p) {
+  char b[QBUF], host[256];
+  unsigned port;
+  if (strlen(v) >= sizeof(p->addr_text))
+    return fail(x, line, kname(x, k), "%s is too long (max %zu bytes)", q(b, v),
+                sizeof(p->addr_text) - 1);
+  if (qp_addr_split(v, host, sizeof(host), &port, 0) < 0)
+    return addr_syntax_error(x, line, k, v);
+  struct sockaddr_storage ss;
+  socklen_t len = 0;
+  int numeric = qp_addr_parse_numeric(v, &ss, &len) == 0;
+  if (k == K_LISTEN) {
+    if (!numeric)
+      return fail(x, line, kname(x, k),
+                  "%s must be a numeric address (IPv4:port, [IPv6]:port or "
+                  ":port for every IPv4 address)",
+                  q(b, v));
+    p->addr = ss;
+    p->addr_len = len;
+  } else {
+    if (host[0] == '\0')
+      return fail(x, line, kname(x, k), "%s needs a host (host:port)", q(b, v));
+    if (!numeric && v[0] == '[')
+      return fail(x, line, kname(x, k),
+                  "%s: brackets hold an IPv6 address only", q(b, v));
+    if (!numeric && !host_chars_ok(host, 0))
+      return fail(x, line, kname(x, k),
+                  "%s is not an address (host:port or [v6]:port)", q(b, v));
+    memset(&p->addr, 0, sizeof(p->addr));
+    p->addr_len = 0;
+  }
+  strcpy(p->addr_text, v);
+  return 0;
+}
+
+static int parse_path(struct ctx *x, int line, enum key k, const char *v,
+                      char *out, size_t outlen) {
+  char b[QBUF];
+  if (!*v)
+    return fail(x, line, kname(x, k), "must not be empty");
+  if (strlen(v) >= outlen)
+    return fail(x, line, kname(x, k), "%s is too long (max %zu bytes)", q(b, v),
+                outlen - 1);
+  strcpy(out, v);
+  return 0;
+}
+
+static int valid_name(const char *s, size_t max) {
+  size_t n = 0;
+  for (; s[n]; n++) {
+    char ch = s[n];
+    if (n >= max ||
+        !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
+      return 0;
+  }
+  return n > 0;
+}
+
+/* "10.0.0.1/8" -> "10.0.0.0/8" when the spec is an address with a valid
+ * prefix whose host bits are set; 0 if it is not that case. */
+static int masked_suggestion(const char *spec, char *out, size_t outlen) {
+  char a[INET6_ADDRSTRLEN + 1];
+  const char *slash = strchr(spec, '/');
+  if (!slash || (size_t)(slash - spec) >= sizeof(a) || !is_digits(slash + 1) ||
+      strlen(slash + 1) > 3)
+    return 0;
+  memcpy(a, spec, (size_t)(slash - spec));
+  a[slash - spec] = '\0';
+  uint8_t bytes[16];
+  int fam = strchr(a, ':') ? AF_INET6 : AF_INET;
+  unsigned bits = fam == AF_INET6 ? 128 : 32;
+  unsigned prefix = (unsigned)atoi(slash + 1);
+  if (inet_pton(fam, a, bytes) != 1 || prefix > bits)
+    return 0;
+  for (unsigned i = 0; i < bits / 8; i++) {
+    unsigned first = i * 8;
+    if (prefix >= first + 8)
+      continue;
+    bytes[i] &= prefix <= first ? 0 : (uint8_t)(0xff << (8 - (prefix - first)));
+  }
+  if (!inet_ntop(fam, bytes, a, sizeof(a)))
+    return 0;
+  snprintf(out, outlen, "%s/%u", a, prefix);
+  return strcmp(out, spec) != 0;
+}
+
+/* A comma list of addresses and CIDR prefixes, added to f item by item so
+ * that a bad item can be named. */
+static int parse_client_ip(struct ctx *x, int line, const char *v,
+                           struct qp_ipfilter *f) {
+  char b[QBUF], item[128], hint[128];
+  const char *name = kname(x, K_CLIENT_IP);
+  const char *p = v;
+  while (*p == ' ' || *p == '\t')
+    p++;
+  if (!*p)
+    return fail(x, line, name,
+                "must not be empty (leave it out to allow "
+                "every address)");
+  for (;;) {
+    const char *end = strchr(p, ',');
+    const char *stop = end ? end : p + strlen(p);
+    const char *a = p, *e = stop;
+    while (a < e && (*a == ' ' || *a == '\t'))
+      a++;
+    while (e > a && (e[-1] == ' ' || e[-1] == '\t'))
+      e--;
+    size_t n = (size_t)(e - a);
+    if (n == 0)
+      return fail(x, line, name, "%s has an empty item", q(b, v));
+    if (n >= sizeof(item)) {
+      memcpy(item, a, sizeof(item) - 1);
+      item[sizeof(item) - 1] = '\0';
+      return fail(x, line, name, "%s is not an IP address or CIDR prefix",
+                  q(b, item));
+    }
+    memcpy(item, a, n);
+    item[n] = '\0';
+    int rc = qp_ipfilter_add(f, item);
+    if (rc == -ENOSPC)
+      return fail(x, line, name, "too many addresses (max %d per pool)",
+                  QP_IPFILTER_MAX);
+    if (rc < 0 && masked_suggestion(item, hint, sizeof(hint)))
+      return fail(x, line, name, "%s has host bits set (did you mean %s?)",
+                  q(b, item), hint);
+    if (rc < 0)
+      return fail(x, line, name, "%s is not an IP address or CIDR prefix",
+                  q(b, item));
+    if (!end)
+      return 0;
+    p = end + 1;
+  }
+}
+
+static void pool_defaults(struct sup_pool_cfg *p) {
+  memset(p, 0, sizeof(*p));
+  p->min_cap = p->max_cap = SUP_DEFAULT_CAP;
+  p->min_ivl_ns = p->max_ivl_ns = SUP_DEFAULT_INTERVAL_NS;
+  p->keep_alive_ns = SUP_DEFAULT_KEEP_ALIVE_NS;
+  p->setup_timeout_ns = SUP_DEFAULT_SETUP_TIMEOUT_NS;
+  p->tls_mode = '1';
+  qp_ipfilter_init(&p->client_ip);
+  p->worker = -1;
+}
+
+/* A pool key: value checks only; what depends on the mode or on other keys
+ * waits for finish(). line is 0 for flags. */
+static int set_pool_key(struct ctx *x, struct sup_pool_cfg *p,
+                        struct pool_meta *m, enum key k, const char *v,
+                        int line) {
+  char b[QBUF];
+  const char *name = kname(x, k);
+  if (m->line[k] && k != K_CLIENT_IP) {
+    if (x->flags)
+      return fail(x, line, name, "given twice");
+    return fail(x, line, name, "set twice in [pool %s] (first on line %d)",
+                p->name, m->line[k]);
+  }
+  int rc = 0;
+  switch (k) {
+  case K_MODE:
+    if (strcmp(v, "server") == 0)
+      p->server = 1;
+    else if (strcmp(v, "client") == 0)
+      p->server = 0;
+    else
+      rc = fail(x, line, name, "must be server or client");
+    break;
+  case K_LISTEN:
+  case K_TARGET:
+    rc = parse_addr(x, line, k, v, p);
+    break;
+  case K_MIN_CAP:
+    rc = parse_int(x, line, k, v, 1, SUP_CAP_MAX, &p->min_cap);
+    break;
+  case K_MAX_CAP:
+    rc = parse_int(x, line, k, v, 1, SUP_CAP_MAX, &p->max_cap);
+    break;
+  case K_MIN_IVL:
+    rc = parse_dur(x, line, k, v, 0, &p->min_ivl_ns);
+    break;
+  case K_MAX_IVL:
+    rc = parse_dur(x, line, k, v, 0, &p->max_ivl_ns);
+    break;
+  case K_KEEP_ALIVE:
+    rc = parse_dur(x, line, k, v, 1, &p->keep_alive_ns);
+    break;
+  case K_SETUP_TIMEOUT:
+    rc = parse_dur(x, line, k, v, 0, &p->setup_timeout_ns);
+    break;
+  case K_TLS_MODE:
+    if ((v[0] == '0' || v[0] == '1' || v[0] == '2') && v[1] == '\0')
+      p->tls_mode = v[0];
+    else
+      rc = fail(x, line, name, "must be 0, 1 or 2");
+    break;
+  case K_HOSTNAME:
+    if (strlen(v) > 253 || !host_chars_ok(v, 1))
+      rc = fail(x, line, name, "%s is not a valid host name", q(b, v));
+    else
+      strcpy(p->hostname, v);
+    break;
+  case K_CA:
+    rc = parse_path(x, line, k, v, p->ca_file, sizeof(p->ca_file));
+    break;
+  case K_CERT:
+    rc = parse_path(x, line, k, v, p->cert_file, sizeof(p->cert_file));
+    break;
+  case K_KEY:
+    rc = parse_path(x, line, k, v, p->key_file, sizeof(p->key_file));
+    break;
+  case K_CLIENT_IP:
+    rc = parse_client_ip(x, line, v, &p->client_ip);
+    break;
+  case K_WORKER:
+    if (strcmp(v, "auto") == 0)
+      p->worker = -1;
+    else
+      rc = parse_int(x, line, k, v, 0, SUP_WORKERS_MAX - 1, &p->worker);
+    break;
+  default:
+    rc = fail(x, line, name, "not a pool key");
+    break;
+  }
+  if (rc < 0)
+    return rc;
+  if (!m->line[k])
+    m->line[k] = line > 0 ? line : 1;
+  return 0;
+}
+
+/* A [global] key or global flag. A key in the file that a flag already set
+ * is checked but does not apply. */
+static int set_global(struct ctx *x, enum key k, const char *v, int line) {
+  char b[QBUF];
+  const char *name = kname(x, k);
+  struct sup_config *c = x->c;
+  if (x->flags && x->gflag[k])
+    return fail(x, line, name, "given twice");
+  if (!x->flags && x->gfile[k])
+    return fail(x, line, name, "set twice in [global] (first on line %d)",
+                x->gfile[k]);
+  int apply = x->flags || !x->gflag[k];
+  int rc = 0, n = 0;
+  switch (k) {
+  case K_WORKERS:
+    rc = parse_int(x, line, k, v, 0, SUP_WORKERS_MAX, &n);
+    if (rc == 0 && apply)
+      c->workers = n;
+    break;
+  case K_CONTROL: {
+    struct sockaddr_un sun;
+    if (!*v)
+      rc = fail(x, line, name, "must not be empty");
+    else if (strlen(v) >= sizeof(sun.sun_path))
+      rc = fail(x, line, name,
+                "%s is too long for a Unix socket path (max %zu bytes)",
+                q(b, v), sizeof(sun.sun_path) - 1);
+    else if (apply)
+      strcpy(c->control, v);
+    break;
+  }
+  case K_USER:
+    if (!valid_name(v, 32) || v[0] == '-')
+      rc = fail(x, line, name, "%s is not a valid user name", q(b, v));
+    else if (apply)
+      strcpy(c->user, v);
+    break;
+  case K_CHROOT:
+    if (v[0] != '/')
+      rc = fail(x, line, name, "%s must be an absolute path", q(b, v));
+    else if (v[strspn(v, "/")] == '\0')
+      rc = fail(x, line, name,
+                "%s is no sandbox (the worker would see every file)", q(b, v));
+    else if (strlen(v) >= sizeof(c->chroot))
+      rc = fail(x, line, name, "%s is too long (max %zu bytes)", q(b, v),
+                sizeof(c->chroot) - 1);
+    else if (apply)
+      strcpy(c->chroot, v);
+    break;
+  case K_LOG_LEVEL: {
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    int found = -1;
+    for (int i = 0; i < 4; i++)
+      if (strcmp(v, levels[i]) == 0)
+        found = i;
+    if (found < 0)
+      rc = fail(x, line, name, "must be error, warn, info or debug");
+    else if (apply)
+      c->log_level = found;
+    break;
+  }
+  default:
+    rc = fail(x, line, name, "not a [global] key");
+    break;
+  }
+  if (rc < 0)
+    return rc;
+  if (x->flags)
+    x->gflag[k] = 1;
+  else
+    x->gfile[k] = line > 0 ? line : 1;
+  return 0;
+}
+
+/* ---- final checks (shared) ----------------------------------------------- */
+
+static int finish_pool(struct ctx *x, struct sup_pool_cfg *p,
+                       struct pool_meta *m) {
+  char sect[SUP_NAME_MAX + 8], b1[64], b2[64];
+  unsigned mode = p->server ? S_SERVER : S_CLIENT;
+  const char *mname = p->server ? "server" : "client";
+  snprintf(sect, sizeof(sect), "[pool %s]", p->name);
+
+  if (!x->flags && !m->line[K_MODE])
+    return fail(x, m->hdr_line, sect,
+                "mode is required (mode = server or mode = client)");
+  for (int k = 0; k < K_POOL_END; k++)
+    if (m->line[k] && !(keys[k].scope & mode))
+      return fail(x, m->line[k], kname(x, (enum key)k),
+                  "only for %s pools (this pool has mode = %s)",
+                  p->server ? "client" : "server", mname);
+
+  enum key ak = p->server ? K_LISTEN : K_TARGET;
+  if (!m->line[ak]) {
+    if (x->flags)
+      return fail(x, 0, NULL, "%s is required for qpoold %s", keys[ak].flag,
+                  mname);
+    return fail(x, m->hdr_line, sect, "%s is required for a %s pool",
+                keys[ak].ini, mname);
+  }
+  if (m->line[K_CERT] && !m->line[K_KEY])
+    return fail(x, m->line[K_CERT], kname(x, K_CERT), "needs %s too",
+                kname(x, K_KEY));
+  if (m->line[K_KEY] && !m->line[K_CERT])
+    return fail(x, m->line[K_KEY], kname(x, K_KEY), "needs %s too",
+                kname(x, K_CERT));
+  if (p->tls_mode == '2' && !p->hostname[0])
+    return fail(x, m->line[K_TLS_MODE], kname(x, K_TLS_MODE),
+                "2 needs %s (the name the server certificate is checked "
+                "against)",
+                kname(x, K_HOSTNAME));
+  if (m->line[K_CA] && p->tls_mode != '2')
+    return fail(x, m->line[K_CA], kname(x, K_CA), "only used with %s%s2",
+                kname(x, K_TLS_MODE), x->flags ? " " : " = ");
+
+  /* Capacities and intervals: an unset bound follows the set one when its
+   * default would cross it; two set bounds that cross are an error. */
+  if (!p->server) {
+    if (p->min_cap > p->max_cap) {
+      if (m->line[K_MIN_CAP] && m->line[K_MAX_CAP])
+        return fail(x, m->line[K_MIN_CAP], kname(x, K_MIN_CAP),
+                    "%d is greater than %s %d", p->min_cap, kname(x, K_MAX_CAP),
+                    p->max_cap);
+      if (m->line[K_MIN_CAP])
+        p->max_cap = p->min_cap;
+      else
+        p->min_cap = p->max_cap;
+    }
+    if (p->min_ivl_ns > p->max_ivl_ns) {
+      if (m->line[K_MIN_IVL] && m->line[K_MAX_IVL]) {
+        qp_duration_format(p->min_ivl_ns, b1, sizeof(b1));
+        qp_duration_format(p->max_ivl_ns, b2, sizeof(b2));
+        return fail(x, m->line[K_MIN_IVL], kname(x, K_MIN_IVL),
+                    "%s is longer than %s %s", b1, kname(x, K_MAX_IVL), b2);
+      }
+      if (m->line[K_MIN_IVL])
+        p->max_ivl_ns = p->min_ivl_ns;
+      else
+        p->min_ivl_ns = p->max_ivl_ns;
+    }
+  }
+  if (p->worker >= 0 && x->c->workers == 0)
+    return fail(x, m->line[K_WORKER], kname(x, K_WORKER),
+                "needs workers = N in [global] (workers = 0 gives every pool "
+                "a worker of its own)");
+  if (p->worker >= x->c->workers && x->c->workers > 0)
+    return fail(x, m->line[K_WORKER], kname(x, K_WORKER),
+                "%d is out of range (workers = %d: 0 to %d)", p->worker,
+                x->c->workers, x->c->workers - 1);
+  return 0;
+}
+
+static int finish(struct ctx *x) {
+  struct sup_config *c = x->c;
+  if (!x->flags && c->npools == 0)
+    return fail(x, 0, NULL, "no pools (add a [pool NAME] section)");
+  for (size_t i = 0; i < c->npools; i++)
+    if (finish_pool(x, &c->pools[i], &x->meta[i]) < 0)
+      return -EINVAL;
+  for (size_t i = 0; i < c->npools; i++) {
+    const struct sup_pool_cfg *p = &c->pools[i];
+    if (!p->server)
+      continue;
+    for (size_t j = 0; j < i; j++) {
+      const struct sup_pool_cfg *o = &c->pools[j];
+      if (o->server && qp_addr_equal((const struct sockaddr *)&p->addr,
+                                     (const struct sockaddr *)&o->addr)) {
+        char b[QP_ADDR_STRLEN];
+        qp_addr_format((const struct sockaddr *)&p->addr, b, sizeof(b));
+        return fail(x, x->meta[i].line[K_LISTEN], kname(x, K_LISTEN),
+                    "%s is already the address of pool %s", b, o->name);
+      }
+    }
+  }
+  /* Last: resolving may block, and only a config that is right otherwise is
+   * worth it. */
+  for (size_t i = 0; i < c->npools; i++) {
+    struct sup_pool_cfg *p = &c->pools[i];
+    if (p->server)
+      continue;
+    char b[QBUF];
+    int line = x->meta[i].line[K_TARGET];
+    int rc = resolver(p->addr_text, &p->addr, &p->addr_len);
+    if (rc == -EHOSTUNREACH)
+      return fail(x, line, kname(x, K_TARGET), "%s: host name not found",
+                  q(b, p->addr_text));
+    if (rc < 0 || p->addr_len == 0 || p->addr_len > sizeof(p->addr))
+      return fail(x, line, kname(x, K_TARGET),
+                  "%s is not an address (host:port or [v6]:port)",
+                  q(b, p->addr_text));
+  }
+  return 0;
+}
+
+/* ---- INI file ------------------------------------------------------------ */
+
+static void trim(const char **s, size_t *n) {
+  while (*n && (**s == ' ' || **s == '\t')) {
+    (*s)++;
+    (*n)--;
+  }
+  while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+    (*n)--;
+}
+
+/* Acts on the latest section header: [global] or [pool NAME]. */
+static int begin_section(struct ctx *x) {
+  char b[QBUF];
+  struct sup_config *c = x->c;
+  int line = x->sect_line;
+  x->begun_seq = x->sect_seq;
+  x->in_global = 0;
+  x->cur = NULL;
+  x->cur_meta = NULL;
+  if (x->sect_toolong)
+    return fail(x, line, NULL, "section name is too long");
+  const char *s = x->sect_text;
+  size_t n = strlen(s);
+  trim(&s, &n);
+  if (n == 6 && memcmp(s, "global", 6) == 0) {
+    if (x->global_line)
+      return fail(x, line, "[global]", "appears twice (first on line %d)",
+                  x->global_line);
+    x->global_line = line;
+    x->in_global = 1;
+    return 0;
+  }
+  if (n < 4 || memcmp(s, "pool", 4) != 0 ||
+      (n > 4 && s[4] != ' ' && s[4] != '\t')) {
+    char t[SECT_TEXT_MAX];
+    memcpy(t, s, n);
+    t[n] = '\0';
+    esc_into(b, sizeof(b), t, 0);
+    return fail(x, line, NULL,
+                "[%s]: unknown section (expected [global] or [pool NAME])", b);
+  }
+  const char *nm = s + 4;
+  size_t nn = n - 4;
+  trim(&nm, &nn);
+  char name[SECT_TEXT_MAX];
+  memcpy(name, nm, nn);
+  name[nn] = '\0';
+  if (nn == 0)
+    return fail(x, line, "[pool]", "needs a name: [pool NAME]");
+  if (!valid_name(name, SUP_NAME_MAX - 1))
+    return fail(x, line, NULL,
+                "[pool %s]: not a valid pool name (1-63 characters of A-Z "
+                "a-z 0-9 _ . -)",
+                esc_into(b, sizeof(b), name, 0));
+  for (size_t i = 0; i < c->npools; i++)
+    if (strcmp(c->pools[i].name, name) == 0)
+      return fail(x, line, NULL,
+                  "[pool %s]: duplicate pool name (first on line %d)", name,
+                  x->meta[i].hdr_line);
+  if (c->npools >= SUP_POOLS_MAX)
+    return fail(x, line, NULL, "[pool %s]: too many pools (max %d)", name,
+                SUP_POOLS_MAX);
+  struct sup_pool_cfg *p = &c->pools[c->npools];
+  struct pool_meta *m = &x->meta[c->npools];
+  pool_defaults(p);
+  memset(m, 0, sizeof(*m));
+  strcpy(p->name, name);
+  m->hdr_line = line;
+  c->npools++;
+  x->cur = p;
+  x->cur_meta = m;
+  return 0;
+}
+
+/* fgets for ini_parse_stream over the text, one line per call (so our line
+ * numbers are inih's), noting section headers as they go by. */
+static char *read_line(char *str, int num, void *stream) {
+  struct ctx *x = stream;
+  if (x->failed || *x->pos == '\0' || num < 3)
+    return NULL;
+  const char *nl = strchr(x->pos, '\n');
+  size_t len = nl ? (size_t)(nl - x->pos) + 1 : strlen(x->pos);
+  x->lineno++;
+  if (len > (size_t)num - 1) {
+    fail(x, x->lineno, NULL, "line is too long (max %d bytes)", num - 2);
+    return NULL;
+  }
+  memcpy(str, x->pos, len);
+  str[len] = '\0';
+  x->pos += len;
+  size_t keep = strcspn(str, "\r\n");
+  if (keep >= sizeof(x->line_text))
+    keep = sizeof(x->line_text) - 1;
+  memcpy(x->line_text, str, keep);
+  x->line_text[keep] = '\0';
+
+  const char *s = str;
+  if (x->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+    s += 3; /* inih skips a UTF-8 BOM */
+  while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\f' || *s == '\v')
+    s++;
+  if (*s == '[') {
+    /* The previous section had no keys: act on it now (so an empty
+     * [pool NAME] is still a pool, refused for its missing mode). */
+    if (x->sect_seq != x->begun_seq && begin_section(x) < 0)
+      return NULL;
+    const char *close = strchr(s + 1, ']');
+    if (!close) {
+      fail(x, x->lineno, NULL, "section header without a closing ]");
+      return NULL;
+    }
+    size_t n = (size_t)(close - s - 1);
+    x->sect_seq++;
+    x->sect_line = x->lineno;
+    x->sect_toolong = n >= sizeof(x->sect_text);
+    if (x->sect_toolong)
+      n = 0;
+    memcpy(x->sect_text, s + 1, n);
+    x->sect_text[n] = '\0';
+  }
+  return str;
+}
+
+static int on_key(void *user, const char *section, const char *name,
+                  const char *value) {
+  struct ctx *x = user;
+  if (x->failed)
+    return 0;
+  int line = x->lineno;
+  char b[QBUF];
+  if (x->sect_seq != x->begun_seq) {
+    /* inih truncates section names to 49 bytes; ours is the whole one. */
+    if (!x->sect_toolong &&
+        strncmp(x->sect_text, section, strlen(section)) != 0) {
+      fail(x, x->sect_line, NULL, "cannot read this section header");
+      return 0;
+    }
+    if (begin_section(x) < 0)
+      return 0;
+  }
+  if (!*name) {
+    fail(x, line, NULL, "a key is missing before '='");
+    return 0;
+  }
+  int k = -1;
+  for (int i = 0; i < K_COUNT; i++)
+    if (strcmp(name, keys[i].ini) == 0)
+      k = i;
+  if (k < 0) {
+    /* "max-cap" for "max_cap", "Max_Cap" for "max_cap" */
+    char alt[32];
+    size_t n = strlen(name);
+    if (n < sizeof(alt)) {
+      for (size_t i = 0; i <= n; i++)
+        alt[i] = name[i] == '-'                       ? '_'
+                 : (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + 32)
+                                                      : name[i];
+      for (int i = 0; i < K_COUNT; i++)
+        if (strcmp(alt, keys[i].ini) == 0) {
+          fail(x, line, esc_into(b, sizeof(b), name, 0),
+               "unknown key (did you mean %s?)", keys[i].ini);
+          return 0;
+        }
+    }
+    fail(x, line, esc_into(b, sizeof(b), name, 0), "unknown key");
+    return 0;
+  }
+  if (!x->in_global && !x->cur) {
+    fail(x, line, keys[k].ini,
+         "outside any section (put it under [global] or [pool NAME])");
+    return 0;
+  }
+  if (x->in_global) {
+    if (!(keys[k].scope & S_GLOBAL)) {
+      fail(x, line, keys[k].ini,
+           "not a [global] key (it belongs in a [pool NAME] section)");
+      return 0;
+    }
+    return set_global(x, (enum key)k, value, line) == 0;
+  }
+  if (keys[k].scope & S_GLOBAL) {
+    fail(x, line, keys[k].ini, "not a pool key (it belongs in [global])");
+    return 0;
+  }
+  return set_pool_key(x, x->cur, x->cur_meta, (enum key)k, value, line) == 0;
+}
+
+/* Runs libinih over text with the settings this format is documented with,
+ * and puts the library's process-wide settings back afterwards. */
+static int parse_ini(struct ctx *x, const char *text) {
+  bool multi = ini_allow_multiline, stop = ini_stop_on_first_error;
+  bool stack = ini_use_stack, inl = ini_allow_inline_comments;
+  bool bom = ini_allow_bom, novalue = ini_allow_no_value;
+  int maxline = ini_max_line;
+  char *inl_prefixes = ini_inline_comment_prefixes;
+  char *start_prefixes = ini_start_comment_prefixes;
+
+  static char comment_chars[] = ";#";
+  ini_allow_multiline = false; /* indented keys are keys, not continuations */
+  ini_stop_on_first_error = true;
+  ini_use_stack = true;
+  ini_allow_inline_comments = true; /* " ; ..." and " # ..." after a value */
+  ini_allow_bom = true;
+  ini_allow_no_value = false;
+  ini_max_line = SUP_LINE_MAX + 2; /* the line, '\n' and NUL */
+  ini_inline_comment_prefixes = comment_chars;
+  ini_start_comment_prefixes = comment_chars;
+
+  x->pos = text;
+  int rc = ini_parse_stream(read_line, x, on_key, x);
+
+  ini_allow_multiline = multi;
+  ini_stop_on_first_error = stop;
+  ini_use_stack = stack;
+  ini_allow_inline_comments = inl;
+  ini_allow_bom = bom;
+  ini_allow_no_value = novalue;
+  ini_max_line = maxline;
+  ini_inline_comment_prefixes = inl_prefixes;
+  ini_start_comment_prefixes = start_prefixes;
+
+  if (x->failed)
+    return -EINVAL;
+  if (rc > 0) {
+    char b[QBUF];
+    return fail(x, rc, NULL, "%s is not [section], key = value or a comment",
+                q(b, rc == x->lineno ? x->line_text : "this line"));
+  }
+  if (rc < 0)
+    return fail(x, 0, NULL, "cannot parse (error %d)", rc);
+  if (x->sect_seq != x->begun_seq && begin_section(x) < 0)
+    return -EINVAL;
+  return 0;
+}
+
+/* Reads a whole config file (a regular file, at most SUP_CONFIG_MAX bytes,
+ * no NUL bytes) into a new string. */
+static int read_file(struct ctx *x, const char *path, char **out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return fail(x, 0, NULL, "cannot open: %s", strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return fail(x, 0, NULL, "not a regular file");
+  }
+  if (st.st_size > SUP_CONFIG_MAX) {
+    close(fd);
+    return fail(x, 0, NULL, "larger than %d bytes", SUP_CONFIG_MAX);
+  }
+  char *buf = malloc(SUP_CONFIG_MAX + 2);
+  if (!buf) {
+    close(fd);
+    return fail(x, 0, NULL, "out of memory");
+  }
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + n, SUP_CONFIG_MAX + 1 - n);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      int e = errno;
+      close(fd);
+      free(buf);
+      return fail(x, 0, NULL, "cannot read: %s", strerror(e));
+    }
+    if (r == 0)
+      break;
+    n += (size_t)r;
+    if (n > SUP_CONFIG_MAX) {
+      close(fd);
+      free(buf);
+      return fail(x, 0, NULL, "larger than %d bytes", SUP_CONFIG_MAX);
+    }
+  }
+  close(fd);
+  if (memchr(buf, '\0', n)) {
+    free(buf);
+    return fail(x, 0, NULL, "contains a NUL byte (not a text file)");
+  }
+  buf[n] = '\0';
+  *out = buf;
+  return 0;
+}
+
+/* path made absolute (without resolving symbolic links, so a reload follows
+ * a switched link). */
+static int absolute_path(struct ctx *x, const char *path, char *out,
+                         size_t outlen) {
+  if (path[0] == '/') {
+    if (strlen(path) >= outlen)
+      return fail(x, 0, NULL, "path is too long");
+    strcpy(out, path);
+    return 0;
+  }
+  char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof(cwd)))
+    return fail(x, 0, NULL, "cannot get the working directory: %s",
+                strerror(errno));
+  const char *rel = path;
+  while (rel[0] == '.' && rel[1] == '/')
+    rel += 2;
+  int w = snprintf(out, outlen, "%s%s%s", cwd,
+                   cwd[strlen(cwd) - 1] == '/' ? "" : "/", rel);
+  if (w < 0 || (size_t)w >= outlen)
+    return fail(x, 0, NULL, "path is too long");
+  return 0;
+}
+
+/* ---- context life -------------------------------------------------------- */
+
+static struct ctx *ctx_new(char *err, size_t errlen, int flags,
+                           const char *fname) {
+  if (err && errlen)
+    err[0] = '\0';
+  struct ctx *x = calloc(1, sizeof(*x));
+  struct sup_config *c = malloc(sizeof(*c));
+  if (!x || !c) {
+    free(x);
+    free(c);
+    if (err && errlen)
+      snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  sup_config_defaults(c);
+  x->c = c;
+  x->err = err;
+  x->errlen = errlen;
+  x->flags = flags;
+  x->fname = fname ? fname : "(config)";
+  return x;
+}
+
+/* Copies the result out (success) and frees the context. */
+static int ctx_end(struct ctx *x, struct sup_config *out, int rc) {
+  if (rc == 0 && !x->failed) {
+    struct sup_config *c = x->c;
+    memcpy(out->pools, c->pools, c->npools * sizeof(c->pools[0]));
+    out->npools = c->npools;
+    out->workers = c->workers;
+    memcpy(out->control, c->control, sizeof(out->control));
+    memcpy(out->user, c->user, sizeof(out->user));
+    memcpy(out->chroot, c->chroot, sizeof(out->chroot));
+    memcpy(out->config_file, c->config_file, sizeof(out->config_file));
+    out->foreground = c->foreground;
+    out->log_level = c->log_level;
+  } else {
+    rc = -EINVAL;
+  }
+  free(x->c);
+  free(x);
+  return rc;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+void sup_config_defaults(struct sup_config *c) {
+  c->npools = 0;
+  c->workers = 0;
+  snprintf(c->control, sizeof(c->control), "%s", SUP_DEFAULT_CONTROL);
+  snprintf(c->user, sizeof(c->user), "%s", SUP_DEFAULT_USER);
+  snprintf(c->chroot, sizeof(c->chroot), "%s", SUP_DEFAULT_CHROOT);
+  c->config_file[0] = '\0';
+  c->foreground = 0;
+  c->log_level = QP_LOG_INFO;
+}
+
+int sup_config_load_string(struct sup_config *c, const char *text,
+                           const char *name_for_errors, char *err,
+                           size_t errlen) {
+  struct ctx *x = ctx_new(err, errlen, 0, name_for_errors);
+  if (!x)
+    return -ENOMEM;
+  int rc = text ? parse_ini(x, text) : fail(x, 0, NULL, "no text");
+  if (rc == 0)
+    rc = finish(x);
+  return ctx_end(x, c, rc);
+}
+
+int sup_config_load_file(struct sup_config *c, const char *path, char *err,
+                         size_t errlen) {
+  struct ctx *x = ctx_new(err, errlen, 0, path);
+  if (!x)
+    return -ENOMEM;
+  char *text = NULL;
+  int rc = path && *path ? read_file(x, path, &text)
+                         : fail(x, 0, NULL, "no file name");
+  if (rc == 0)
+    rc = absolute_path(x, path, x->c->config_file, sizeof(x->c->config_file));
+  if (rc == 0)
+    rc = parse_ini(x, text);
+  if (rc == 0)
+    rc = finish(x);
+  free(text);
+  return ctx_end(x, c, rc);
+}
+
+/* The option token getopt_long just matched: "--name" or "--name=value". */
+static const char *opt_token(char **av, int optind_now, int has_arg) {
+  if (has_arg && optarg && optind_now >= 2 && optarg == av[optind_now - 1])
+    return av[optind_now - 2];
+  return av[optind_now - 1];
+}
+
+/* getopt_long accepts unique prefixes ("--list"); we do not, so that adding
+ * a flag never changes what an old command line means. */
+static int exact_name(const char *token, const char *name) {
+  if (strncmp(token, "--", 2) != 0)
+    return 0;
+  size_t n = strcspn(token + 2, "=");
+  return strlen(name) == n && strncmp(token + 2, name, n) == 0;
+}
+
+/* "--max_cap" / "--Max-Cap" -> the flag meant, or NULL. */
+static const char *flag_hint(const char *token) {
+  char alt[32];
+  if (strncmp(token, "--", 2) != 0)
+    return NULL;
+  size_t n = strcspn(token + 2, "=");
+  if (n == 0 || n >= sizeof(alt))
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    char ch = token[2 + i];
+    alt[i] = ch == '_' ? '-' : (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+  }
+  alt[n] = '\0';
+  for (const struct option *o = longopts; o->name; o++)
+    if (strcmp(o->name, alt) == 0 || (strncmp(o->name, alt, n) == 0 && n >= 3))
+      return o->name;
+  return NULL;
+}
+
+static const char *opt_display(int val) {
+  if (val >= OPT_KEY && val < OPT_KEY + K_COUNT)
+    return keys[val - OPT_KEY].flag ? keys[val - OPT_KEY].flag : "?";
+  switch (val) {
+  case OPT_NAME:
+    return "--name";
+  case OPT_FOREGROUND:
+    return "--foreground";
+  case OPT_CONFIG:
+    return "--config";
+  }
+  return "?";
+}
+
+int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
+                         size_t errlen) {
+  if (err && errlen)
+    err[0] = '\0';
+  for (int i = 1; i < argc && argv[i] && strcmp(argv[i], "--") != 0; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      sup_usage(stdout);
+      return 1;
+    }
+    if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+      printf("qpoold %s\n", QP_VERSION);
+      return 1;
+    }
+  }
+  struct ctx *x = ctx_new(err, errlen, 1, NULL);
+  if (!x)
+    return -ENOMEM;
+  unsigned mode = 0; /* S_SERVER, S_CLIENT, 0: --config */
+  char **av = argv;
+  int ac = argc;
+  char b[QBUF];
+  if (argc < 2 || !argv[1]) {
+    fail(x, 0, NULL,
+         "missing command: qpoold server ..., qpoold client ... or qpoold "
+         "--config FILE (see qpoold --help)");
+    return ctx_end(x, c, -EINVAL);
+  }
+  if (strcmp(argv[1], "server") == 0 || strcmp(argv[1], "client") == 0) {
+    mode = argv[1][0] == 's' ? S_SERVER : S_CLIENT;
+    av = argv + 1; /* "server" plays argv[0] for getopt */
+    ac = argc - 1;
+    struct sup_pool_cfg *p = &x->c->pools[0];
+    pool_defaults(p);
+    memset(&x->meta[0], 0, sizeof(x->meta[0]));
+    p->server = mode == S_SERVER;
+    x->meta[0].line[K_MODE] = 1;
+    x->c->npools = 1;
+  } else if (argv[1][0] != '-') {
+    fail(x, 0, NULL,
+         "unknown command %s (expected server, client or --config FILE)",
+         q(b, argv[1]));
+    return ctx_end(x, c, -EINVAL);
+  }
+  const char *mname = mode == S_SERVER ? "server" : "client";
+  struct sup_pool_cfg *p = &x->c->pools[0];
+  struct pool_meta *m = &x->meta[0];
+  const char *config = NULL;
+  int name_set = 0;
+
+  optind = 0; /* glibc: a full re-initialisation, for every call */
+  opterr = 0;
+  int o, li = -1;
+  /* '+': stop at the first argument that is not an option (no reordering
+   * of argv); ':': report a missing value as ':' */
+  while (!x->failed && (o = getopt_long(ac, av, "+:", longopts, &li)) != -1) {
+    if (o == '?') {
+      if (optopt >= OPT_KEY) {
+        fail(x, 0, opt_display(optopt), "takes no value");
+      } else if (optopt) {
+        fail(x, 0, NULL, "unknown option -%c", optopt);
+      } else {
+        const char *tok = av[optind - 1];
+        char t[QBUF];
+        size_t n = strcspn(tok, "=");
+        snprintf(t, sizeof(t), "%.*s", (int)(n < 60 ? n : 60), tok);
+        const char *hint = flag_hint(tok);
+        if (hint)
+          fail(x, 0, NULL, "unknown option %s (did you mean --%s?)",
+               esc_into(b, sizeof(b), t, 0), hint);
+        else
+          fail(x, 0, NULL, "unknown option %s", esc_into(b, sizeof(b), t, 0));
+      }
+      break;
+    }
+    if (o == ':') {
+      fail(x, 0, opt_display(optopt), "needs a value");
+      break;
+    }
+    const struct option *lo = &longopts[li];
+    const char *tok = opt_token(av, optind, lo->has_arg);
+    if (!exact_name(tok, lo->name)) {
+      char t[QBUF];
+      size_t n = strcspn(tok, "=");
+      snprintf(t, sizeof(t), "%.*s", (int)(n < 60 ? n : 60), tok);
+      fail(x, 0, NULL, "unknown option %s (did you mean --%s?)",
+           esc_into(b, sizeof(b), t, 0), lo->name);
+      break;
+    }
+    /* "--listen --max-cap 3": the value is missing, not "--max-cap" */
+    if (lo->has_arg && optarg && optarg == av[optind - 1] &&
+        strncmp(optarg, "--", 2) == 0 && optarg[2]) {
+      fail(x, 0, opt_display(o), "needs a value");
+      break;
+    }
+    if (o == OPT_FOREGROUND) {
+      x->c->foreground = 1;
+    } else if (o == OPT_CONFIG) {
+      if (mode)
+        fail(x, 0, "--config",
+             "not with qpoold %s (a config file describes "
+             "every pool: qpoold --config FILE)",
+             mname);
+      else if (config)
+        fail(x, 0, "--config", "given twice");
+      else if (!*optarg)
+        fail(x, 0, "--config", "must not be empty");
+      config = optarg;
+    } else if (o == OPT_NAME) {
+      if (!mode)
+        fail(x, 0, "--name",
+             "not with --config (the file names its pools: [pool NAME])");
+      else if (name_set)
+        fail(x, 0, "--name", "given twice");
+      else if (!valid_name(optarg, SUP_NAME_MAX - 1))
+        fail(x, 0, "--name",
+             "%s is not a valid pool name (1-63 characters of A-Z a-z 0-9 _ "
+             ". -)",
+             q(b, optarg));
+      else
+        strcpy(p->name, optarg);
+      name_set = 1;
+    } else {
+      enum key k = (enum key)(o - OPT_KEY);
+      if (keys[k].scope & S_GLOBAL)
+        set_global(x, k, optarg, 0);
+      else if (!mode)
+        fail(x, 0, keys[k].flag, "not with --config (set %s in the file)",
+             keys[k].ini);
+      else if (!(keys[k].scope & mode))
+        fail(x, 0, keys[k].flag, "only for qpoold %s",
+             mode == S_SERVER ? "client" : "server");
+      else
+        set_pool_key(x, p, m, k, optarg, 0);
+    }
+  }
+  if (!x->failed && optind < ac)
+    fail(x, 0, NULL, "unexpected argument %s", q(b, av[optind]));
+  if (x->failed)
+    return ctx_end(x, c, -EINVAL);
+
+  if (mode) {
+    if (!name_set)
+      fail(x, 0, NULL, "--name is required");
+    else
+      finish(x);
+    return ctx_end(x, c, x->failed ? -EINVAL : 0);
+  }
+  if (!config) {
+    fail(x, 0, NULL,
+         "missing command: qpoold server ..., qpoold client ... or qpoold "
+         "--config FILE (see qpoold --help)");
+    return ctx_end(x, c, -EINVAL);
+  }
+  /* The file: its messages carry file:line; flags given above win over its
+   * [global] keys. */
+  char *text = NULL;
+  x->flags = 0;
+  x->fname = config;
+  int rc = read_file(x, config, &text);
+  if (rc == 0)
+    rc = absolute_path(x, config, x->c->config_file, sizeof(x->c->config_file));
+  if (rc == 0)
+    rc = parse_ini(x, text);
+  if (rc == 0)
+    rc = finish(x);
+  free(text);
+  return ctx_end(x, c, rc);
+}
+
+const struct sup_pool_cfg *sup_config_find(const struct sup_config *c,
+                                           const char *name) {
+  for (size_t i = 0; c && name && i < c->npools; i++)
+    if (strcmp(c->pools[i].name, name) == 0)
+      return &c->pools[i];
+  return NULL;
+}
+
+int sup_pool_cfg_equal(const struct sup_pool_cfg *a,
+                       const struct sup_pool_cfg *b) {
+  if (strcmp(a->name, b->name) != 0 || a->server != b->server ||
+      strcmp(a->addr_text, b->addr_text) != 0 || a->min_cap != b->min_cap ||
+      a->max_cap != b->max_cap || a->min_ivl_ns != b->min_ivl_ns ||
+      a->max_ivl_ns != b->max_ivl_ns || a->keep_alive_ns != b->keep_alive_ns ||
+      a->setup_timeout_ns != b->setup_timeout_ns ||
+      a->tls_mode != b->tls_mode || strcmp(a->hostname, b->hostname) != 0 ||
+      strcmp(a->ca_file, b->ca_file) != 0 ||
+      strcmp(a->cert_file, b->cert_file) != 0 ||
+      strcmp(a->key_file, b->key_file) != 0 || a->worker != b->worker ||
+      a->client_ip.n != b->client_ip.n)
+    return 0;
+  if (a->server && (a->addr_len != b->addr_len ||
+                    !qp_addr_equal((const struct sockaddr *)&a->addr,
+                                   (const struct sockaddr *)&b->addr)))
+    return 0;
+  for (size_t i = 0; i < a->client_ip.n; i++) {
+    const struct qp_ipfilter_entry *x = &a->client_ip.e[i],
+                                   *y = &b->client_ip.e[i];
+    if (x->family != y->family || x->prefix != y->prefix ||
+        memcmp(x->addr, y->addr, sizeof(x->addr)) != 0)
+      return 0;
+  }
+  return 1;
+}
+
+void sup_usage(FILE *f) {
+  fputs(
+      "qpoold " QP_VERSION " - np-quic stream pools, privilege-separated\n"
+      "\n"
+      "Usage:\n"
+      "  qpoold server --name NAME --listen ADDR [options]   one server pool\n"
+      "  qpoold client --name NAME --target ADDR [options]   one client pool\n"
+      "  qpoold --config FILE [global options]                many pools\n"
+      "  qpoold --help | --version\n"
+      "\n"
+      "Server pool (accepts QUIC connections, hands out the streams they "
+      "open):\n"
+      "  --name NAME          pool name: 1-63 of A-Z a-z 0-9 _ . - (required)\n"
+      "  --listen ADDR        UDP address to listen on, numeric (required)\n"
+      "  --cert FILE          PEM certificate chain   (default: a self-signed\n"
+      "  --key FILE           PEM private key          one made at start)\n"
+      "                       (give both or neither)\n"
+      "  --max-cap N          idle streams held at most (default 1)\n"
+      "  --client-ip IP|CIDR  allow only these peers; repeatable, and each\n"
+      "                       may be a comma list (default: everyone)\n"
+      "\n"
+      "Client pool (dials the server, keeps streams ready):\n"
+      "  --name NAME          pool name (required)\n"
+      "  --target ADDR        server address; host names are resolved "
+      "(required)\n"
+      "  --min-cap N          lowest capacity (default 1)\n"
+      "  --max-cap N          highest capacity (default 1; follows --min-cap\n"
+      "                       when only that is given)\n"
+      "  --min-interval DUR   shortest wait between rounds (default 1s)\n"
+      "  --max-interval DUR   longest wait between rounds (default 1s;\n"
+      "                       follows --min-interval when only that is given)\n"
+      "  --tls-mode 0|1|2     0: no verification, 1: self-signed server, not\n"
+      "                       verified, 2: verified against the CA store and\n"
+      "                       --hostname (default 1)\n"
+      "  --hostname NAME      TLS server name (SNI); required by --tls-mode 2\n"
+      "  --ca FILE            PEM CA bundle for --tls-mode 2 (default: the\n"
+      "                       system trust store)\n"
+      "\n"
+      "Either pool:\n"
+      "  --keep-alive DUR     PING period; idle timeout is 3x (default 30s;\n"
+      "                       0: no PINGs, no idle timeout)\n"
+      "  --setup-timeout DUR  deadline of a stream's ID exchange (default "
+      "60s)\n"
+      "\n"
+      "Global (also with --config, where they override the file's "
+      "[global]):\n"
+      "  --control PATH       control socket (default " SUP_DEFAULT_CONTROL
+      ")\n"
+      "  --workers N          worker processes; 0: one per pool, for tenant\n"
+      "                       isolation (default 0)\n"
+      "  --user NAME          user the workers run as when started as root\n"
+      "                       (default " SUP_DEFAULT_USER ")\n"
+      "  --chroot DIR         empty directory the workers are locked in\n"
+      "                       (default " SUP_DEFAULT_CHROOT ")\n"
+      "  --log-level LEVEL    error, warn, info or debug (default info)\n"
+      "  --foreground         do not detach; log to stderr\n"
+      "  --config FILE        read the pools from FILE (INI, see below)\n"
+      "\n"
+      "Durations are Go's: a number and a unit (ns, us, ms, s, m, h), e.g.\n"
+      "500ms, 5s, 1m30s, 1.5h; at most 24h. Addresses are host:port, "
+      "[IPv6]:port\n"
+      "or :port (every IPv4 address; [::]:port for IPv6).\n"
+      "\n"
+      "Examples:\n"
+      "  qpoold server --name tunnel --listen :4433 --max-cap 64 \\\n"
+      "      --client-ip 192.0.2.0/24,2001:db8::/32\n"
+      "  qpoold client --name tunnel --target relay.example.com:4433 \\\n"
+      "      --min-cap 8 --max-cap 64 --min-interval 100ms --max-interval "
+      "5s\n"
+      "  qpoold --config /etc/qpool/qpoold.conf --foreground\n"
+      "\n"
+      "Config file: a [pool NAME] section per pool with mode = server or "
+      "client and\n"
+      "the keys of the flags above with _ for - (min_cap, client_ip, ...); "
+      "worker = N\n"
+      "pins a pool to worker N (needs workers = N+1 or more in [global]).\n"
+      "  [global]\n"
+      "  workers = 2\n"
+      "  user = qpool\n"
+      "\n"
+      "  [pool tenant-a]\n"
+      "  mode = server\n"
+      "  listen = [::]:4433\n"
+      "  max_cap = 64\n"
+      "  client_ip = 198.51.100.0/24, 2001:db8:a::/48\n"
+      "  worker = 0                 ; optional: pin to worker 0\n"
+      "\n"
+      "  [pool upstream]\n"
+      "  mode = client\n"
+      "  target = relay.example.com:4433\n"
+      "  tls_mode = 2\n"
+      "  hostname = relay.example.com\n"
+      "\n"
+      "See docs/qpoold-config.md for every key.\n",
+      f);
+}

@@ -1,0 +1,110 @@
+/* qpoold's configuration: one pool from command-line flags (`qpoold server
+ * ...`, `qpoold client ...`) or many pools from an INI file (`qpoold --config
+ * FILE`, parsed with libinih). Both paths share the value parsers and the
+ * final checks, so a value means the same and is refused with the same words
+ * in either place. Reference: docs/qpoold-config.md. */
+#ifndef QP_SUPERVISOR_CONFIG_H
+#define QP_SUPERVISOR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "shared/ipfilter.h"
+
+#define SUP_POOLS_MAX 256
+#define SUP_NAME_MAX 64        /* pool name buffer: at most 63 characters */
+#define SUP_CAP_MAX 65535      /* largest min_cap / max_cap */
+#define SUP_WORKERS_MAX 256    /* largest `workers` */
+#define SUP_CONFIG_MAX 1048576 /* largest config file, bytes */
+#define SUP_LINE_MAX 8190      /* longest config line, bytes */
+
+#define SUP_DEFAULT_CONTROL "/run/qpool/qpoold.sock"
+#define SUP_DEFAULT_USER "nobody"
+#define SUP_DEFAULT_CHROOT "/run/qpool/empty"
+#define SUP_DEFAULT_CAP 1
+#define SUP_DEFAULT_INTERVAL_NS UINT64_C(1000000000)       /* 1s */
+#define SUP_DEFAULT_KEEP_ALIVE_NS UINT64_C(30000000000)    /* 30s */
+#define SUP_DEFAULT_SETUP_TIMEOUT_NS UINT64_C(60000000000) /* 60s */
+#define SUP_DURATION_MAX_NS UINT64_C(86400000000000)       /* 24h */
+
+struct sup_pool_cfg {
+  char name[SUP_NAME_MAX]; /* [A-Za-z0-9_.-]{1,63}, unique */
+  int server;              /* 1 server pool, 0 client pool */
+  /* server: the listen address (numeric); client: the target, resolved */
+  struct sockaddr_storage addr;
+  socklen_t addr_len;
+  char addr_text[128];  /* as the user wrote it */
+  int min_cap, max_cap; /* server: max_cap only (min_cap stays 1, unused) */
+  uint64_t min_ivl_ns, max_ivl_ns; /* client only */
+  uint64_t keep_alive_ns;          /* 0: no PINGs, no idle timeout */
+  uint64_t setup_timeout_ns;       /* stream ID exchange deadline */
+  char tls_mode;                   /* '0' '1' '2' (client) */
+  /* "" = unset */
+  char hostname[256], ca_file[4096], cert_file[4096], key_file[4096];
+  struct qp_ipfilter client_ip; /* server; empty: anyone */
+  int worker;                   /* -1 = automatic assignment */
+};
+
+struct sup_config {
+  /* Allocate sup_config on the heap: it is about 5 MB. Entries past npools
+   * are unspecified. */
+  struct sup_pool_cfg pools[SUP_POOLS_MAX];
+  size_t npools;
+  int workers;            /* 0 = one per pool (tenant isolation) */
+  char control[4096];     /* control socket path (fits sun_path: < 108 bytes) */
+  char user[64];          /* worker user (default "nobody") */
+  char chroot[4096];      /* workers' chroot, an empty directory */
+  char config_file[4096]; /* absolute path of the file read, "" = flags */
+  int foreground;         /* --foreground */
+  int log_level;          /* enum qp_log_level, default QP_LOG_INFO */
+};
+
+/* Parses argv: `qpoold server ...`, `qpoold client ...`, `qpoold --config
+ * FILE [global flags]` (flags override the file's [global] keys), `--help`,
+ * `--version`. Returns 0 (run), 1 (printed help or version on stdout: exit
+ * 0), or -EINVAL with a message naming the bad flag or value in err (e.g.
+ * `--max-cap: "abc" is not a number`). On error *c is untouched. Callable
+ * any number of times in one process (SIGHUP: call it again with the same
+ * argv to reload the file). */
+int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
+                         size_t errlen);
+
+/* Parses an INI file: [global] and [pool NAME] sections (keys in
+ * docs/qpoold-config.md). Errors name file:line and the key, e.g.
+ * `qpoold.conf:12: max_cap: "-3" must be a positive number`. Unknown keys and
+ * sections are errors. Returns 0 or -EINVAL (*c untouched then). */
+int sup_config_load_file(struct sup_config *c, const char *path, char *err,
+                         size_t errlen);
+
+/* Same, from a NUL-terminated string; name_for_errors stands in for the file
+ * name in messages. */
+int sup_config_load_string(struct sup_config *c, const char *text,
+                           const char *name_for_errors, char *err,
+                           size_t errlen);
+
+/* Global defaults, no pools. Does not touch pools[]. */
+void sup_config_defaults(struct sup_config *c);
+
+/* The --help text. */
+void sup_usage(FILE *f);
+
+/* The pool called name, or NULL. */
+const struct sup_pool_cfg *sup_config_find(const struct sup_config *c,
+                                           const char *name);
+
+/* 1 if a and b describe the same pool (for SIGHUP: an unchanged pool is left
+ * alone). Client pools compare the target as written, not as resolved, so a
+ * DNS change alone does not restart a pool. */
+int sup_pool_cfg_equal(const struct sup_pool_cfg *a,
+                       const struct sup_pool_cfg *b);
+
+/* How client targets are resolved: qp_addr_resolve by default. Tests and the
+ * fuzzer install a resolver that stays off the network; NULL restores the
+ * default. Returns 0, -EINVAL (bad syntax) or -EHOSTUNREACH. */
+typedef int (*sup_resolve_fn)(const char *text, struct sockaddr_storage *ss,
+                              socklen_t *sslen);
+void sup_config_set_resolver(sup_resolve_fn fn);
+
+#endif

@@ -1,0 +1,204 @@
+/* Server-pool listeners in qpoold: read datagrams, parse only the QUIC
+ * invariant header, answer unknown versions, filter client IPs before any
+ * handshake, and hand each allowed new connection (a connected socket plus
+ * its first datagrams) to the pool's worker; forward stragglers. The
+ * supervisor never parses TLS. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "shared/addr.h"
+#include "shared/log.h"
+#include "shared/quic_hdr.h"
+#include "supervisor/sup.h"
+
+#define DRAIN_MAX 16
+#define DGRAM_MAX 2048
+
+static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
+                        size_t len, const struct sockaddr *src,
+                        socklen_t srclen);
+
+static struct sup_peer *recent_find(struct sup_pool *p,
+                                    const struct sockaddr *src, uint64_t now) {
+  for (unsigned i = 0; i < SUP_RECENT_PEERS; i++) {
+    struct sup_peer *r = &p->recent[i];
+    if (r->len && r->until_ns > now &&
+        qp_addr_equal((struct sockaddr *)&r->addr, src))
+      return r;
+  }
+  return NULL;
+}
+
+static void forward_straggler(struct sup *s, struct sup_pool *p,
+                              const uint8_t *pkt, size_t len,
+                              const struct sockaddr *src, socklen_t srclen) {
+  Qpool__Datagram m = QPOOL__DATAGRAM__INIT;
+  m.pool = (char *)p->cfg->name;
+  m.peer.data = (uint8_t *)src;
+  m.peer.len = srclen;
+  m.data.data = (uint8_t *)pkt;
+  m.data.len = len;
+  sup_worker_send(s, &s->workers[p->worker], QPOOL__MSG_TYPE__MSG_DATAGRAM,
+                  &m.base, -1);
+}
+
+static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
+                     size_t len, const struct sockaddr *src, socklen_t srclen) {
+  char a[QP_ADDR_STRLEN];
+  struct sup_worker *w = &s->workers[p->worker];
+  if (w->pid <= 0) { /* restarting: the client retransmits its Initial */
+    p->dropped++;
+    return;
+  }
+  int fd = qp_handoff_socket((const struct sockaddr *)&p->cfg->addr,
+                             p->cfg->addr_len, src, srclen);
+  if (fd < 0) {
+    qp_warn("pool %s: cannot hand off %s: %s", p->cfg->name,
+            qp_addr_format(src, a, sizeof(a)), strerror(-fd));
+    p->dropped++;
+    return;
+  }
+  /* datagrams caught between bind() and connect(): keep the peer's,
+   * re-route the others as if the listener had read them */
+  static uint8_t bufs[DRAIN_MAX + 1][DGRAM_MAX];
+  ProtobufCBinaryData dg[DRAIN_MAX + 1];
+  size_t n = 0;
+  memcpy(bufs[n], pkt, len < DGRAM_MAX ? len : DGRAM_MAX);
+  dg[n].data = bufs[n];
+  dg[n++].len = len < DGRAM_MAX ? len : DGRAM_MAX;
+  uint8_t other[DGRAM_MAX];
+  for (int i = 0; i < 64; i++) {
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof(from);
+    ssize_t r = recvfrom(fd, other, sizeof(other), MSG_DONTWAIT,
+                         (struct sockaddr *)&from, &fl);
+    if (r < 0)
+      break;
+    if (qp_addr_equal((struct sockaddr *)&from, src)) {
+      if (n <= DRAIN_MAX) {
+        memcpy(bufs[n], other, (size_t)r);
+        dg[n].data = bufs[n];
+        dg[n++].len = (size_t)r;
+      }
+    } else {
+      on_datagram(s, p, other, (size_t)r, (struct sockaddr *)&from, fl);
+    }
+  }
+  struct sockaddr_storage local;
+  socklen_t ll = sizeof(local);
+  getsockname(fd, (struct sockaddr *)&local, &ll);
+  Qpool__HandOff m = QPOOL__HAND_OFF__INIT;
+  m.pool = (char *)p->cfg->name;
+  m.peer.data = (uint8_t *)src;
+  m.peer.len = srclen;
+  m.local.data = (uint8_t *)&local;
+  m.local.len = ll;
+  m.n_datagrams = n;
+  m.datagrams = dg;
+  sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_HANDOFF, &m.base, fd);
+  close(fd); /* the worker has its own copy now */
+  struct sup_peer *r = &p->recent[p->recent_next++ % SUP_RECENT_PEERS];
+  memcpy(&r->addr, src, srclen);
+  r->len = srclen;
+  r->until_ns = uv_hrtime() + SUP_STRAGGLER_NS;
+  p->handoffs++;
+  qp_debug("pool %s: handed %s to worker %d", p->cfg->name,
+           qp_addr_format(src, a, sizeof(a)), w->slot);
+}
+
+static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
+                        size_t len, const struct sockaddr *src,
+                        socklen_t srclen) {
+  struct qp_quic_hdr h;
+  enum qp_drop_reason why;
+  char a[QP_ADDR_STRLEN];
+  enum qp_pkt_class cls = qp_quic_classify(pkt, len, 18, &h, &why);
+  if (cls == QP_PKT_DROP) {
+    p->dropped++;
+    return;
+  }
+  if (cls == QP_PKT_NEED_VN) {
+    if (qp_ratelimit_take(&p->refusals, uv_hrtime())) {
+      p->vn_sent++;
+      (void)qp_send_version_negotiation(p->lfd, &h, src, srclen);
+    }
+    return;
+  }
+  uint64_t now = uv_hrtime();
+  if (recent_find(p, src, now)) {
+    forward_straggler(s, p, pkt, len, src, srclen);
+    return;
+  }
+  if (cls != QP_PKT_INITIAL) {
+    p->dropped++;
+    return;
+  }
+  if (!qp_ipfilter_allows(&p->cfg->client_ip, src)) {
+    p->rejected_ip++;
+    if (qp_ratelimit_take(&p->refusals, now)) {
+      qp_info("pool %s: refused %s: unauthorized IP", p->cfg->name,
+              qp_addr_format(src, a, sizeof(a)));
+      (void)qp_send_refusal(p->lfd, &h, "unauthorized IP", src, srclen);
+    }
+    return;
+  }
+  hand_off(s, p, pkt, len, src, srclen);
+}
+
+static void on_listener(uv_poll_t *h, int status, int events) {
+  struct sup_pool *p = h->data;
+  struct sup *s = h->loop->data;
+  (void)events;
+  if (status < 0 || s->stopping)
+    return;
+  uint8_t buf[65536];
+  for (int i = 0; i < 256; i++) {
+    struct sockaddr_storage src;
+    socklen_t sl = sizeof(src);
+    ssize_t n = recvfrom(p->lfd, buf, sizeof(buf), MSG_DONTWAIT,
+                         (struct sockaddr *)&src, &sl);
+    if (n < 0)
+      return;
+    on_datagram(s, p, buf, (size_t)n, (struct sockaddr *)&src, sl);
+  }
+}
+
+int sup_listeners_open(struct sup *s, char *err, size_t errlen) {
+  char a[QP_ADDR_STRLEN];
+  for (size_t i = 0; i < s->npools; i++) {
+    struct sup_pool *p = &s->pools[i];
+    p->lfd = -1;
+    if (!p->cfg->server)
+      continue;
+    const struct sockaddr *sa = (const struct sockaddr *)&p->cfg->addr;
+    int fd = qp_listen_udp(sa, p->cfg->addr_len);
+    if (fd < 0) {
+      snprintf(err, errlen, "pool %s: cannot listen on %s: %s", p->cfg->name,
+               qp_addr_format(sa, a, sizeof(a)), strerror(-fd));
+      return fd;
+    }
+    p->lfd = fd;
+    qp_ratelimit_init(&p->refusals, 20, 20);
+    uv_poll_init_socket(s->loop, &p->lpoll, fd);
+    p->lpoll.data = p;
+    uv_poll_start(&p->lpoll, UV_READABLE, on_listener);
+    qp_info("pool %s: listening on %s (worker %d)", p->cfg->name,
+            qp_addr_format(sa, a, sizeof(a)), p->worker);
+  }
+  return 0;
+}
+
+void sup_listeners_close(struct sup *s) {
+  for (size_t i = 0; i < s->npools; i++) {
+    struct sup_pool *p = &s->pools[i];
+    if (p->lfd < 0)
+      continue;
+    uv_poll_stop(&p->lpoll);
+    uv_close((uv_handle_t *)&p->lpoll, NULL);
+    close(p->lfd);
+    p->lfd = -1;
+  }
+}

@@ -1,0 +1,86 @@
+/* qpoold's state: pools (with their listeners and latest reports) and the
+ * worker processes that run them. One libuv loop, one thread. */
+#ifndef QP_SUPERVISOR_SUP_H
+#define QP_SUPERVISOR_SUP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "ipc.pb-c.h"
+#include "shared/frame.h"
+#include "shared/handoff.h"
+#include "supervisor/config.h"
+
+#define SUP_RECENT_PEERS 256 /* hand-offs remembered for stragglers */
+#define SUP_STRAGGLER_NS (5 * UINT64_C(1000000000))
+
+struct sup_peer {
+  struct sockaddr_storage addr;
+  socklen_t len;
+  uint64_t until_ns;
+};
+
+struct sup_pool {
+  const struct sup_pool_cfg *cfg;
+  int worker; /* slot of the worker that runs it */
+  /* server listener */
+  int lfd;
+  uv_poll_t lpoll;
+  struct qp_ratelimit refusals;
+  struct sup_peer recent[SUP_RECENT_PEERS];
+  unsigned recent_next;
+  uint64_t rejected_ip, dropped, handoffs, vn_sent;
+  /* TLS material read before any worker starts */
+  char *cert_pem, *key_pem, *ca_pem;
+  size_t cert_len, key_len, ca_len;
+  /* the worker's latest report */
+  Qpool__Report report;
+  char last_error[256];
+  int has_report;
+};
+
+struct sup_worker {
+  int slot;
+  pid_t pid; /* 0 when not running */
+  int fd;
+  uv_poll_t poll;
+  int poll_open;
+  uv_timer_t restart;
+  uint64_t started_ns;
+  unsigned backoff_ms;
+  int hello;
+  unsigned restarts;
+};
+
+struct sup {
+  uv_loop_t *loop;
+  struct sup_config *cfg;
+  struct sup_pool *pools;
+  size_t npools;
+  struct sup_worker *workers;
+  int nworkers;
+  char worker_path[4096];
+  uid_t uid;
+  gid_t gid;
+  int stopping;
+  uint64_t stop_deadline;
+  uint8_t buf[QP_FRAME_HDR + QP_FRAME_MAX];
+};
+
+/* workers.c */
+int sup_workers_start(struct sup *s);
+void sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
+                     const ProtobufCMessage *m, int fd);
+void sup_workers_stop(struct sup *s);
+int sup_workers_running(const struct sup *s);
+void sup_on_child_exit(struct sup *s, pid_t pid, int status);
+
+/* listener.c */
+int sup_listeners_open(struct sup *s, char *err, size_t errlen);
+void sup_listeners_close(struct sup *s);
+
+/* status.c */
+void sup_status_write(const struct sup *s, const char *path);
+
+#endif

@@ -1,0 +1,359 @@
+/* Worker processes: fork + exec of qpool-worker with the supervisor's socket
+ * on fd 3 and every other fd closed, configuration pushed as messages,
+ * hostile-input handling (a bad message ends that worker), restarts with
+ * back-off. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "shared/addr.h"
+#include "shared/log.h"
+#include "supervisor/sup.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define STABLE_NS (10 * UINT64_C(1000000000))
+
+static void on_worker_msg(uv_poll_t *h, int status, int events);
+
+static struct sup *S_of(uv_handle_t *h) {
+  return h->loop->data;
+}
+
+static void kill_worker(struct sup *s, struct sup_worker *w, const char *why) {
+  (void)s;
+  if (w->pid > 0) {
+    qp_err("worker %d (pid %d): %s: killing it", w->slot, (int)w->pid, why);
+    kill(w->pid, SIGKILL);
+  }
+}
+
+void sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
+                     const ProtobufCMessage *m, int fd) {
+  if (w->pid <= 0 || w->fd < 0)
+    return;
+  int rc = qp_frame_send(w->fd, (uint16_t)t, m, fd);
+  if (rc == -EAGAIN)
+    kill_worker(s, w, "not reading its messages");
+  else if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+    qp_warn("worker %d: cannot send message %d: %s", w->slot, t, strerror(-rc));
+}
+
+static void send_config(struct sup *s, struct sup_worker *w) {
+  for (size_t i = 0; i < s->npools; i++) {
+    struct sup_pool *p = &s->pools[i];
+    if (p->worker != w->slot)
+      continue;
+    const struct sup_pool_cfg *c = p->cfg;
+    Qpool__PoolAdd m = QPOOL__POOL_ADD__INIT;
+    char mode[2] = {c->tls_mode ? c->tls_mode : '1', 0};
+    m.name = (char *)c->name;
+    m.server = c->server;
+    m.min_cap = c->min_cap;
+    m.max_cap = c->max_cap;
+    m.min_ivl_ns = (int64_t)c->min_ivl_ns;
+    m.max_ivl_ns = (int64_t)c->max_ivl_ns;
+    m.keep_alive_ns = c->keep_alive_ns;
+    m.tls_mode = mode;
+    m.hostname = c->hostname[0] ? (char *)c->hostname : NULL;
+    if (c->setup_timeout_ns) {
+      m.has_setup_timeout_ns = 1;
+      m.setup_timeout_ns = c->setup_timeout_ns;
+    }
+    if (p->cert_pem && p->key_pem) {
+      m.has_cert_pem = m.has_key_pem = 1;
+      m.cert_pem.data = (uint8_t *)p->cert_pem;
+      m.cert_pem.len = p->cert_len;
+      m.key_pem.data = (uint8_t *)p->key_pem;
+      m.key_pem.len = p->key_len;
+    }
+    if (p->ca_pem) {
+      m.has_ca_pem = 1;
+      m.ca_pem.data = (uint8_t *)p->ca_pem;
+      m.ca_pem.len = p->ca_len;
+    }
+    sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_POOL_ADD, &m.base, -1);
+  }
+  Qpool__ConfigDone d = QPOOL__CONFIG_DONE__INIT;
+  d.uid = s->uid;
+  d.gid = s->gid;
+  d.chroot = geteuid() == 0 ? s->cfg->chroot : "";
+  sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_CONFIG_DONE, &d.base, -1);
+}
+
+static int spawn(struct sup *s, struct sup_worker *w) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return -errno;
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = -errno;
+    close(sv[0]);
+    close(sv[1]);
+    return e;
+  }
+  if (pid == 0) {
+    /* child: the socket on fd 3, every other fd closed, then exec */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (dup2(sv[1], 3) < 0)
+      _exit(127);
+    syscall(SYS_close_range, 4U, ~0U, 0U);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    char slot[16];
+    snprintf(slot, sizeof(slot), "%d", w->slot);
+    setenv("QPOOL_WORKER_SLOT", slot, 1);
+    char *argv[] = {(char *)"qpool-worker", NULL};
+    execv(s->worker_path, argv);
+    fprintf(stderr, "qpoold: cannot run %s: %s\n", s->worker_path,
+            strerror(errno));
+    _exit(127);
+  }
+  close(sv[1]);
+  fcntl(sv[0], F_SETFL, O_NONBLOCK);
+  w->pid = pid;
+  w->fd = sv[0];
+  w->hello = 0;
+  w->started_ns = uv_hrtime();
+  uv_poll_init_socket(s->loop, &w->poll, w->fd);
+  w->poll.data = w;
+  w->poll_open = 1;
+  uv_poll_start(&w->poll, UV_READABLE, on_worker_msg);
+  qp_info("worker %d started (pid %d)", w->slot, (int)pid);
+  send_config(s, w);
+  return 0;
+}
+
+static void on_restart(uv_timer_t *t) {
+  struct sup_worker *w = t->data;
+  struct sup *s = S_of((uv_handle_t *)t);
+  if (s->stopping || w->pid > 0)
+    return;
+  w->restarts++;
+  int rc = spawn(s, w);
+  if (rc < 0) {
+    qp_err("worker %d: cannot start: %s", w->slot, strerror(-rc));
+    uv_timer_start(&w->restart, on_restart, w->backoff_ms, 0);
+  }
+}
+
+int sup_workers_start(struct sup *s) {
+  for (int i = 0; i < s->nworkers; i++) {
+    struct sup_worker *w = &s->workers[i];
+    w->slot = i;
+    w->fd = -1;
+    w->backoff_ms = BACKOFF_MIN_MS;
+    uv_timer_init(s->loop, &w->restart);
+    w->restart.data = w;
+    int rc = spawn(s, w);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+static void on_poll_closed(uv_handle_t *h) {
+  struct sup_worker *w = h->data;
+  w->poll_open = 0;
+}
+
+static void worker_gone(struct sup *s, struct sup_worker *w) {
+  if (w->fd >= 0) {
+    uv_poll_stop(&w->poll);
+    uv_close((uv_handle_t *)&w->poll, on_poll_closed);
+    close(w->fd);
+    w->fd = -1;
+  }
+  w->pid = 0;
+  for (size_t i = 0; i < s->npools; i++)
+    if (s->pools[i].worker == w->slot) {
+      s->pools[i].report.connected = 0;
+      s->pools[i].report.active = 0;
+      s->pools[i].report.conns = 0;
+    }
+}
+
+void sup_on_child_exit(struct sup *s, pid_t pid, int status) {
+  for (int i = 0; i < s->nworkers; i++) {
+    struct sup_worker *w = &s->workers[i];
+    if (w->pid != pid)
+      continue;
+    if (WIFSIGNALED(status))
+      qp_log(s->stopping ? QP_LOG_INFO : QP_LOG_ERROR,
+             "worker %d (pid %d) killed by signal %d (%s)", w->slot, (int)pid,
+             WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+      qp_log(s->stopping || WEXITSTATUS(status) == 0 ? QP_LOG_INFO
+                                                     : QP_LOG_ERROR,
+             "worker %d (pid %d) exited with status %d", w->slot, (int)pid,
+             WEXITSTATUS(status));
+    worker_gone(s, w);
+    if (s->stopping)
+      return;
+    if (uv_hrtime() - w->started_ns > STABLE_NS)
+      w->backoff_ms = BACKOFF_MIN_MS;
+    qp_info("worker %d: restarting in %u ms", w->slot, w->backoff_ms);
+    uv_timer_start(&w->restart, on_restart, w->backoff_ms, 0);
+    w->backoff_ms =
+        w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
+    return;
+  }
+}
+
+/* The pool named in a worker's message must be one this worker runs. */
+static struct sup_pool *own_pool(struct sup *s, struct sup_worker *w,
+                                 const char *name) {
+  for (size_t i = 0; i < s->npools; i++)
+    if (s->pools[i].worker == w->slot && !strcmp(s->pools[i].cfg->name, name))
+      return &s->pools[i];
+  return NULL;
+}
+
+static void handle_dial(struct sup *s, struct sup_worker *w, struct sup_pool *p,
+                        const Qpool__DialRequest *m) {
+  Qpool__DialReply r = QPOOL__DIAL_REPLY__INIT;
+  char err[256] = "";
+  char a[QP_ADDR_STRLEN];
+  const struct sup_pool_cfg *c = p->cfg;
+  int fd = socket(c->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 ||
+      connect(fd, (const struct sockaddr *)&c->addr, c->addr_len) < 0) {
+    snprintf(err, sizeof(err), "cannot reach %s: %s",
+             qp_addr_format((const struct sockaddr *)&c->addr, a, sizeof(a)),
+             strerror(errno));
+    if (fd >= 0)
+      close(fd);
+    fd = -1;
+  }
+  r.pool = (char *)c->name;
+  r.seq = m->seq;
+  r.ok = fd >= 0;
+  r.error = err[0] ? err : NULL;
+  sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_DIAL_REPLY, &r.base, fd);
+  if (fd >= 0)
+    close(fd);
+}
+
+static void store_report(struct sup_pool *p, const Qpool__Report *m) {
+  p->report = *m;
+  snprintf(p->last_error, sizeof(p->last_error), "%s",
+           m->last_error ? m->last_error : "");
+  p->report.name = NULL;
+  p->report.last_error = NULL;
+  p->has_report = 1;
+}
+
+/* Worker input is hostile: anything malformed or unexpected ends it. */
+static void on_worker_msg(uv_poll_t *h, int status, int events) {
+  struct sup_worker *w = h->data;
+  struct sup *s = S_of((uv_handle_t *)h);
+  (void)events;
+  if (status < 0) {
+    kill_worker(s, w, uv_strerror(status));
+    return;
+  }
+  for (int i = 0; i < 64 && w->fd >= 0; i++) {
+    struct qp_frame f;
+    int rc = qp_frame_recv(w->fd, s->buf, sizeof(s->buf), &f);
+    if (rc == -EAGAIN)
+      return;
+    if (rc == 0) { /* exit follows; SIGCHLD does the bookkeeping */
+      uv_poll_stop(&w->poll);
+      return;
+    }
+    if (rc < 0) {
+      kill_worker(s, w, "sent a malformed frame");
+      return;
+    }
+    if (f.fd >= 0) { /* workers never send fds */
+      close(f.fd);
+      kill_worker(s, w, "sent a file descriptor");
+      return;
+    }
+    switch (f.type) {
+    case QPOOL__MSG_TYPE__MSG_HELLO: {
+      Qpool__Hello *m = qpool__hello__unpack(NULL, f.len, f.payload);
+      if (!m || w->hello) {
+        if (m)
+          qpool__hello__free_unpacked(m, NULL);
+        kill_worker(s, w, "sent a bad or second Hello");
+        return;
+      }
+      w->hello = 1;
+      qp_debug("worker %d: hello (pid %u, %s)", w->slot, m->pid, m->version);
+      qpool__hello__free_unpacked(m, NULL);
+      break;
+    }
+    case QPOOL__MSG_TYPE__MSG_DIAL_REQUEST: {
+      Qpool__DialRequest *m =
+          qpool__dial_request__unpack(NULL, f.len, f.payload);
+      struct sup_pool *p = m ? own_pool(s, w, m->pool) : NULL;
+      if (!p || p->cfg->server) {
+        if (m)
+          qpool__dial_request__free_unpacked(m, NULL);
+        kill_worker(s, w, "asked to dial for a pool it does not run");
+        return;
+      }
+      handle_dial(s, w, p, m);
+      qpool__dial_request__free_unpacked(m, NULL);
+      break;
+    }
+    case QPOOL__MSG_TYPE__MSG_REPORT: {
+      Qpool__Report *m = qpool__report__unpack(NULL, f.len, f.payload);
+      struct sup_pool *p = m ? own_pool(s, w, m->name) : NULL;
+      if (!p) {
+        if (m)
+          qpool__report__free_unpacked(m, NULL);
+        kill_worker(s, w, "reported a pool it does not run");
+        return;
+      }
+      store_report(p, m);
+      qpool__report__free_unpacked(m, NULL);
+      break;
+    }
+    case QPOOL__MSG_TYPE__MSG_PROBE_RESULT: {
+      Qpool__ProbeResult *m =
+          qpool__probe_result__unpack(NULL, f.len, f.payload);
+      if (!m) {
+        kill_worker(s, w, "sent a malformed probe result");
+        return;
+      }
+      qp_info("worker %d: probe %s -> %d (%s)", w->slot, m->what, m->err,
+              m->err ? strerror(-m->err) : "ALLOWED");
+      qpool__probe_result__free_unpacked(m, NULL);
+      break;
+    }
+    case QPOOL__MSG_TYPE__MSG_BYE:
+      break;
+    default:
+      kill_worker(s, w, "sent an unexpected message type");
+      return;
+    }
+  }
+}
+
+void sup_workers_stop(struct sup *s) {
+  Qpool__Shutdown m = QPOOL__SHUTDOWN__INIT;
+  m.reason = "qpoold is stopping";
+  for (int i = 0; i < s->nworkers; i++) {
+    uv_timer_stop(&s->workers[i].restart);
+    sup_worker_send(s, &s->workers[i], QPOOL__MSG_TYPE__MSG_SHUTDOWN, &m.base,
+                    -1);
+  }
+}
+
+int sup_workers_running(const struct sup *s) {
+  int n = 0;
+  for (int i = 0; i < s->nworkers; i++)
+    n += s->workers[i].pid > 0;
+  return n;
+}

@@ -1,0 +1,403 @@
+/* qpool-worker: runs the pools qpoold assigns to it, inside its sandbox.
+ * Started by qpoold only, with the supervisor's SOCK_SEQPACKET socket on
+ * fd 3. Configuration (and TLS material) arrives as messages; ConfigDone
+ * makes it enter the sandbox and start its pools. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "ipc.pb-c.h"
+#include "shared/frame.h"
+#include "shared/log.h"
+#include "worker/engine.h"
+#include "worker/sandbox.h"
+
+#define SUP_FD 3
+#define REPORT_TICK_MS 250
+#define REPORT_MAX_NS (1000 * UINT64_C(1000000)) /* at least once a second */
+
+struct wpool {
+  struct wpool *next;
+  wrk_pool *p;
+  char name[WRK_NAME_MAX];
+  Qpool__Report last;
+  char last_error[512];
+  uint64_t last_sent;
+  int failed; /* could not be created: reported, never started */
+};
+
+static struct {
+  uv_loop_t loop;
+  uv_poll_t sup;
+  uv_timer_t report;
+  struct wpool *pools;
+  int sandboxed, stopping, closing_pools;
+  uint8_t buf[QP_FRAME_HDR + QP_FRAME_MAX];
+} W;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void die(const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  qp_err("%s", msg);
+  _exit(1);
+}
+
+static void send_msg(Qpool__MsgType type, const ProtobufCMessage *m, int fd) {
+  int rc = qp_frame_send(SUP_FD, (uint16_t)type, m, fd);
+  if (rc == -EPIPE || rc == -ECONNRESET)
+    _exit(0); /* the supervisor is gone: so are we */
+  if (rc < 0)
+    qp_warn("cannot send message %d to the supervisor: %s", type,
+            strerror(-rc));
+}
+
+static struct wpool *find_pool(const char *name) {
+  for (struct wpool *w = W.pools; w; w = w->next)
+    if (!strcmp(w->name, name))
+      return w;
+  return NULL;
+}
+
+/* ---- reports ------------------------------------------------------------ */
+
+static void report_pool(struct wpool *w, int force) {
+  Qpool__Report r = QPOOL__REPORT__INIT;
+  struct wrk_pool_stats st = {0};
+  const char *err = w->last_error;
+  r.name = w->name;
+  if (w->p) {
+    wrk_pool_stats(w->p, &st);
+    r.active = wrk_pool_active(w->p);
+    r.capacity = wrk_pool_capacity(w->p);
+    r.interval_ns = wrk_pool_interval(w->p);
+    r.errors = wrk_pool_error_count(w->p);
+    if (*wrk_pool_last_error(w->p))
+      err = wrk_pool_last_error(w->p);
+  }
+  r.streams_created = st.streams_created;
+  r.streams_taken = st.streams_taken;
+  r.streams_failed = st.streams_failed;
+  r.streams_refused = st.streams_refused;
+  r.setup_errors = st.setup_errors;
+  r.bytes_in = st.bytes_in;
+  r.bytes_out = st.bytes_out;
+  r.dropped_datagrams = st.dropped_datagrams;
+  r.connected = st.connected;
+  r.conns = st.conns;
+  r.last_error = (char *)err;
+  uint64_t now = uv_hrtime();
+  Qpool__Report *l = &w->last;
+  int changed = r.active != l->active || r.capacity != l->capacity ||
+                r.interval_ns != l->interval_ns || r.errors != l->errors ||
+                r.connected != l->connected || r.conns != l->conns ||
+                r.streams_created != l->streams_created ||
+                r.streams_taken != l->streams_taken ||
+                r.streams_failed != l->streams_failed;
+  if (!force && !changed && now - w->last_sent < REPORT_MAX_NS)
+    return;
+  send_msg(QPOOL__MSG_TYPE__MSG_REPORT, &r.base, -1);
+  *l = r;
+  l->name = NULL;
+  l->last_error = NULL;
+  w->last_sent = now;
+}
+
+static void on_report(uv_timer_t *t) {
+  (void)t;
+  for (struct wpool *w = W.pools; w; w = w->next)
+    report_pool(w, 0);
+}
+
+/* ---- requests from the supervisor --------------------------------------- */
+
+static void on_dial(wrk_pool *p, uint64_t seq, void *arg) {
+  (void)arg;
+  Qpool__DialRequest m = QPOOL__DIAL_REQUEST__INIT;
+  m.pool = (char *)wrk_pool_name(p);
+  m.seq = seq;
+  send_msg(QPOOL__MSG_TYPE__MSG_DIAL_REQUEST, &m.base, -1);
+}
+
+static void handle_pool_add(const Qpool__PoolAdd *m) {
+  if (find_pool(m->name))
+    die("supervisor added pool %s twice", m->name);
+  struct wpool *w = calloc(1, sizeof(*w));
+  if (!w)
+    die("out of memory");
+  snprintf(w->name, sizeof(w->name), "%s", m->name);
+  struct wrk_pool_config cfg;
+  wrk_pool_config_init(&cfg, m->server ? WRK_SERVER : WRK_CLIENT);
+  snprintf(cfg.name, sizeof(cfg.name), "%s", m->name);
+  cfg.min_cap = m->min_cap;
+  cfg.max_cap = m->max_cap;
+  cfg.min_ivl_ns = m->min_ivl_ns;
+  cfg.max_ivl_ns = m->max_ivl_ns;
+  cfg.keep_alive_ns = m->keep_alive_ns;
+  cfg.tls_mode = m->tls_mode[0];
+  cfg.hostname = m->hostname;
+  if (m->has_setup_timeout_ns)
+    cfg.setup_timeout_ns = m->setup_timeout_ns;
+  if (m->has_cert_pem && m->has_key_pem) {
+    cfg.cert_pem = (const char *)m->cert_pem.data;
+    cfg.cert_pem_len = m->cert_pem.len;
+    cfg.key_pem = (const char *)m->key_pem.data;
+    cfg.key_pem_len = m->key_pem.len;
+  }
+  if (m->has_ca_pem) {
+    cfg.ca_pem = (const char *)m->ca_pem.data;
+    cfg.ca_pem_len = m->ca_pem.len;
+  }
+  cfg.external_listener = 1;
+  cfg.dial = on_dial;
+  char err[512];
+  int rc = wrk_pool_new(&W.loop, &cfg, &w->p, err, sizeof(err));
+  if (rc < 0) {
+    qp_err("pool %s: %s", m->name, err);
+    snprintf(w->last_error, sizeof(w->last_error), "%s", err);
+    w->p = NULL;
+    w->failed = 1;
+  }
+  w->next = W.pools;
+  W.pools = w;
+  if (W.sandboxed && w->p)
+    wrk_pool_start(w->p);
+  report_pool(w, 1);
+}
+
+static void handle_config_done(const Qpool__ConfigDone *m) {
+  if (W.sandboxed)
+    die("supervisor sent ConfigDone twice");
+  struct wrk_sandbox_opts o = {0};
+  o.uid = m->uid;
+  o.gid = m->gid;
+  o.chroot_dir = *m->chroot ? m->chroot : NULL;
+  o.seccomp_mode = getenv("QPOOL_SECCOMP_TRAP") ? 2 : 1;
+  struct rlimit rl;
+  o.max_fds = 65536; /* never above the hard limit we inherited */
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < o.max_fds)
+    o.max_fds = rl.rlim_max;
+  char err[512];
+  if (wrk_sandbox_enter(&o, getppid(), err, sizeof(err)) < 0)
+    die("cannot enter the sandbox: %s", err);
+  W.sandboxed = 1;
+  for (struct wpool *w = W.pools; w; w = w->next)
+    if (w->p)
+      wrk_pool_start(w->p);
+  uv_timer_start(&W.report, on_report, REPORT_TICK_MS, REPORT_TICK_MS);
+  qp_info("in the sandbox (uid %u, chroot %s), %s", m->uid,
+          *m->chroot ? m->chroot : "none", "serving");
+}
+
+static void handle_handoff(const Qpool__HandOff *m, int fd) {
+  struct wpool *w = find_pool(m->pool);
+  if (!w || !w->p || m->n_datagrams == 0) {
+    qp_warn("hand-off for unknown pool %s dropped", m->pool);
+    close(fd);
+    return;
+  }
+  const uint8_t *d[64];
+  size_t l[64];
+  size_t n = m->n_datagrams < 64 ? m->n_datagrams : 64;
+  for (size_t i = 0; i < n; i++) {
+    d[i] = m->datagrams[i].data;
+    l[i] = m->datagrams[i].len;
+  }
+  (void)wrk_pool_adopt(w->p, fd, d, l, n);
+}
+
+static void handle_datagram(const Qpool__Datagram *m) {
+  struct wpool *w = find_pool(m->pool);
+  if (w && w->p && m->peer.len <= sizeof(struct sockaddr_storage) &&
+      m->peer.len >= sizeof(struct sockaddr_in)) {
+    struct sockaddr_storage ss = {0};
+    memcpy(&ss, m->peer.data, m->peer.len);
+    (void)wrk_pool_datagram(w->p, (struct sockaddr *)&ss, m->data.data,
+                            m->data.len);
+  }
+}
+
+static void handle_dial_reply(const Qpool__DialReply *m, int fd) {
+  struct wpool *w = find_pool(m->pool);
+  if (!w || !w->p) {
+    if (fd >= 0)
+      close(fd);
+    return;
+  }
+  if (m->ok && fd >= 0)
+    wrk_pool_dial_done(w->p, m->seq, fd, NULL);
+  else {
+    if (fd >= 0)
+      close(fd);
+    wrk_pool_dial_done(w->p, m->seq, -EHOSTUNREACH,
+                       m->error ? m->error : "supervisor could not dial");
+  }
+}
+
+static void on_pool_closed(void *arg) {
+  (void)arg;
+  if (--W.closing_pools == 0 && W.stopping) {
+    Qpool__Bye b = QPOOL__BYE__INIT;
+    b.reason = "shutdown";
+    send_msg(QPOOL__MSG_TYPE__MSG_BYE, &b.base, -1);
+    uv_stop(&W.loop);
+  }
+}
+
+static void close_pool(struct wpool *w) {
+  if (w->p) {
+    W.closing_pools++;
+    wrk_pool_close(w->p, on_pool_closed, NULL);
+    w->p = NULL;
+  }
+}
+
+static void handle_pool_remove(const Qpool__PoolRemove *m) {
+  for (struct wpool **pp = &W.pools; *pp; pp = &(*pp)->next) {
+    if (!strcmp((*pp)->name, m->name)) {
+      struct wpool *w = *pp;
+      *pp = w->next;
+      close_pool(w);
+      free(w);
+      return;
+    }
+  }
+}
+
+static void handle_shutdown(const Qpool__Shutdown *m) {
+  qp_info("shutting down: %s", m->reason);
+  W.stopping = 1;
+  uv_timer_stop(&W.report);
+  W.closing_pools++; /* guard until every pool was asked */
+  for (struct wpool *w = W.pools; w; w = w->next)
+    close_pool(w);
+  on_pool_closed(NULL);
+}
+
+static void handle_probe(const Qpool__Probe *m) {
+  Qpool__ProbeResult r = QPOOL__PROBE_RESULT__INIT;
+  r.what = m->what;
+  r.err = wrk_sandbox_probe(m->what);
+  send_msg(QPOOL__MSG_TYPE__MSG_PROBE_RESULT, &r.base, -1);
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+#define UNPACK(T, lower, f)                                                    \
+  Qpool__##T *m = qpool__##lower##__unpack(NULL, (f)->len, (f)->payload);      \
+  if (!m)                                                                      \
+    die("malformed " #T " message from the supervisor");
+
+static void dispatch(struct qp_frame *f) {
+  int wants_fd = f->type == QPOOL__MSG_TYPE__MSG_HANDOFF ||
+                 f->type == QPOOL__MSG_TYPE__MSG_DIAL_REPLY;
+  if (f->fd >= 0 && !wants_fd)
+    die("message %u from the supervisor carries an unexpected fd", f->type);
+  switch (f->type) {
+  case QPOOL__MSG_TYPE__MSG_POOL_ADD: {
+    UNPACK(PoolAdd, pool_add, f);
+    handle_pool_add(m);
+    qpool__pool_add__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_CONFIG_DONE: {
+    UNPACK(ConfigDone, config_done, f);
+    handle_config_done(m);
+    qpool__config_done__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_HANDOFF: {
+    if (f->fd < 0)
+      die("hand-off without a socket");
+    UNPACK(HandOff, hand_off, f);
+    handle_handoff(m, f->fd);
+    qpool__hand_off__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_DATAGRAM: {
+    UNPACK(Datagram, datagram, f);
+    handle_datagram(m);
+    qpool__datagram__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_DIAL_REPLY: {
+    UNPACK(DialReply, dial_reply, f);
+    handle_dial_reply(m, f->fd);
+    qpool__dial_reply__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_POOL_REMOVE: {
+    UNPACK(PoolRemove, pool_remove, f);
+    handle_pool_remove(m);
+    qpool__pool_remove__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_PROBE: {
+    UNPACK(Probe, probe, f);
+    handle_probe(m);
+    qpool__probe__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_SHUTDOWN: {
+    UNPACK(Shutdown, shutdown, f);
+    handle_shutdown(m);
+    qpool__shutdown__free_unpacked(m, NULL);
+    break;
+  }
+  default:
+    die("unexpected message type %u from the supervisor", f->type);
+  }
+}
+
+static void on_sup(uv_poll_t *h, int status, int events) {
+  (void)h, (void)events;
+  if (status < 0)
+    die("supervisor socket: %s", uv_strerror(status));
+  for (int i = 0; i < 64; i++) {
+    struct qp_frame f;
+    int rc = qp_frame_recv(SUP_FD, W.buf, sizeof(W.buf), &f);
+    if (rc == -EAGAIN)
+      return;
+    if (rc == 0)
+      _exit(0); /* supervisor closed: nothing left to do */
+    if (rc < 0)
+      die("bad frame from the supervisor: %s", strerror(-rc));
+    dispatch(&f);
+  }
+}
+
+int main(int argc, char **argv) {
+  (void)argv;
+  int type = 0;
+  socklen_t tl = sizeof(type);
+  if (argc > 1 || getsockopt(SUP_FD, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+      type != SOCK_SEQPACKET) {
+    fprintf(stderr, "qpool-worker is started by qpoold (it expects the "
+                    "supervisor's socket on fd 3); run qpoold instead.\n");
+    return 2;
+  }
+  char ident[32];
+  snprintf(ident, sizeof(ident), "qpool-worker");
+  qp_log_set_ident(ident);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGINT, SIG_IGN); /* the supervisor decides when we stop */
+  uv_loop_init(&W.loop);
+  uv_timer_init(&W.loop, &W.report);
+  uv_poll_init_socket(&W.loop, &W.sup, SUP_FD);
+  uv_poll_start(&W.sup, UV_READABLE, on_sup);
+  Qpool__Hello hello = QPOOL__HELLO__INIT;
+  hello.pid = (uint32_t)getpid();
+  hello.version = QP_VERSION;
+  send_msg(QPOOL__MSG_TYPE__MSG_HELLO, &hello.base, -1);
+  uv_run(&W.loop, UV_RUN_DEFAULT);
+  return 0;
+}
