@@ -19,7 +19,7 @@
 #define STOP_GRACE_NS (8 * UINT64_C(1000000000))
 
 static struct sup S;
-static uv_signal_t sig_term, sig_int, sig_chld, sig_usr1;
+static uv_signal_t sig_term, sig_int, sig_chld, sig_usr1, sig_usr2;
 static uv_timer_t status_timer, stop_timer;
 static const char *status_path;
 
@@ -181,6 +181,18 @@ static void on_signal(uv_signal_t *h, int sig) {
     sup_status_write(&S, NULL);
     return;
   }
+  if (sig == SIGUSR2) { /* sandbox proofs: enabled by QPOOL_ALLOW_PROBES=1 */
+    static const char *what[] = {"open", "socket", "bind",  "connect",
+                                 "fork", "execve", "ptrace"};
+    for (int i = 0; i < S.nworkers; i++)
+      for (size_t k = 0; k < sizeof(what) / sizeof(what[0]); k++) {
+        Qpool__Probe m = QPOOL__PROBE__INIT;
+        m.what = (char *)what[k];
+        sup_worker_send(&S, &S.workers[i], QPOOL__MSG_TYPE__MSG_PROBE, &m.base,
+                        -1);
+      }
+    return;
+  }
   if (S.stopping)
     return;
   qp_info("%s: stopping (pools close with \"pool closed\")",
@@ -229,6 +241,10 @@ int main(int argc, char **argv) {
   uv_signal_start(&sig_chld, on_signal, SIGCHLD);
   uv_signal_init(S.loop, &sig_usr1);
   uv_signal_start(&sig_usr1, on_signal, SIGUSR1);
+  uv_signal_init(S.loop, &sig_usr2);
+  if (getenv("QPOOL_ALLOW_PROBES") &&
+      !strcmp(getenv("QPOOL_ALLOW_PROBES"), "1"))
+    uv_signal_start(&sig_usr2, on_signal, SIGUSR2);
   uv_timer_init(S.loop, &stop_timer);
   uv_timer_init(S.loop, &status_timer);
   status_path = getenv("QPOOL_STATUS_FILE");

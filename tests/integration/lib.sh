@@ -83,3 +83,18 @@ ensure_certs() { "$QP_SRC/scripts/gen-certs" "$TESTDATA" >/dev/null; }
 logrun() { local f=$1; shift; "$@" >"$f" 2>&1; }
 
 pid_of() { local v="PID_${1//[^a-zA-Z0-9_]/_}"; echo "${!v}"; }
+
+QPOOLD="$QP_BIN/qpoold"
+# status_of FILE POOL KEY: a value from qpoold's status file
+status_of() { grep "^pool=$2 " "$1" 2>/dev/null | sed -nE "s/.* $3=([^ ]*).*/\1/p"; }
+# wait_status FILE POOL KEY VALUE SECONDS
+wait_status() {
+  local i
+  for ((i = 0; i < $5 * 20; i++)); do
+    [ "$(status_of "$1" "$2" "$3")" = "$4" ] && return 0
+    sleep 0.05
+  done
+  echo "timed out: $2 $3 != $4 in $1:" >&2; cat "$1" >&2 || true
+  return 1
+}
+need_root() { [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }; }
