@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Failure model: SIGKILL of one worker -> qpoold restarts it within 1 s, its
+# pool serves again (the client reconnects and refills) and the pool in the
+# other worker is untouched. SIGKILL of qpoold -> every worker exits
+# (parent-death signal). A hostile "worker" sending malformed frames is
+# killed and restarted; qpoold stays up.
+. "$(dirname "$0")/lib.sh"
+p1=$(free_port); p2=$(free_port)
+cat >"$WORK/q.conf" <<CONF
+[global]
+workers = 0
+chroot = $WORK/empty
+control = $WORK/q.sock
+
+[pool a]
+mode = server
+listen = 127.0.0.1:$p1
+max_cap = 8
+
+[pool b]
+mode = server
+listen = 127.0.0.1:$p2
+max_cap = 8
+CONF
+export QPOOL_STATUS_FILE="$WORK/q.status"
+start_bg q "$QPOOLD" --config "$WORK/q.conf"
+unset QPOOL_STATUS_FILE
+wait_for "$WORK/q.log" "running 2 pool" 10
+start_bg ca "$PEER" client --target "127.0.0.1:$p1" --min-cap 4 --max-cap 4 \
+  --min-interval 100ms --max-interval 200ms --keep-alive 300ms --report 100 --timeout 60s --duration 30s
+start_bg cb "$PEER" client --target "127.0.0.1:$p2" --min-cap 4 --max-cap 4 \
+  --min-interval 100ms --max-interval 200ms --keep-alive 300ms --report 100 --timeout 60s --duration 30s
+check "pool a filled" wait_status "$WORK/q.status" a active 4 15
+check "pool b filled" wait_status "$WORK/q.status" b active 4 15
+wa=$(status_of "$WORK/q.status" a pid); wb=$(status_of "$WORK/q.status" b pid)
+check "pools run in different workers ($wa, $wb)" test "$wa" != "$wb"
+nb=$(grep -c "^stats" "$WORK/cb.log")
+t0=$(date +%s%N)
+kill -9 "$wa"
+restarted() { local p; p=$(status_of "$WORK/q.status" a pid); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$wa" ]; }
+for i in $(seq 1 40); do restarted && break; sleep 0.05; done
+t1=$(date +%s%N)
+check "worker of pool a restarted within 1 s ($(( (t1 - t0) / 1000000 )) ms)" \
+  test "$(( (t1 - t0) / 1000000 ))" -le 1000 -a -n "$(restarted && echo y)"
+check "qpoold logged the death" grep -q "killed by signal 9" "$WORK/q.log"
+check "pool a's client reconnected and refilled" \
+  wait_for "$WORK/ca.log" "^stats.* active=4 .*conns_failed=[0-9]+ connected=1" 20
+check "pool a serves again (qpoold view)" wait_status "$WORK/q.status" a active 4 10
+check "pool b's worker is the same process" test "$(status_of "$WORK/q.status" b pid)" = "$wb"
+check "pool b's client never lost its connection" \
+  bash -c "tail -n +$nb '$WORK/cb.log' | grep '^stats' | grep -vq 'connected=1' && exit 1 || exit 0"
+
+# a hostile worker: malformed frames must end it, never the supervisor
+cat >"$WORK/evil-worker" <<'PY'
+#!/usr/bin/env python3
+import socket, os, time
+s = socket.socket(fileno=3)
+s.send(b"\x00\x00\xff\xff\x00\xc9garbage")   # length field lies
+s.send(b"\x00\x00\x00\x02\x00\xcb\xff\xff")  # bad protobuf
+time.sleep(5)
+PY
+chmod +x "$WORK/evil-worker"
+p3=$(free_port)
+QPOOL_WORKER="$WORK/evil-worker" start_bg evil "$QPOOLD" server --name e \
+  --listen "127.0.0.1:$p3" --chroot "$WORK/empty" --control "$WORK/e.sock"
+check "qpoold kills a worker that sends malformed frames" \
+  wait_for "$WORK/evil.log" "malformed frame.*killing it" 10
+check "... and restarts it" wait_for "$WORK/evil.log" "restarting in" 5
+check "qpoold itself is still running" kill -0 "$(pid_of evil)"
+kill -TERM "$(pid_of evil)"; wait "$(pid_of evil)" || true
+
+# SIGKILL of the supervisor: every worker exits by the parent-death signal
+workers=$(pgrep -P "$(pid_of q)" || true)
+kill -9 "$(pid_of q)"
+gone() { for w in $workers; do [ -e /proc/$w ] && [ "$(awk '{print $3}' /proc/$w/stat)" != Z ] && return 1; done; return 0; }
+for i in $(seq 1 40); do gone && break; sleep 0.05; done
+check "SIGKILL of qpoold: all workers ($workers) exit" gone
+finish
