@@ -78,10 +78,12 @@ static int drop_ids(uid_t uid, gid_t gid, rlim_t max_fds, char *err,
                 (unsigned)uid, (unsigned)gid);
   struct rlimit rl;
   if (max_fds && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < max_fds) {
+    rlim_t hard = rl.rlim_max;
     rl.rlim_max = max_fds;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-      return fail(err, errlen, -errno, "cannot raise RLIMIT_NOFILE to %llu",
-                  (unsigned long long)max_fds);
+      return fail(err, errlen, -errno,
+                  "cannot raise RLIMIT_NOFILE to %llu (hard limit %llu)",
+                  (unsigned long long)max_fds, (unsigned long long)hard);
   }
   if (setgroups(0, NULL) < 0)
     return fail(err, errlen, -errno, "cannot drop supplementary groups");

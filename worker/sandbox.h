@@ -21,15 +21,20 @@ struct wrk_sandbox_opts {
 
 /* Enters the sandbox in this fixed order:
  *   chroot(chroot_dir) + chdir("/")
- *   -> setgroups(0) + setresgid + setresuid (only when euid == 0; checked)
- *   -> rlimits: NPROC 0, CORE 0, NOFILE max_fds, FSIZE 0
+ *   -> setgroups(0) + setresgid + setresuid, only when running as root
+ *      (a real, effective or saved uid of 0); then checked, as OpenSSH does
+ *   -> rlimits: NPROC 0, CORE 0, NOFILE max_fds, FSIZE 0 (FSIZE is left
+ *      alone when stdout or stderr is a regular file: the first log line
+ *      would raise SIGXFSZ). NPROC 0 also refuses new threads.
  *   -> PR_SET_DUMPABLE 0 -> PR_SET_NO_NEW_PRIVS
  *   -> PR_SET_PDEATHSIG(SIGKILL) (after the id change, which clears it),
  *      then getppid() must still be `parent` (or, if parent <= 0, the
  *      parent seen on entry): otherwise the parent already died
  *   -> seccomp filter.
- * Everything that opens files (GnuTLS, trust store, event loop) must be set
- * up before. max_fds above the current hard limit fails once ids are dropped.
+ * Everything that opens files (GnuTLS, trust store) must be set up before.
+ * A max_fds above the hard limit is raised while still root (before the ids
+ * change); otherwise it fails. In ASan builds the leak check runs at entry
+ * (LeakSanitizer cannot work inside), so leaks are not reported at exit.
  * Returns 0, or a negative errno with a sentence in err (e.g. "cannot chroot
  * into /var/empty/qpool: No such file or directory"); the process is then
  * half-sandboxed and the caller must exit. */
