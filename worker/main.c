@@ -181,7 +181,11 @@ static void handle_config_done(const Qpool__ConfigDone *m) {
   o.uid = m->uid;
   o.gid = m->gid;
   o.chroot_dir = *m->chroot ? m->chroot : NULL;
+#ifdef QP_SECCOMP_TRAP /* cmake -DQP_SECCOMP_TRAP=ON: debugging builds */
+  o.seccomp_mode = 2;
+#else
   o.seccomp_mode = getenv("QPOOL_SECCOMP_TRAP") ? 2 : 1;
+#endif
   struct rlimit rl;
   o.max_fds = 65536; /* never above the hard limit we inherited */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < o.max_fds)
