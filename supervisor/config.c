@@ -72,7 +72,7 @@ enum key {
 #define S_GLOBAL 4u
 
 static const struct keydef {
-  const char *ini;  /* key in the file; NULL: flags only */
+  const char *ini;  /* key in the file */
   const char *flag; /* "--flag"; NULL: file only */
   unsigned scope;
 } keys[K_COUNT] = {
@@ -143,8 +143,34 @@ struct pool_meta {
   int line[K_POOL_END]; /* where each key was set; 0 = unset */
 };
 
+/* What becomes the caller's sup_config on success: the same fields, but the
+ * pools grow as they come (a sup_config is 5 MB, mostly unused). */
+struct scratch {
+  struct sup_pool_cfg *pools;
+  size_t npools, cap;
+  int workers;
+  char control[sizeof(((struct sup_config *)0)->control)];
+  char user[sizeof(((struct sup_config *)0)->user)];
+  char chroot[sizeof(((struct sup_config *)0)->chroot)];
+  char config_file[sizeof(((struct sup_config *)0)->config_file)];
+  int foreground, log_level;
+};
+
+/* The global defaults, for a sup_config or a scratch. */
+#define SET_DEFAULTS(c)                                                        \
+  do {                                                                         \
+    (c)->npools = 0;                                                           \
+    (c)->workers = 0;                                                          \
+    snprintf((c)->control, sizeof((c)->control), "%s", SUP_DEFAULT_CONTROL);   \
+    snprintf((c)->user, sizeof((c)->user), "%s", SUP_DEFAULT_USER);            \
+    snprintf((c)->chroot, sizeof((c)->chroot), "%s", SUP_DEFAULT_CHROOT);      \
+    (c)->config_file[0] = '\0';                                                \
+    (c)->foreground = 0;                                                       \
+    (c)->log_level = QP_LOG_INFO;                                              \
+  } while (0)
+
 struct ctx {
-  struct sup_config *c; /* scratch copy: goes to the caller on success */
+  struct scratch *c; /* goes to the caller on success */
   struct pool_meta meta[SUP_POOLS_MAX];
   int gfile[K_COUNT]; /* [global] key: line in the file, 0 = unset */
   int gflag[K_COUNT]; /* [global] key given as a flag (it wins) */
@@ -593,7 +619,7 @@ static int set_pool_key(struct ctx *x, struct sup_pool_cfg *p,
 static int set_global(struct ctx *x, enum key k, const char *v, int line) {
   char b[QBUF];
   const char *name = kname(x, k);
-  struct sup_config *c = x->c;
+  struct scratch *c = x->c;
   if (x->flags && x->gflag[k])
     return fail(x, line, name, "given twice");
   if (!x->flags && x->gfile[k])
@@ -741,7 +767,7 @@ static int finish_pool(struct ctx *x, struct sup_pool_cfg *p,
 }
 
 static int finish(struct ctx *x) {
-  struct sup_config *c = x->c;
+  struct scratch *c = x->c;
   if (!x->flags && c->npools == 0)
     return fail(x, 0, NULL, "no pools (add a [pool NAME] section)");
   for (size_t i = 0; i < c->npools; i++)
@@ -793,10 +819,33 @@ static void trim(const char **s, size_t *n) {
     (*n)--;
 }
 
+/* A new pool with the defaults, or NULL (out of memory). */
+static struct sup_pool_cfg *add_pool(struct ctx *x, int hdr_line) {
+  struct scratch *c = x->c;
+  if (c->npools == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 4;
+    if (cap > SUP_POOLS_MAX)
+      cap = SUP_POOLS_MAX;
+    struct sup_pool_cfg *np = realloc(c->pools, cap * sizeof(*np));
+    if (!np) {
+      fail(x, hdr_line, NULL, "out of memory");
+      return NULL;
+    }
+    c->pools = np;
+    c->cap = cap;
+  }
+  struct sup_pool_cfg *p = &c->pools[c->npools];
+  pool_defaults(p);
+  memset(&x->meta[c->npools], 0, sizeof(x->meta[0]));
+  x->meta[c->npools].hdr_line = hdr_line;
+  c->npools++;
+  return p;
+}
+
 /* Acts on the latest section header: [global] or [pool NAME]. */
 static int begin_section(struct ctx *x) {
   char b[QBUF];
-  struct sup_config *c = x->c;
+  struct scratch *c = x->c;
   int line = x->sect_line;
   x->begun_seq = x->sect_seq;
   x->in_global = 0;
@@ -845,15 +894,12 @@ static int begin_section(struct ctx *x) {
   if (c->npools >= SUP_POOLS_MAX)
     return fail(x, line, NULL, "[pool %s]: too many pools (max %d)", name,
                 SUP_POOLS_MAX);
-  struct sup_pool_cfg *p = &c->pools[c->npools];
-  struct pool_meta *m = &x->meta[c->npools];
-  pool_defaults(p);
-  memset(m, 0, sizeof(*m));
+  struct sup_pool_cfg *p = add_pool(x, line);
+  if (!p)
+    return -ENOMEM;
   strcpy(p->name, name);
-  m->hdr_line = line;
-  c->npools++;
   x->cur = p;
-  x->cur_meta = m;
+  x->cur_meta = &x->meta[c->npools - 1];
   return 0;
 }
 
@@ -1099,7 +1145,7 @@ static struct ctx *ctx_new(char *err, size_t errlen, int flags,
   if (err && errlen)
     err[0] = '\0';
   struct ctx *x = calloc(1, sizeof(*x));
-  struct sup_config *c = malloc(sizeof(*c));
+  struct scratch *c = calloc(1, sizeof(*c));
   if (!x || !c) {
     free(x);
     free(c);
@@ -1107,7 +1153,7 @@ static struct ctx *ctx_new(char *err, size_t errlen, int flags,
       snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  sup_config_defaults(c);
+  SET_DEFAULTS(c);
   x->c = c;
   x->err = err;
   x->errlen = errlen;
@@ -1119,8 +1165,9 @@ static struct ctx *ctx_new(char *err, size_t errlen, int flags,
 /* Copies the result out (success) and frees the context. */
 static int ctx_end(struct ctx *x, struct sup_config *out, int rc) {
   if (rc == 0 && !x->failed) {
-    struct sup_config *c = x->c;
-    memcpy(out->pools, c->pools, c->npools * sizeof(c->pools[0]));
+    struct scratch *c = x->c;
+    if (c->npools)
+      memcpy(out->pools, c->pools, c->npools * sizeof(c->pools[0]));
     out->npools = c->npools;
     out->workers = c->workers;
     memcpy(out->control, c->control, sizeof(out->control));
@@ -1132,6 +1179,7 @@ static int ctx_end(struct ctx *x, struct sup_config *out, int rc) {
   } else {
     rc = -EINVAL;
   }
+  free(x->c->pools);
   free(x->c);
   free(x);
   return rc;
@@ -1140,14 +1188,7 @@ static int ctx_end(struct ctx *x, struct sup_config *out, int rc) {
 /* ---- public -------------------------------------------------------------- */
 
 void sup_config_defaults(struct sup_config *c) {
-  c->npools = 0;
-  c->workers = 0;
-  snprintf(c->control, sizeof(c->control), "%s", SUP_DEFAULT_CONTROL);
-  snprintf(c->user, sizeof(c->user), "%s", SUP_DEFAULT_USER);
-  snprintf(c->chroot, sizeof(c->chroot), "%s", SUP_DEFAULT_CHROOT);
-  c->config_file[0] = '\0';
-  c->foreground = 0;
-  c->log_level = QP_LOG_INFO;
+  SET_DEFAULTS(c);
 }
 
 int sup_config_load_string(struct sup_config *c, const char *text,
@@ -1260,12 +1301,11 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
     mode = argv[1][0] == 's' ? S_SERVER : S_CLIENT;
     av = argv + 1; /* "server" plays argv[0] for getopt */
     ac = argc - 1;
-    struct sup_pool_cfg *p = &x->c->pools[0];
-    pool_defaults(p);
-    memset(&x->meta[0], 0, sizeof(x->meta[0]));
+    struct sup_pool_cfg *p = add_pool(x, 0);
+    if (!p)
+      return ctx_end(x, c, -ENOMEM);
     p->server = mode == S_SERVER;
     x->meta[0].line[K_MODE] = 1;
-    x->c->npools = 1;
   } else if (argv[1][0] != '-') {
     fail(x, 0, NULL,
          "unknown command %s (expected server, client or --config FILE)",
@@ -1273,7 +1313,7 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
     return ctx_end(x, c, -EINVAL);
   }
   const char *mname = mode == S_SERVER ? "server" : "client";
-  struct sup_pool_cfg *p = &x->c->pools[0];
+  struct sup_pool_cfg *p = mode ? &x->c->pools[0] : NULL;
   struct pool_meta *m = &x->meta[0];
   const char *config = NULL;
   int name_set = 0;
@@ -1288,7 +1328,8 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
       if (optopt >= OPT_KEY) {
         fail(x, 0, opt_display(optopt), "takes no value");
       } else if (optopt) {
-        fail(x, 0, NULL, "unknown option -%c", optopt);
+        char t[2] = {(char)optopt, '\0'};
+        fail(x, 0, NULL, "unknown option -%s", esc_into(b, sizeof(b), t, 0));
       } else {
         const char *tok = av[optind - 1];
         char t[QBUF];

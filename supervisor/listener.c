@@ -36,27 +36,27 @@ static void forward_straggler(struct sup *s, struct sup_pool *p,
                               const uint8_t *pkt, size_t len,
                               const struct sockaddr *src, socklen_t srclen) {
   Qpool__Datagram m = QPOOL__DATAGRAM__INIT;
-  m.pool = (char *)p->cfg->name;
+  m.pool = (char *)p->cfg.name;
   m.peer.data = (uint8_t *)src;
   m.peer.len = srclen;
   m.data.data = (uint8_t *)pkt;
   m.data.len = len;
-  sup_worker_send(s, &s->workers[p->worker], QPOOL__MSG_TYPE__MSG_DATAGRAM,
+  sup_worker_send(s, s->workers[p->worker], QPOOL__MSG_TYPE__MSG_DATAGRAM,
                   &m.base, -1);
 }
 
 static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
                      size_t len, const struct sockaddr *src, socklen_t srclen) {
   char a[QP_ADDR_STRLEN];
-  struct sup_worker *w = &s->workers[p->worker];
+  struct sup_worker *w = s->workers[p->worker];
   if (w->pid <= 0) { /* restarting: the client retransmits its Initial */
     p->dropped++;
     return;
   }
-  int fd = qp_handoff_socket((const struct sockaddr *)&p->cfg->addr,
-                             p->cfg->addr_len, src, srclen);
+  int fd = qp_handoff_socket((const struct sockaddr *)&p->cfg.addr,
+                             p->cfg.addr_len, src, srclen);
   if (fd < 0) {
-    qp_warn("pool %s: cannot hand off %s: %s", p->cfg->name,
+    qp_warn("pool %s: cannot hand off %s: %s", p->cfg.name,
             qp_addr_format(src, a, sizeof(a)), strerror(-fd));
     p->dropped++;
     return;
@@ -91,7 +91,7 @@ static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
   socklen_t ll = sizeof(local);
   getsockname(fd, (struct sockaddr *)&local, &ll);
   Qpool__HandOff m = QPOOL__HAND_OFF__INIT;
-  m.pool = (char *)p->cfg->name;
+  m.pool = (char *)p->cfg.name;
   m.peer.data = (uint8_t *)src;
   m.peer.len = srclen;
   m.local.data = (uint8_t *)&local;
@@ -105,7 +105,7 @@ static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
   r->len = srclen;
   r->until_ns = uv_hrtime() + SUP_STRAGGLER_NS;
   p->handoffs++;
-  qp_debug("pool %s: handed %s to worker %d", p->cfg->name,
+  qp_debug("pool %s: handed %s to worker %d", p->cfg.name,
            qp_addr_format(src, a, sizeof(a)), w->slot);
 }
 
@@ -136,10 +136,10 @@ static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
     p->dropped++;
     return;
   }
-  if (!qp_ipfilter_allows(&p->cfg->client_ip, src)) {
+  if (!qp_ipfilter_allows(&p->cfg.client_ip, src)) {
     p->rejected_ip++;
     if (qp_ratelimit_take(&p->refusals, now)) {
-      qp_info("pool %s: refused %s: unauthorized IP", p->cfg->name,
+      qp_info("pool %s: refused %s: unauthorized IP", p->cfg.name,
               qp_addr_format(src, a, sizeof(a)));
       (void)qp_send_refusal(p->lfd, &h, "unauthorized IP", src, srclen);
     }
@@ -166,34 +166,43 @@ static void on_listener(uv_poll_t *h, int status, int events) {
   }
 }
 
-int sup_listeners_open(struct sup *s, char *err, size_t errlen) {
+int sup_listener_open(struct sup *s, struct sup_pool *p, char *err,
+                      size_t errlen) {
   char a[QP_ADDR_STRLEN];
+  const struct sockaddr *sa = (const struct sockaddr *)&p->cfg.addr;
+  p->lfd = -1;
+  int fd = qp_listen_udp(sa, p->cfg.addr_len);
+  if (fd < 0) {
+    snprintf(err, errlen, "pool %s: cannot listen on %s: %s", p->cfg.name,
+             qp_addr_format(sa, a, sizeof(a)), strerror(-fd));
+    return fd;
+  }
+  p->lfd = fd;
+  qp_ratelimit_init(&p->refusals, 20, 20);
+  uv_poll_init_socket(s->loop, &p->lpoll, fd);
+  p->lpoll.data = p;
+  uv_poll_start(&p->lpoll, UV_READABLE, on_listener);
+  qp_info("pool %s: listening on %s (worker %d)", p->cfg.name,
+          qp_addr_format(sa, a, sizeof(a)), p->worker);
+  return 0;
+}
+
+int sup_listeners_open(struct sup *s, char *err, size_t errlen) {
   for (size_t i = 0; i < s->npools; i++) {
-    struct sup_pool *p = &s->pools[i];
+    struct sup_pool *p = s->pools[i];
     p->lfd = -1;
-    if (!p->cfg->server)
+    if (!p->cfg.server)
       continue;
-    const struct sockaddr *sa = (const struct sockaddr *)&p->cfg->addr;
-    int fd = qp_listen_udp(sa, p->cfg->addr_len);
-    if (fd < 0) {
-      snprintf(err, errlen, "pool %s: cannot listen on %s: %s", p->cfg->name,
-               qp_addr_format(sa, a, sizeof(a)), strerror(-fd));
-      return fd;
-    }
-    p->lfd = fd;
-    qp_ratelimit_init(&p->refusals, 20, 20);
-    uv_poll_init_socket(s->loop, &p->lpoll, fd);
-    p->lpoll.data = p;
-    uv_poll_start(&p->lpoll, UV_READABLE, on_listener);
-    qp_info("pool %s: listening on %s (worker %d)", p->cfg->name,
-            qp_addr_format(sa, a, sizeof(a)), p->worker);
+    int rc = sup_listener_open(s, p, err, errlen);
+    if (rc < 0)
+      return rc;
   }
   return 0;
 }
 
 void sup_listeners_close(struct sup *s) {
   for (size_t i = 0; i < s->npools; i++) {
-    struct sup_pool *p = &s->pools[i];
+    struct sup_pool *p = s->pools[i];
     if (p->lfd < 0)
       continue;
     uv_poll_stop(&p->lpoll);

@@ -19,7 +19,7 @@
 #define STOP_GRACE_NS (8 * UINT64_C(1000000000))
 
 static struct sup S;
-static uv_signal_t sig_term, sig_int, sig_chld, sig_usr1, sig_usr2;
+static uv_signal_t sig_term, sig_int, sig_chld, sig_usr1, sig_usr2, sig_hup;
 static uv_timer_t status_timer, stop_timer;
 static const char *status_path;
 
@@ -45,33 +45,185 @@ static int read_file(const char *path, char **out, size_t *len, char *err,
   return 0;
 }
 
+static void pool_free(struct sup_pool *p);
+
+/* A pool object for cfg with its TLS material read (before any sandbox:
+ * workers cannot open files). Returns NULL with err set. */
+static struct sup_pool *pool_new(const struct sup_pool_cfg *pc, char *err,
+                                 size_t errlen) {
+  struct sup_pool *p = calloc(1, sizeof(*p));
+  if (!p) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  p->cfg = *pc;
+  p->lfd = -1;
+  if (read_file(pc->cert_file, &p->cert_pem, &p->cert_len, err, errlen) < 0 ||
+      read_file(pc->key_file, &p->key_pem, &p->key_len, err, errlen) < 0 ||
+      read_file(pc->ca_file, &p->ca_pem, &p->ca_len, err, errlen) < 0) {
+    pool_free(p);
+    return NULL;
+  }
+  char ignored[256];
+  if (!pc->server && pc->tls_mode == '2' && !p->ca_pem) /* system store, */
+    (void)read_file(SUP_SYSTEM_CA_BUNDLE, &p->ca_pem, &p->ca_len, ignored,
+                    sizeof(ignored)); /* read here: workers cannot */
+  return p;
+}
+
+static void pool_free(struct sup_pool *p) {
+  free(p->cert_pem);
+  free(p->key_pem);
+  free(p->ca_pem);
+  free(p);
+}
+
 /* Pools -> workers: `workers = 0` gives each pool its own worker (tenant
  * isolation); otherwise round robin unless a pool names its worker. */
 static int assign(struct sup *s, char *err, size_t errlen) {
   struct sup_config *c = s->cfg;
-  s->npools = c->npools;
   s->nworkers = c->workers > 0 ? c->workers : (int)c->npools;
-  s->pools = calloc(s->npools, sizeof(*s->pools));
-  s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers));
+  s->pools = calloc(SUP_POOLS_MAX, sizeof(*s->pools));
+  s->workers = calloc(SUP_POOLS_MAX, sizeof(*s->workers));
   if (!s->pools || !s->workers) {
     snprintf(err, errlen, "out of memory");
     return -ENOMEM;
   }
-  for (size_t i = 0; i < s->npools; i++) {
-    struct sup_pool *p = &s->pools[i];
-    const struct sup_pool_cfg *pc = &c->pools[i];
-    p->cfg = pc;
-    p->worker = pc->worker >= 0 ? pc->worker % s->nworkers
-                                : (int)(i % (size_t)s->nworkers);
-    int rc;
-    if ((rc = read_file(pc->cert_file, &p->cert_pem, &p->cert_len, err,
-                        errlen)) < 0 ||
-        (rc = read_file(pc->key_file, &p->key_pem, &p->key_len, err, errlen)) <
-            0 ||
-        (rc = read_file(pc->ca_file, &p->ca_pem, &p->ca_len, err, errlen)) < 0)
-      return rc;
+  for (int i = 0; i < s->nworkers; i++)
+    if (!(s->workers[i] = calloc(1, sizeof(**s->workers)))) {
+      snprintf(err, errlen, "out of memory");
+      return -ENOMEM;
+    }
+  for (size_t i = 0; i < c->npools; i++) {
+    struct sup_pool *p = pool_new(&c->pools[i], err, errlen);
+    if (!p)
+      return -EINVAL;
+    p->worker = p->cfg.worker >= 0 ? p->cfg.worker % s->nworkers
+                                   : (int)(i % (size_t)s->nworkers);
+    s->pools[s->npools++] = p;
   }
   return 0;
+}
+
+static int same_pool_cfg(const struct sup_pool_cfg *a,
+                         const struct sup_pool_cfg *b) {
+  if (a->server != b->server || a->addr_len != b->addr_len ||
+      memcmp(&a->addr, &b->addr, a->addr_len) || a->min_cap != b->min_cap ||
+      a->max_cap != b->max_cap || a->min_ivl_ns != b->min_ivl_ns ||
+      a->max_ivl_ns != b->max_ivl_ns || a->keep_alive_ns != b->keep_alive_ns ||
+      a->setup_timeout_ns != b->setup_timeout_ns ||
+      a->tls_mode != b->tls_mode || strcmp(a->hostname, b->hostname) ||
+      strcmp(a->ca_file, b->ca_file) || strcmp(a->cert_file, b->cert_file) ||
+      strcmp(a->key_file, b->key_file) || a->worker != b->worker ||
+      a->client_ip.n != b->client_ip.n)
+    return 0;
+  return memcmp(a->client_ip.e, b->client_ip.e,
+                a->client_ip.n * sizeof(a->client_ip.e[0])) == 0;
+}
+
+static void on_pool_listener_closed(uv_handle_t *h) {
+  pool_free(h->data);
+}
+
+static void remove_pool(struct sup *s, size_t i) {
+  struct sup_pool *p = s->pools[i];
+  struct sup_worker *w = s->workers[p->worker];
+  Qpool__PoolRemove m = QPOOL__POOL_REMOVE__INIT;
+  m.name = p->cfg.name;
+  sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_POOL_REMOVE, &m.base, -1);
+  qp_info("reload: pool %s removed", p->cfg.name);
+  s->pools[i] = s->pools[--s->npools];
+  if (p->lfd >= 0) {
+    uv_poll_stop(&p->lpoll);
+    close(p->lfd);
+    p->lfd = -1;
+    p->lpoll.data = p;
+    uv_close((uv_handle_t *)&p->lpoll, on_pool_listener_closed);
+  } else {
+    pool_free(p);
+  }
+  int left = 0; /* a worker of its own with nothing left stops */
+  for (size_t k = 0; k < s->npools; k++)
+    left += s->pools[k]->worker == w->slot;
+  if (!left && s->cfg->workers == 0) {
+    Qpool__Shutdown sd = QPOOL__SHUTDOWN__INIT;
+    sd.reason = "no pools left after reload";
+    w->retired = 1;
+    sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_SHUTDOWN, &sd.base, -1);
+  }
+}
+
+static void add_pool(struct sup *s, const struct sup_pool_cfg *pc) {
+  char err[1024];
+  struct sup_pool *p = pool_new(pc, err, sizeof(err));
+  if (!p || s->npools == SUP_POOLS_MAX) {
+    qp_err("reload: pool %s not added: %s", pc->name,
+           p ? "too many pools" : err);
+    if (p)
+      pool_free(p);
+    return;
+  }
+  int new_worker = s->cfg->workers == 0;
+  if (new_worker) {
+    if (s->nworkers == SUP_POOLS_MAX || sup_worker_add(s) < 0) {
+      qp_err("reload: pool %s not added: cannot start a worker", pc->name);
+      pool_free(p);
+      return;
+    }
+    p->worker = s->nworkers - 1;
+  } else {
+    p->worker = pc->worker >= 0 ? pc->worker % s->nworkers
+                                : (int)(s->npools % (size_t)s->nworkers);
+  }
+  if (p->cfg.server && sup_listener_open(s, p, err, sizeof(err)) < 0) {
+    qp_err("reload: pool %s not added: %s", pc->name, err);
+    pool_free(p);
+    return;
+  }
+  s->pools[s->npools++] = p;
+  struct sup_worker *w = s->workers[p->worker];
+  if (new_worker)
+    sup_workers_start_one(s, w); /* sends its whole configuration */
+  else
+    sup_worker_send_pool(s, w, p);
+  qp_info("reload: pool %s added (worker %d)", pc->name, p->worker);
+}
+
+/* SIGHUP: read the configuration again; add, remove or replace the pools
+ * that changed and leave every other pool (and its connections) alone. */
+static void reload(struct sup *s) {
+  char err[1024];
+  struct sup_config *nc = calloc(1, sizeof(*nc));
+  if (!nc ||
+      sup_config_from_args(nc, s->argc, s->argv, err, sizeof(err)) != 0) {
+    qp_err("reload failed, keeping the running configuration: %s",
+           nc ? err : "out of memory");
+    free(nc);
+    return;
+  }
+  if (nc->workers != s->cfg->workers)
+    qp_warn("reload: \"workers\" changes need a restart; keeping %d",
+            s->cfg->workers);
+  nc->workers = s->cfg->workers;
+  for (size_t i = s->npools; i-- > 0;) {
+    struct sup_pool *p = s->pools[i];
+    const struct sup_pool_cfg *n = NULL;
+    for (size_t k = 0; k < nc->npools; k++)
+      if (!strcmp(nc->pools[k].name, p->cfg.name))
+        n = &nc->pools[k];
+    if (!n || !same_pool_cfg(n, &p->cfg))
+      remove_pool(s, i);
+  }
+  for (size_t k = 0; k < nc->npools; k++) {
+    int have = 0;
+    for (size_t i = 0; i < s->npools; i++)
+      have |= !strcmp(s->pools[i]->cfg.name, nc->pools[k].name);
+    if (!have)
+      add_pool(s, &nc->pools[k]);
+  }
+  free(s->cfg);
+  s->cfg = nc;
+  qp_info("reload done: %zu pool(s)", s->npools);
 }
 
 static int prepare_identity(struct sup *s, char *err, size_t errlen) {
@@ -161,9 +313,9 @@ static void on_stop_timer(uv_timer_t *t) {
     return;
   }
   for (int i = 0; i < S.nworkers; i++)
-    if (S.workers[i].pid > 0) {
+    if (S.workers[i]->pid > 0) {
       qp_warn("worker %d did not stop in time: killing it", i);
-      kill(S.workers[i].pid, SIGKILL);
+      kill(S.workers[i]->pid, SIGKILL);
     }
 }
 
@@ -177,6 +329,11 @@ static void on_signal(uv_signal_t *h, int sig) {
     maybe_exit();
     return;
   }
+  if (sig == SIGHUP) {
+    if (!S.stopping)
+      reload(&S);
+    return;
+  }
   if (sig == SIGUSR1) {
     sup_status_write(&S, NULL);
     return;
@@ -188,7 +345,7 @@ static void on_signal(uv_signal_t *h, int sig) {
       for (size_t k = 0; k < sizeof(what) / sizeof(what[0]); k++) {
         Qpool__Probe m = QPOOL__PROBE__INIT;
         m.what = (char *)what[k];
-        sup_worker_send(&S, &S.workers[i], QPOOL__MSG_TYPE__MSG_PROBE, &m.base,
+        sup_worker_send(&S, S.workers[i], QPOOL__MSG_TYPE__MSG_PROBE, &m.base,
                         -1);
       }
     return;
@@ -223,6 +380,8 @@ int main(int argc, char **argv) {
   }
   qp_log_set_level((enum qp_log_level)cfg->log_level);
   S.cfg = cfg;
+  S.argc = argc;
+  S.argv = argv;
   S.loop = uv_default_loop();
   S.loop->data = &S;
   signal(SIGPIPE, SIG_IGN);
@@ -241,6 +400,8 @@ int main(int argc, char **argv) {
   uv_signal_start(&sig_chld, on_signal, SIGCHLD);
   uv_signal_init(S.loop, &sig_usr1);
   uv_signal_start(&sig_usr1, on_signal, SIGUSR1);
+  uv_signal_init(S.loop, &sig_hup);
+  uv_signal_start(&sig_hup, on_signal, SIGHUP);
   uv_signal_init(S.loop, &sig_usr2);
   if (getenv("QPOOL_ALLOW_PROBES") &&
       !strcmp(getenv("QPOOL_ALLOW_PROBES"), "1"))
@@ -260,13 +421,12 @@ int main(int argc, char **argv) {
   uv_run(S.loop, UV_RUN_DEFAULT);
   uv_walk(S.loop, close_all, NULL);
   uv_run(S.loop, UV_RUN_DEFAULT);
-  for (size_t i = 0; i < S.npools; i++) {
-    free(S.pools[i].cert_pem);
-    free(S.pools[i].key_pem);
-    free(S.pools[i].ca_pem);
-  }
+  for (size_t i = 0; i < S.npools; i++)
+    pool_free(S.pools[i]);
+  for (int i = 0; i < S.nworkers; i++)
+    free(S.workers[i]);
   free(S.pools);
   free(S.workers);
-  free(cfg);
+  free(S.cfg);
   return 0;
 }

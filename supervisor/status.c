@@ -11,15 +11,15 @@
 static int line(const struct sup *s, const struct sup_pool *p, char *buf,
                 size_t len) {
   const Qpool__Report *r = &p->report;
-  const struct sup_worker *w = &s->workers[p->worker];
+  const struct sup_worker *w = s->workers[p->worker];
   return snprintf(
       buf, len,
       "pool=%s role=%s worker=%d pid=%d restarts=%u active=%d capacity=%d "
       "interval_ms=%llu errors=%llu connected=%d conns=%d created=%llu "
       "taken=%llu failed=%llu refused=%llu setup_errors=%llu "
       "rejected_ip=%llu dropped=%llu handoffs=%llu error=\"%s\"\n",
-      p->cfg->name, p->cfg->server ? "server" : "client", p->worker,
-      (int)w->pid, w->restarts, r->active, r->capacity,
+      p->cfg.name, p->cfg.server ? "server" : "client", p->worker, (int)w->pid,
+      w->restarts, r->active, r->capacity,
       (unsigned long long)(r->interval_ns / 1000000),
       (unsigned long long)r->errors, (int)r->connected, r->conns,
       (unsigned long long)r->streams_created,
@@ -35,7 +35,7 @@ void sup_status_write(const struct sup *s, const char *path) {
   char buf[1024];
   if (!path) {
     for (size_t i = 0; i < s->npools; i++) {
-      line(s, &s->pools[i], buf, sizeof(buf));
+      line(s, s->pools[i], buf, sizeof(buf));
       buf[strcspn(buf, "\n")] = 0;
       qp_info("%s", buf);
     }
@@ -47,7 +47,7 @@ void sup_status_write(const struct sup *s, const char *path) {
   if (!f)
     return;
   for (size_t i = 0; i < s->npools; i++) {
-    line(s, &s->pools[i], buf, sizeof(buf));
+    line(s, s->pools[i], buf, sizeof(buf));
     fputs(buf, f);
   }
   if (fclose(f) == 0)

@@ -12,6 +12,7 @@
 #include "shared/handoff.h"
 #include "supervisor/config.h"
 
+#define SUP_SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 #define SUP_RECENT_PEERS 256 /* hand-offs remembered for stragglers */
 #define SUP_STRAGGLER_NS (5 * UINT64_C(1000000000))
 
@@ -22,8 +23,9 @@ struct sup_peer {
 };
 
 struct sup_pool {
-  const struct sup_pool_cfg *cfg;
-  int worker; /* slot of the worker that runs it */
+  struct sup_pool_cfg cfg; /* this pool's own copy: reloads replace pools */
+  int worker;              /* slot of the worker that runs it */
+  int removed;             /* reload dropped it; freed once closed */
   /* server listener */
   int lfd;
   uv_poll_t lpoll;
@@ -50,16 +52,19 @@ struct sup_worker {
   uint64_t started_ns;
   unsigned backoff_ms;
   int hello;
+  int retired; /* no pools left after a reload: not restarted */
   unsigned restarts;
 };
 
 struct sup {
   uv_loop_t *loop;
   struct sup_config *cfg;
-  struct sup_pool *pools;
+  struct sup_pool **pools; /* by pointer: uv handles must not move */
   size_t npools;
-  struct sup_worker *workers;
+  struct sup_worker **workers;
   int nworkers;
+  int argc;
+  char **argv;
   char worker_path[4096];
   uid_t uid;
   gid_t gid;
@@ -70,6 +75,13 @@ struct sup {
 
 /* workers.c */
 int sup_workers_start(struct sup *s);
+/* Adds one more worker slot, not started yet (reload with one worker per
+ * pool). Returns 0 or -ENOMEM. */
+int sup_worker_add(struct sup *s);
+/* Starts (spawns) worker w: it gets every pool assigned to it. */
+int sup_workers_start_one(struct sup *s, struct sup_worker *w);
+void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
+                          const struct sup_pool *p);
 void sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
                      const ProtobufCMessage *m, int fd);
 void sup_workers_stop(struct sup *s);
@@ -78,6 +90,8 @@ void sup_on_child_exit(struct sup *s, pid_t pid, int status);
 
 /* listener.c */
 int sup_listeners_open(struct sup *s, char *err, size_t errlen);
+int sup_listener_open(struct sup *s, struct sup_pool *p, char *err,
+                      size_t errlen);
 void sup_listeners_close(struct sup *s);
 
 /* status.c */

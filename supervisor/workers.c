@@ -47,41 +47,43 @@ void sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
     qp_warn("worker %d: cannot send message %d: %s", w->slot, t, strerror(-rc));
 }
 
-static void send_config(struct sup *s, struct sup_worker *w) {
-  for (size_t i = 0; i < s->npools; i++) {
-    struct sup_pool *p = &s->pools[i];
-    if (p->worker != w->slot)
-      continue;
-    const struct sup_pool_cfg *c = p->cfg;
-    Qpool__PoolAdd m = QPOOL__POOL_ADD__INIT;
-    char mode[2] = {c->tls_mode ? c->tls_mode : '1', 0};
-    m.name = (char *)c->name;
-    m.server = c->server;
-    m.min_cap = c->min_cap;
-    m.max_cap = c->max_cap;
-    m.min_ivl_ns = (int64_t)c->min_ivl_ns;
-    m.max_ivl_ns = (int64_t)c->max_ivl_ns;
-    m.keep_alive_ns = c->keep_alive_ns;
-    m.tls_mode = mode;
-    m.hostname = c->hostname[0] ? (char *)c->hostname : NULL;
-    if (c->setup_timeout_ns) {
-      m.has_setup_timeout_ns = 1;
-      m.setup_timeout_ns = c->setup_timeout_ns;
-    }
-    if (p->cert_pem && p->key_pem) {
-      m.has_cert_pem = m.has_key_pem = 1;
-      m.cert_pem.data = (uint8_t *)p->cert_pem;
-      m.cert_pem.len = p->cert_len;
-      m.key_pem.data = (uint8_t *)p->key_pem;
-      m.key_pem.len = p->key_len;
-    }
-    if (p->ca_pem) {
-      m.has_ca_pem = 1;
-      m.ca_pem.data = (uint8_t *)p->ca_pem;
-      m.ca_pem.len = p->ca_len;
-    }
-    sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_POOL_ADD, &m.base, -1);
+void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
+                          const struct sup_pool *p) {
+  const struct sup_pool_cfg *c = &p->cfg;
+  Qpool__PoolAdd m = QPOOL__POOL_ADD__INIT;
+  char mode[2] = {c->tls_mode ? c->tls_mode : '1', 0};
+  m.name = (char *)c->name;
+  m.server = c->server;
+  m.min_cap = c->min_cap;
+  m.max_cap = c->max_cap;
+  m.min_ivl_ns = (int64_t)c->min_ivl_ns;
+  m.max_ivl_ns = (int64_t)c->max_ivl_ns;
+  m.keep_alive_ns = c->keep_alive_ns;
+  m.tls_mode = mode;
+  m.hostname = c->hostname[0] ? (char *)c->hostname : NULL;
+  if (c->setup_timeout_ns) {
+    m.has_setup_timeout_ns = 1;
+    m.setup_timeout_ns = c->setup_timeout_ns;
   }
+  if (p->cert_pem && p->key_pem) {
+    m.has_cert_pem = m.has_key_pem = 1;
+    m.cert_pem.data = (uint8_t *)p->cert_pem;
+    m.cert_pem.len = p->cert_len;
+    m.key_pem.data = (uint8_t *)p->key_pem;
+    m.key_pem.len = p->key_len;
+  }
+  if (p->ca_pem) {
+    m.has_ca_pem = 1;
+    m.ca_pem.data = (uint8_t *)p->ca_pem;
+    m.ca_pem.len = p->ca_len;
+  }
+  sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_POOL_ADD, &m.base, -1);
+}
+
+static void send_config(struct sup *s, struct sup_worker *w) {
+  for (size_t i = 0; i < s->npools; i++)
+    if (s->pools[i]->worker == w->slot)
+      sup_worker_send_pool(s, w, s->pools[i]);
   Qpool__ConfigDone d = QPOOL__CONFIG_DONE__INIT;
   d.uid = s->uid;
   d.gid = s->gid;
@@ -146,15 +148,31 @@ static void on_restart(uv_timer_t *t) {
   }
 }
 
+static void worker_init(struct sup *s, struct sup_worker *w, int slot) {
+  w->slot = slot;
+  w->fd = -1;
+  w->backoff_ms = BACKOFF_MIN_MS;
+  uv_timer_init(s->loop, &w->restart);
+  w->restart.data = w;
+}
+
+int sup_workers_start_one(struct sup *s, struct sup_worker *w) {
+  return spawn(s, w);
+}
+
+int sup_worker_add(struct sup *s) {
+  struct sup_worker *w = calloc(1, sizeof(*w));
+  if (!w)
+    return -ENOMEM;
+  worker_init(s, w, s->nworkers);
+  s->workers[s->nworkers++] = w;
+  return 0;
+}
+
 int sup_workers_start(struct sup *s) {
   for (int i = 0; i < s->nworkers; i++) {
-    struct sup_worker *w = &s->workers[i];
-    w->slot = i;
-    w->fd = -1;
-    w->backoff_ms = BACKOFF_MIN_MS;
-    uv_timer_init(s->loop, &w->restart);
-    w->restart.data = w;
-    int rc = spawn(s, w);
+    worker_init(s, s->workers[i], i);
+    int rc = spawn(s, s->workers[i]);
     if (rc < 0)
       return rc;
   }
@@ -175,16 +193,16 @@ static void worker_gone(struct sup *s, struct sup_worker *w) {
   }
   w->pid = 0;
   for (size_t i = 0; i < s->npools; i++)
-    if (s->pools[i].worker == w->slot) {
-      s->pools[i].report.connected = 0;
-      s->pools[i].report.active = 0;
-      s->pools[i].report.conns = 0;
+    if (s->pools[i]->worker == w->slot) {
+      s->pools[i]->report.connected = 0;
+      s->pools[i]->report.active = 0;
+      s->pools[i]->report.conns = 0;
     }
 }
 
 void sup_on_child_exit(struct sup *s, pid_t pid, int status) {
   for (int i = 0; i < s->nworkers; i++) {
-    struct sup_worker *w = &s->workers[i];
+    struct sup_worker *w = s->workers[i];
     if (w->pid != pid)
       continue;
     if (WIFSIGNALED(status))
@@ -197,7 +215,7 @@ void sup_on_child_exit(struct sup *s, pid_t pid, int status) {
              "worker %d (pid %d) exited with status %d", w->slot, (int)pid,
              WEXITSTATUS(status));
     worker_gone(s, w);
-    if (s->stopping)
+    if (s->stopping || w->retired)
       return;
     if (uv_hrtime() - w->started_ns > STABLE_NS)
       w->backoff_ms = BACKOFF_MIN_MS;
@@ -213,8 +231,8 @@ void sup_on_child_exit(struct sup *s, pid_t pid, int status) {
 static struct sup_pool *own_pool(struct sup *s, struct sup_worker *w,
                                  const char *name) {
   for (size_t i = 0; i < s->npools; i++)
-    if (s->pools[i].worker == w->slot && !strcmp(s->pools[i].cfg->name, name))
-      return &s->pools[i];
+    if (s->pools[i]->worker == w->slot && !strcmp(s->pools[i]->cfg.name, name))
+      return s->pools[i];
   return NULL;
 }
 
@@ -223,7 +241,7 @@ static void handle_dial(struct sup *s, struct sup_worker *w, struct sup_pool *p,
   Qpool__DialReply r = QPOOL__DIAL_REPLY__INIT;
   char err[256] = "";
   char a[QP_ADDR_STRLEN];
-  const struct sup_pool_cfg *c = p->cfg;
+  const struct sup_pool_cfg *c = &p->cfg;
   int fd = socket(c->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0 ||
       connect(fd, (const struct sockaddr *)&c->addr, c->addr_len) < 0) {
@@ -297,7 +315,7 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
       Qpool__DialRequest *m =
           qpool__dial_request__unpack(NULL, f.len, f.payload);
       struct sup_pool *p = m ? own_pool(s, w, m->pool) : NULL;
-      if (!p || p->cfg->server) {
+      if (!p || p->cfg.server) {
         if (m)
           qpool__dial_request__free_unpacked(m, NULL);
         kill_worker(s, w, "asked to dial for a pool it does not run");
@@ -345,8 +363,8 @@ void sup_workers_stop(struct sup *s) {
   Qpool__Shutdown m = QPOOL__SHUTDOWN__INIT;
   m.reason = "qpoold is stopping";
   for (int i = 0; i < s->nworkers; i++) {
-    uv_timer_stop(&s->workers[i].restart);
-    sup_worker_send(s, &s->workers[i], QPOOL__MSG_TYPE__MSG_SHUTDOWN, &m.base,
+    uv_timer_stop(&s->workers[i]->restart);
+    sup_worker_send(s, s->workers[i], QPOOL__MSG_TYPE__MSG_SHUTDOWN, &m.base,
                     -1);
   }
 }
@@ -354,6 +372,6 @@ void sup_workers_stop(struct sup *s) {
 int sup_workers_running(const struct sup *s) {
   int n = 0;
   for (int i = 0; i < s->nworkers; i++)
-    n += s->workers[i].pid > 0;
+    n += s->workers[i]->pid > 0;
   return n;
 }
