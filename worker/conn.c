@@ -700,7 +700,9 @@ static void on_conn_io(uv_poll_t *h, int status, int events) {
   if (events & UV_WRITABLE)
     wrk_conn_dirty(c);
   if (events & UV_READABLE) {
-    int rc = wrk_udp_recv(c->fd, c->pool->rx, 16, on_datagram, c);
+    /* a few batches, then let the write pass send ACKs and credit: the
+     * socket stays readable and the loop comes back at once */
+    int rc = wrk_udp_recv(c->fd, c->pool->rx, 2, on_datagram, c);
     if (rc == -ECONNREFUSED && !c->handshake_done) {
       conn_teardown(c, "connection refused (no server at that address)");
       return;

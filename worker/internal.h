@@ -131,6 +131,8 @@ struct wrk_pool {
   struct wrk_idmap ids;    /* idle streams by ID */
   struct wrk_list waiters; /* IncomingGet / OutgoingGet waiters */
   uint64_t ids_assigned;   /* server: IDs handed out so far */
+  uint8_t rnd[256];        /* random bytes for server IDs, used 4 at a time */
+  size_t rnd_used;
 
   uv_timer_t tick;        /* client manager; server: unused */
   uv_timer_t setup_timer; /* earliest setup deadline */

@@ -154,6 +154,7 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
     pool_free(p);
     return rc;
   }
+  p->rnd_used = sizeof(p->rnd);
   p->rx = malloc(sizeof(*p->rx));
   p->txbuf = malloc(65536 + 16384);
   if (!p->rx || !p->txbuf ||
@@ -516,9 +517,13 @@ static int new_server_id(wrk_pool *p, uint32_t *id) {
     return 0;
   }
   for (int tries = 0; tries < 64; tries++) {
-    uint8_t b[4];
-    if (gnutls_rnd(GNUTLS_RND_NONCE, b, sizeof(b)) < 0)
-      return -EIO;
+    if (p->rnd_used + 4 > sizeof(p->rnd)) { /* refill in bulk: cheaper */
+      if (gnutls_rnd(GNUTLS_RND_NONCE, p->rnd, sizeof(p->rnd)) < 0)
+        return -EIO;
+      p->rnd_used = 0;
+    }
+    const uint8_t *b = p->rnd + p->rnd_used;
+    p->rnd_used += 4;
     uint32_t v = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
                  (uint32_t)b[2] << 8 | b[3];
     if (v != WRK_ID_CONTROL && !wrk_idmap_get(&p->ids, v)) {

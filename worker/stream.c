@@ -360,10 +360,10 @@ int wrk_stream_take(wrk_stream *s) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     return -errno;
   int sz = WRK_UNIX_BUF;
+  /* AF_UNIX stream sockets account queued bytes to the sender: the send
+   * buffers of both ends are what bound each direction */
   (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-  (void)setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
   (void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-  (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
   uv_poll_t *poll = malloc(sizeof(*poll));
   if (!poll || uv_poll_init_socket(s->pool->loop, poll, sv[0]) < 0) {
     free(poll);
