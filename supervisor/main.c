@@ -29,7 +29,7 @@ static int read_file(const char *path, char **out, size_t *len, char *err,
     return 0;
   FILE *f = fopen(path, "rb");
   if (!f) {
-    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    snprintf(err, errlen, "cannot read %.512s: %s", path, strerror(errno));
     return -errno;
   }
   char *buf = malloc(1 << 20);
@@ -252,7 +252,7 @@ static int prepare_identity(struct sup *s, char *err, size_t errlen) {
       *q = '/';
     }
   if (mkdir(s->cfg->chroot, 0755) < 0 && errno != EEXIST) {
-    snprintf(err, errlen, "cannot create the chroot %s: %s", s->cfg->chroot,
+    snprintf(err, errlen, "cannot create the chroot %.512s: %s", s->cfg->chroot,
              strerror(errno));
     return -errno;
   }
@@ -279,7 +279,7 @@ static int find_worker(struct sup *s, const char *argv0, char *err,
   }
   (void)argv0;
   if (access(s->worker_path, X_OK) < 0) {
-    snprintf(err, errlen, "cannot run the worker %s: %s (set QPOOL_WORKER)",
+    snprintf(err, errlen, "cannot run the worker %.512s: %s (set QPOOL_WORKER)",
              s->worker_path, strerror(errno));
     return -errno;
   }

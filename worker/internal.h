@@ -19,9 +19,9 @@
 #include "worker/udp.h"
 
 #define WRK_SCID_LEN 18
-#define WRK_STREAM_WINDOW (2u << 20) /* per-stream receive window */
-#define WRK_CONN_WINDOW (32u << 20)  /* per-connection receive window */
-#define WRK_TX_LIMIT (2u << 20)      /* app bytes read ahead per stream */
+#define WRK_STREAM_WINDOW (8u << 20) /* per-stream receive window */
+#define WRK_CONN_WINDOW (64u << 20)  /* per-connection receive window */
+#define WRK_TX_LIMIT (8u << 20)      /* app bytes read ahead per stream */
 #define WRK_RECONNECT_NS (500 * UINT64_C(1000000))
 #define WRK_LINGER_NS (5 * UINT64_C(1000000000)) /* close: flush bound */
 
