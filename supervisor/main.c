@@ -105,22 +105,6 @@ static int assign(struct sup *s, char *err, size_t errlen) {
   return 0;
 }
 
-static int same_pool_cfg(const struct sup_pool_cfg *a,
-                         const struct sup_pool_cfg *b) {
-  if (a->server != b->server || a->addr_len != b->addr_len ||
-      memcmp(&a->addr, &b->addr, a->addr_len) || a->min_cap != b->min_cap ||
-      a->max_cap != b->max_cap || a->min_ivl_ns != b->min_ivl_ns ||
-      a->max_ivl_ns != b->max_ivl_ns || a->keep_alive_ns != b->keep_alive_ns ||
-      a->setup_timeout_ns != b->setup_timeout_ns ||
-      a->tls_mode != b->tls_mode || strcmp(a->hostname, b->hostname) ||
-      strcmp(a->ca_file, b->ca_file) || strcmp(a->cert_file, b->cert_file) ||
-      strcmp(a->key_file, b->key_file) || a->worker != b->worker ||
-      a->client_ip.n != b->client_ip.n)
-    return 0;
-  return memcmp(a->client_ip.e, b->client_ip.e,
-                a->client_ip.n * sizeof(a->client_ip.e[0])) == 0;
-}
-
 static void on_pool_listener_closed(uv_handle_t *h) {
   pool_free(h->data);
 }
@@ -207,11 +191,8 @@ static void reload(struct sup *s) {
   nc->workers = s->cfg->workers;
   for (size_t i = s->npools; i-- > 0;) {
     struct sup_pool *p = s->pools[i];
-    const struct sup_pool_cfg *n = NULL;
-    for (size_t k = 0; k < nc->npools; k++)
-      if (!strcmp(nc->pools[k].name, p->cfg.name))
-        n = &nc->pools[k];
-    if (!n || !same_pool_cfg(n, &p->cfg))
+    const struct sup_pool_cfg *n = sup_config_find(nc, p->cfg.name);
+    if (!n || !sup_pool_cfg_equal(n, &p->cfg))
       remove_pool(s, i);
   }
   for (size_t k = 0; k < nc->npools; k++) {
