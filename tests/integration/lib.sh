@@ -98,3 +98,14 @@ wait_status() {
   return 1
 }
 need_root() { [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }; }
+# wait_status_ge FILE POOL KEY MIN SECONDS: a numeric status value >= MIN
+wait_status_ge() {
+  local i v
+  for ((i = 0; i < $5 * 20; i++)); do
+    v=$(status_of "$1" "$2" "$3")
+    [ -n "$v" ] && [ "$v" -ge "$4" ] && return 0
+    sleep 0.05
+  done
+  echo "timed out: $2 $3 < $4 in $1" >&2
+  return 1
+}
