@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -994,6 +995,31 @@ static void hs_client(void) {
   run_loop();
 }
 
+/* ---- handoff: the same handshakes against a real qpoold -------------------
+ * The client side is hs_client; the "server" process only passes the port
+ * of the qpoold the parent started, and lives until the client ends. */
+
+static unsigned qpd_port; /* set before the fork */
+
+static void qpd_server(void) {
+  chan_printf("port %u\n", qpd_port);
+  server_done();
+  uint64_t end = now_ns() + (uint64_t)C.deadline_ms * 1000000u;
+  for (;;) {
+    int ms = (int)(((int64_t)end - (int64_t)now_ns()) / 1000000);
+    if (ms <= 0)
+      die("timed out (waiting for the client process)");
+    struct pollfd pfd = {C.done_fd, POLLIN, 0};
+    int rc = poll(&pfd, 1, ms);
+    if (rc <= 0)
+      continue;
+    char b[64];
+    ssize_t n = read(C.done_fd, b, sizeof(b));
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+      _exit(0); /* the client process is gone */
+  }
+}
+
 /* ---- baselines: plain sockets, no engine ----------------------------------
  */
 
@@ -1709,6 +1735,238 @@ static void bench_hs(void) {
           "ms", "-", "-", "%s", "");
 }
 
+/* A qpoold server pool, started by this process for the handoff rows. */
+struct qpd {
+  pid_t pid;
+  unsigned port;
+  char dir[64];    /* /tmp/qpool-bench.XXXXXX */
+  char root[80];   /* dir/empty: the workers' chroot */
+  char sock[80];   /* dir/sock: the control socket */
+  char log[80];    /* dir/qpoold.log: its stdout and stderr */
+  char bin[4096];  /* qpoold next to this executable */
+  char wbin[4096]; /* qpool-worker, which qpoold runs from there */
+};
+
+/* Finds qpoold and qpool-worker next to /proc/self/exe; 0 when both exist. */
+static int qpd_find(struct qpd *q) {
+  char self[4000];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0)
+    return -1;
+  self[n] = 0;
+  char *slash = strrchr(self, '/');
+  if (slash)
+    *slash = 0;
+  snprintf(q->bin, sizeof(q->bin), "%s/qpoold", self);
+  snprintf(q->wbin, sizeof(q->wbin), "%s/qpool-worker", self);
+  return access(q->bin, X_OK) == 0 && access(q->wbin, X_OK) == 0 ? 0 : -1;
+}
+
+/* A UDP port on 127.0.0.1 that was free a moment ago. */
+static unsigned free_udp_port(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0)
+    return 0;
+  struct sockaddr_in sin = {.sin_family = AF_INET};
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t sl = sizeof(sin);
+  unsigned port = 0;
+  if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+      getsockname(fd, (struct sockaddr *)&sin, &sl) == 0)
+    port = ntohs(sin.sin_port);
+  close(fd);
+  return port;
+}
+
+static int file_has(const char *path, const char *needle) {
+  char buf[8192];
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  return strstr(buf, needle) != NULL;
+}
+
+/* The last line of the log, for error notes. */
+static void log_tail(const char *path, char *out, size_t len) {
+  char buf[8192];
+  out[0] = 0;
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  while (n > 0 && buf[n - 1] == '\n')
+    n--;
+  buf[n] = 0;
+  char *l = strrchr(buf, '\n');
+  const char *src = l ? l + 1 : buf;
+  size_t m = strlen(src) < len ? strlen(src) : len - 1;
+  memcpy(out, src, m);
+  out[m] = 0;
+}
+
+/* Stops qpoold (SIGTERM, bounded wait, then SIGKILL) and removes its dir. */
+static void qpd_stop(struct qpd *q) {
+  if (q->pid > 0) {
+    kill(q->pid, SIGTERM);
+    uint64_t end = now_ns() + 10 * (uint64_t)NS_PER_S; /* it kills at 8 s */
+    int st;
+    while (waitpid(q->pid, &st, WNOHANG) == 0) {
+      if (now_ns() > end) {
+        kill(-q->pid, SIGKILL); /* its process group: workers too */
+        waitpid(q->pid, &st, 0);
+        break;
+      }
+      usleep(10000);
+    }
+    q->pid = 0;
+  }
+  unlink(q->sock);
+  unlink(q->log);
+  rmdir(q->root);
+  rmdir(q->dir);
+}
+
+/* Starts `qpoold server` on a free port and waits (<= 10 s) until its worker
+ * is in the sandbox, serving. 0 on success, else err says why. */
+static int qpd_start(struct qpd *q, char *err, size_t len) {
+  snprintf(q->dir, sizeof(q->dir), "/tmp/qpool-bench.XXXXXX");
+  if (!mkdtemp(q->dir)) {
+    snprintf(err, len, "mkdtemp: %s", strerror(errno));
+    q->dir[0] = 0;
+    return -1;
+  }
+  snprintf(q->root, sizeof(q->root), "%s/empty", q->dir);
+  snprintf(q->sock, sizeof(q->sock), "%s/sock", q->dir);
+  snprintf(q->log, sizeof(q->log), "%s/qpoold.log", q->dir);
+  if (mkdir(q->root, 0755) < 0) {
+    snprintf(err, len, "mkdir %s: %s", q->root, strerror(errno));
+    qpd_stop(q);
+    return -1;
+  }
+  q->port = free_udp_port();
+  char listen[32], cap[8] = "16";
+  snprintf(listen, sizeof(listen), "127.0.0.1:%u", q->port);
+  fflush(stdout);
+  fflush(stderr);
+  q->pid = fork();
+  if (q->pid < 0) {
+    snprintf(err, len, "fork: %s", strerror(errno));
+    q->pid = 0;
+    qpd_stop(q);
+    return -1;
+  }
+  if (q->pid == 0) {
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* kept across exec: no orphans */
+    int lf = open(q->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int nf = open("/dev/null", O_RDONLY);
+    if (lf < 0 || nf < 0)
+      _exit(127);
+    dup2(nf, 0);
+    dup2(lf, 1);
+    dup2(lf, 2);
+    for (int fd = 3; fd < 1024; fd++)
+      close(fd);
+    signal(SIGPIPE, SIG_DFL);
+    char *argv[] = {q->bin,        "server", "--name",       "s",
+                    "--listen",    listen,   "--max-cap",    cap,
+                    "--chroot",    q->root,  "--control",    q->sock,
+                    "--log-level", "info",   "--foreground", NULL};
+    execv(q->bin, argv);
+    fprintf(stderr, "exec %s: %s\n", q->bin, strerror(errno));
+    _exit(127);
+  }
+  setpgid(q->pid, q->pid);
+  uint64_t end = now_ns() + 10 * (uint64_t)NS_PER_S;
+  for (;;) {
+    if (file_has(q->log, "serving"))
+      return 0;
+    int st;
+    char tail[200];
+    if (waitpid(q->pid, &st, WNOHANG) == q->pid) {
+      q->pid = 0;
+      log_tail(q->log, tail, sizeof(tail));
+      snprintf(err, len, "qpoold exited at start: %s", tail);
+      qpd_stop(q);
+      return -1;
+    }
+    if (now_ns() > end) {
+      log_tail(q->log, tail, sizeof(tail));
+      snprintf(err, len, "qpoold not serving within 10 s: %s", tail);
+      qpd_stop(q);
+      return -1;
+    }
+    usleep(10000);
+  }
+}
+
+/* "+0.21 ms (1.12x)" vs engine alone. */
+static const char *vs_engine(double v, double base) {
+  static char out[2][80];
+  static int k;
+  char *o = out[k++ % 2];
+  snprintf(o, 80, "%s%s ms (%sx) vs engine alone (%s ms)", v >= base ? "+" : "",
+           num(v - base, 2), num(v / base, 2), num(base, 2));
+  return o;
+}
+
+static void bench_handoff(void) {
+  const char *m1 = "handshake via qpoold hand-off";
+  struct res e, r;
+  char what[96];
+  snprintf(what, sizeof(what),
+           "handshakes (%d new client pools) vs engine, then vs qpoold",
+           O.hs_samples);
+  progress(what);
+  run_pair(hs_server, hs_client, 30, 0, &e);
+  double e_h50 = rget(&e, "hs.handshake.p50") / NS_PER_MS;
+  if (e.timeout || e.err[0] || isnan(e_h50)) {
+    rows_failed("handshake, engine alone (handoff)", &e);
+    return;
+  }
+  double e_h99 = rget(&e, "hs.handshake.p99") / NS_PER_MS;
+  double e_f50 = rget(&e, "hs.first.p50") / NS_PER_MS;
+  double e_f99 = rget(&e, "hs.first.p99") / NS_PER_MS;
+
+  struct qpd q;
+  memset(&q, 0, sizeof(q));
+  if (qpd_find(&q) < 0) {
+    row_add(m1, "skipped", "", "-", "-", "skipped (qpoold not built: %s)",
+            q.bin[0] ? q.bin : "no path");
+    return;
+  }
+  char err[400];
+  if (qpd_start(&q, err, sizeof(err)) < 0) {
+    failures++;
+    row_add(m1, "error", "", "", "ERROR", "%s", err);
+    return;
+  }
+  qpd_port = q.port;
+  run_pair(qpd_server, hs_client, 30, 0, &r);
+  qpd_stop(&q);
+  double h50 = rget(&r, "hs.handshake.p50") / NS_PER_MS;
+  if (r.timeout || r.err[0] || isnan(h50)) {
+    rows_failed(m1, &r);
+    return;
+  }
+  double h99 = rget(&r, "hs.handshake.p99") / NS_PER_MS;
+  double f50 = rget(&r, "hs.first.p50") / NS_PER_MS;
+  double f99 = rget(&r, "hs.first.p99") / NS_PER_MS;
+  row_add("handshake via qpoold hand-off p50", num(h50, 2), "ms", "-", "-",
+          "%s; %s samples each, same client code, same run",
+          vs_engine(h50, e_h50), num(rget(&r, "hs.handshake.n"), 0));
+  row_add("handshake via qpoold hand-off p99", num(h99, 2), "ms", "-", "-",
+          "%s", vs_engine(h99, e_h99));
+  row_add("first stream ID via qpoold p50", num(f50, 2), "ms", "-", "-", "%s",
+          vs_engine(f50, e_f50));
+  row_add("first stream ID via qpoold p99", num(f99, 2), "ms", "-", "-", "%s",
+          vs_engine(f99, e_f99));
+}
+
 static void print_table(FILE *f) {
   struct utsname u;
   uname(&u);
@@ -1744,7 +2002,7 @@ static void usage(FILE *f) {
   fputs("usage: qpool-bench [options]\n"
         "Measures the qpool engine over QUIC on 127.0.0.1 (server and client\n"
         "pools in two processes) and prints a table.\n"
-        "  --only LIST     comma list of: fill,bulk,lat,rtt,hs,base\n"
+        "  --only LIST     comma list of: fill,bulk,lat,rtt,hs,handoff,base\n"
         "  --bulk-mib N    MiB per direction in the bulk test (1024)\n"
         "  --streams N     streams in the fill test (10000)\n"
         "  --repeat N      fill and bulk runs, median reported (3)\n"
@@ -1837,6 +2095,8 @@ int main(int argc, char **argv) {
     bench_rtt();
   if (wanted("hs"))
     bench_hs();
+  if (wanted("handoff"))
+    bench_handoff();
   print_table(stdout);
   return failures ? 1 : 0;
 }
