@@ -61,30 +61,41 @@ static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
     p->dropped++;
     return;
   }
-  /* datagrams caught between bind() and connect(): keep the peer's,
-   * re-route the others as if the listener had read them */
-  static uint8_t bufs[DRAIN_MAX + 1][DGRAM_MAX];
+  /* datagrams caught between bind() and connect(): keep the peer's; the
+   * others are re-classified after this hand-off (not nested in it) */
+  uint8_t bufs[DRAIN_MAX + 1][DGRAM_MAX];
   ProtobufCBinaryData dg[DRAIN_MAX + 1];
-  size_t n = 0;
+  struct {
+    uint8_t data[DGRAM_MAX];
+    size_t len;
+    struct sockaddr_storage from;
+    socklen_t fl;
+  } other[DRAIN_MAX];
+  size_t n = 0, nother = 0;
   memcpy(bufs[n], pkt, len < DGRAM_MAX ? len : DGRAM_MAX);
   dg[n].data = bufs[n];
   dg[n++].len = len < DGRAM_MAX ? len : DGRAM_MAX;
-  uint8_t other[DGRAM_MAX];
-  for (int i = 0; i < 64; i++) {
+  for (int i = 0; i < 2 * DRAIN_MAX; i++) {
+    uint8_t tmp[DGRAM_MAX];
     struct sockaddr_storage from;
     socklen_t fl = sizeof(from);
-    ssize_t r = recvfrom(fd, other, sizeof(other), MSG_DONTWAIT,
+    ssize_t r = recvfrom(fd, tmp, sizeof(tmp), MSG_DONTWAIT,
                          (struct sockaddr *)&from, &fl);
     if (r < 0)
       break;
     if (qp_addr_equal((struct sockaddr *)&from, src)) {
       if (n <= DRAIN_MAX) {
-        memcpy(bufs[n], other, (size_t)r);
+        memcpy(bufs[n], tmp, (size_t)r);
         dg[n].data = bufs[n];
         dg[n++].len = (size_t)r;
       }
+    } else if (nother < DRAIN_MAX) {
+      memcpy(other[nother].data, tmp, (size_t)r);
+      other[nother].len = (size_t)r;
+      other[nother].from = from;
+      other[nother++].fl = fl;
     } else {
-      on_datagram(s, p, other, (size_t)r, (struct sockaddr *)&from, fl);
+      p->dropped++;
     }
   }
   struct sockaddr_storage local;
@@ -107,6 +118,9 @@ static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
   p->handoffs++;
   qp_debug("pool %s: handed %s to worker %d", p->cfg.name,
            qp_addr_format(src, a, sizeof(a)), w->slot);
+  for (size_t i = 0; i < nother; i++)
+    on_datagram(s, p, other[i].data, other[i].len,
+                (struct sockaddr *)&other[i].from, other[i].fl);
 }
 
 static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,

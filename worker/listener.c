@@ -110,8 +110,14 @@ static void accept_conn(wrk_pool *p, const uint8_t *pkt, size_t len,
    * other new clients: keep the peer's, re-route the rest. */
   uint8_t mine[DRAIN_MAX][1500];
   size_t minelen[DRAIN_MAX];
-  int nmine = 0;
-  for (int i = 0; i < DRAIN_MAX; i++) {
+  int nmine = 0, nother = 0;
+  struct {
+    uint8_t data[1500];
+    size_t len;
+    struct sockaddr_storage from;
+    socklen_t fl;
+  } other[DRAIN_MAX];
+  for (int i = 0; i < 2 * DRAIN_MAX; i++) {
     uint8_t buf[1500];
     struct sockaddr_storage from;
     socklen_t fl = sizeof(from);
@@ -119,11 +125,18 @@ static void accept_conn(wrk_pool *p, const uint8_t *pkt, size_t len,
                          (struct sockaddr *)&from, &fl);
     if (n < 0)
       break;
-    if (qp_addr_equal((struct sockaddr *)&from, src) && nmine < DRAIN_MAX) {
-      memcpy(mine[nmine], buf, (size_t)n);
-      minelen[nmine++] = (size_t)n;
+    if (qp_addr_equal((struct sockaddr *)&from, src)) {
+      if (nmine < DRAIN_MAX) {
+        memcpy(mine[nmine], buf, (size_t)n);
+        minelen[nmine++] = (size_t)n;
+      }
+    } else if (nother < DRAIN_MAX) { /* re-classified after this hand-off */
+      memcpy(other[nother].data, buf, (size_t)n);
+      other[nother].len = (size_t)n;
+      other[nother].from = from;
+      other[nother++].fl = fl;
     } else {
-      on_listener_pkt(p, buf, (size_t)n, (struct sockaddr *)&from, fl);
+      p->st.dropped_datagrams++;
     }
   }
   wrk_conn *c = NULL;
@@ -131,11 +144,14 @@ static void accept_conn(wrk_pool *p, const uint8_t *pkt, size_t len,
   if (rc < 0) { /* refused or closed by its first packet; fd is closed */
     if (!c)
       p->st.dropped_datagrams++;
-    return;
+    nmine = 0;
   }
   for (int i = 0; i < nmine; i++)
     if (wrk_conn_feed(c, mine[i], minelen[i]) < 0)
       break;
+  for (int i = 0; i < nother; i++)
+    on_listener_pkt(p, other[i].data, other[i].len,
+                    (struct sockaddr *)&other[i].from, other[i].fl);
 }
 
 static int on_listener_pkt(void *arg, const uint8_t *pkt, size_t len,
