@@ -23,7 +23,10 @@
 #define WRK_CONN_WINDOW (64u << 20)  /* per-connection receive window */
 #define WRK_TX_LIMIT (8u << 20)      /* app bytes read ahead per stream */
 #define WRK_RECONNECT_NS (500 * UINT64_C(1000000))
-#define WRK_LINGER_NS (5 * UINT64_C(1000000000)) /* close: flush bound */
+/* Closing a pool lingers while handed-over bytes are still being read and
+ * acknowledged: until 5 s pass without progress, 120 s at most. */
+#define WRK_LINGER_NS (5 * UINT64_C(1000000000))
+#define WRK_LINGER_CAP_NS (120 * UINT64_C(1000000000))
 
 typedef struct wrk_conn wrk_conn;
 typedef struct wrk_stream wrk_stream;
@@ -149,7 +152,8 @@ struct wrk_pool {
   int round_active, round_want, round_pending, round_created;
   int want_open;     /* open streams at the next flush (credit arrived) */
   uint64_t dial_seq; /* external dial in flight (0: none) */
-  uint64_t linger_deadline;
+  uint64_t linger_deadline, linger_cap, linger_progress;
+  uint64_t acked_total; /* stream bytes the peer acknowledged */
 
   /* server listener */
   int lfd;

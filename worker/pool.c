@@ -801,8 +801,18 @@ static void on_linger(uv_timer_t *t) {
   int owed = 0;
   for (struct wrk_list *n = p->conns.next; n != &p->conns && !owed; n = n->next)
     owed = conn_owes_data(wrk_container(n, wrk_conn, link));
-  if (owed && wrk_now() < p->linger_deadline)
+  uint64_t now = wrk_now();
+  uint64_t progress = p->st.bytes_out + p->acked_total;
+  if (progress != p->linger_progress) { /* still moving: keep waiting */
+    p->linger_progress = progress;
+    p->linger_deadline = now + WRK_LINGER_NS;
+  }
+  if (owed && now < p->linger_deadline && now < p->linger_cap)
     return;
+  if (owed)
+    qp_warn("pool %s: closing with unacknowledged stream data (peer %s)",
+            p->cfg.name,
+            now >= p->linger_cap ? "too slow" : "made no progress for 5 s");
   uv_timer_stop(&p->tick);
   close_finish(p);
 }
@@ -828,6 +838,8 @@ void wrk_pool_close(wrk_pool *p, void (*cb)(void *arg), void *arg) {
   if (p->lfd >= 0)
     uv_poll_stop(&p->lpoll); /* no new connections while lingering */
   p->linger_deadline = wrk_now() + WRK_LINGER_NS;
+  p->linger_cap = wrk_now() + WRK_LINGER_CAP_NS;
+  p->linger_progress = p->st.bytes_out + p->acked_total;
   uv_timer_stop(&p->tick);
   uv_timer_start(&p->tick, on_linger, 0, 10);
 }

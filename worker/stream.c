@@ -155,6 +155,7 @@ void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen) {
   wrk_bufq_drop(&s->tx, n);
   s->tx_sent -= n < s->tx_sent ? n : s->tx_sent;
   s->tx_acked += n;
+  s->pool->acked_total += n;
   if (s->state == WS_TAKEN)
     relay_update_poll(s);
 }
