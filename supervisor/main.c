@@ -338,6 +338,7 @@ static void on_signal(uv_signal_t *h, int sig) {
   S.stopping = 1;
   S.stop_deadline = uv_hrtime() + STOP_GRACE_NS;
   sup_listeners_close(&S);
+  sup_control_close(&S);
   sup_workers_stop(&S);
   uv_timer_start(&stop_timer, on_stop_timer, 50, 50);
   maybe_exit();
@@ -361,6 +362,7 @@ int main(int argc, char **argv) {
   }
   qp_log_set_level((enum qp_log_level)cfg->log_level);
   S.cfg = cfg;
+  S.ctl_fd = -1;
   S.argc = argc;
   S.argv = argv;
   S.loop = uv_default_loop();
@@ -369,7 +371,8 @@ int main(int argc, char **argv) {
   if (find_worker(&S, argv[0], err, sizeof(err)) < 0 ||
       prepare_identity(&S, err, sizeof(err)) < 0 ||
       assign(&S, err, sizeof(err)) < 0 ||
-      sup_listeners_open(&S, err, sizeof(err)) < 0) {
+      sup_listeners_open(&S, err, sizeof(err)) < 0 ||
+      sup_control_open(&S, err, sizeof(err)) < 0) {
     qp_err("%s", err);
     return 1;
   }

@@ -56,6 +56,9 @@ struct sup_worker {
   unsigned restarts;
 };
 
+struct sup_client;
+struct sup_pending;
+
 struct sup {
   uv_loop_t *loop;
   struct sup_config *cfg;
@@ -65,6 +68,13 @@ struct sup {
   int nworkers;
   int argc;
   char **argv;
+  /* control socket */
+  int ctl_fd;
+  uv_poll_t ctl_poll;
+  struct sup_client *clients;
+  int nclients;
+  struct sup_pending *pending; /* requests forwarded to workers */
+  uint64_t next_token;
   char worker_path[4096];
   uid_t uid;
   gid_t gid;
@@ -93,6 +103,16 @@ int sup_listeners_open(struct sup *s, char *err, size_t errlen);
 int sup_listener_open(struct sup *s, struct sup_pool *p, char *err,
                       size_t errlen);
 void sup_listeners_close(struct sup *s);
+
+/* control.c */
+int sup_control_open(struct sup *s, char *err, size_t errlen);
+void sup_control_close(struct sup *s);
+/* A worker answered a Get: forwards the stream fd (owned by the callee) to
+ * the application. Returns -EPROTO if nobody asked this worker for it. */
+int sup_control_get_result(struct sup *s, struct sup_worker *w,
+                           const Qpool__GetResult *m, int fd);
+/* Fails the requests waiting on a worker that died. */
+void sup_control_worker_gone(struct sup *s, struct sup_worker *w);
 
 /* status.c */
 void sup_status_write(const struct sup *s, const char *path);

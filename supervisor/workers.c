@@ -192,6 +192,7 @@ static void worker_gone(struct sup *s, struct sup_worker *w) {
     w->fd = -1;
   }
   w->pid = 0;
+  sup_control_worker_gone(s, w);
   for (size_t i = 0; i < s->npools; i++)
     if (s->pools[i]->worker == w->slot) {
       s->pools[i]->report.connected = 0;
@@ -292,9 +293,9 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
       kill_worker(s, w, "sent a malformed frame");
       return;
     }
-    if (f.fd >= 0) { /* workers never send fds */
-      close(f.fd);
-      kill_worker(s, w, "sent a file descriptor");
+    if (f.fd >= 0 && f.type != QPOOL__MSG_TYPE__MSG_GET_RESULT) {
+      close(f.fd); /* only a stream for an application may carry one */
+      kill_worker(s, w, "sent a file descriptor with the wrong message");
       return;
     }
     switch (f.type) {
@@ -348,6 +349,20 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
       qp_info("worker %d: probe %s -> %d (%s)", w->slot, m->what, m->err,
               m->err ? strerror(-m->err) : "ALLOWED");
       qpool__probe_result__free_unpacked(m, NULL);
+      break;
+    }
+    case QPOOL__MSG_TYPE__MSG_GET_RESULT: {
+      Qpool__GetResult *m = qpool__get_result__unpack(NULL, f.len, f.payload);
+      if (!m || (m->status == 0) != (f.fd >= 0) ||
+          sup_control_get_result(s, w, m, f.fd) < 0) {
+        if (m)
+          qpool__get_result__free_unpacked(m, NULL);
+        else if (f.fd >= 0)
+          close(f.fd);
+        kill_worker(s, w, "sent a stream nobody asked for");
+        return;
+      }
+      qpool__get_result__free_unpacked(m, NULL);
       break;
     }
     case QPOOL__MSG_TYPE__MSG_BYE:

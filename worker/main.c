@@ -287,6 +287,39 @@ static void handle_shutdown(const Qpool__Shutdown *m) {
   on_pool_closed(NULL);
 }
 
+static void on_get(wrk_pool *p, int status, uint32_t id, int fd, void *arg) {
+  (void)p;
+  uint64_t *token = arg;
+  Qpool__GetResult r = QPOOL__GET_RESULT__INIT;
+  r.token = *token;
+  r.status = status;
+  r.has_stream_id = status == 0;
+  r.stream_id = id;
+  send_msg(QPOOL__MSG_TYPE__MSG_GET_RESULT, &r.base, status == 0 ? fd : -1);
+  if (fd >= 0)
+    close(fd); /* the supervisor holds the application's copy now */
+  free(token);
+}
+
+static void handle_get(const Qpool__Get *m) {
+  struct wpool *w = find_pool(m->pool);
+  uint64_t *token = malloc(sizeof(*token));
+  int rc = -ENOENT;
+  if (token && w && w->p) {
+    *token = m->token;
+    rc = m->any ? wrk_pool_incoming_get(w->p, m->timeout_ms, on_get, token)
+                : wrk_pool_outgoing_get(w->p, m->stream_id, m->timeout_ms,
+                                        on_get, token);
+  }
+  if (rc < 0) { /* the callback will not run: answer now */
+    Qpool__GetResult r = QPOOL__GET_RESULT__INIT;
+    r.token = m->token;
+    r.status = token ? rc : -ENOMEM;
+    send_msg(QPOOL__MSG_TYPE__MSG_GET_RESULT, &r.base, -1);
+    free(token);
+  }
+}
+
 static void handle_probe(const Qpool__Probe *m) {
   Qpool__ProbeResult r = QPOOL__PROBE_RESULT__INIT;
   r.what = m->what;
@@ -349,6 +382,12 @@ static void dispatch(struct qp_frame *f) {
     UNPACK(Probe, probe, f);
     handle_probe(m);
     qpool__probe__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_GET: {
+    UNPACK(Get, get, f);
+    handle_get(m);
+    qpool__get__free_unpacked(m, NULL);
     break;
   }
   case QPOOL__MSG_TYPE__MSG_SHUTDOWN: {

@@ -12,9 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <gnutls/crypto.h>
 
+#include "control.pb-c.h"
 #include "shared/addr.h"
+#include "shared/frame.h"
 #include "shared/duration.h"
 #include "shared/log.h"
 #include "worker/engine.h"
@@ -52,6 +55,17 @@ struct peer {
   int rc;
   int stopping;
   int keep_running, printed;
+  /* --control: streams come from a running qpoold instead of an engine */
+  const char *control, *pool_name;
+  int ctl_sock;
+  uv_poll_t ctl_sock_poll;
+  uint64_t next_tag;
+  struct pending_get {
+    uint64_t tag;
+    wrk_get_cb cb;
+  } gets[4096];
+  size_t ngets;
+  uint8_t frame[QP_FRAME_HDR + QP_FRAME_MAX];
 };
 
 static struct peer P;
@@ -223,6 +237,87 @@ static void xfer_start(uint32_t id, int fd) {
   }
 }
 
+/* ---- taking streams: from the engine, or from qpoold's control socket */
+
+static void ctl_send(int any, uint32_t id, uint64_t timeout_ms, wrk_get_cb cb) {
+  if (P.ngets == sizeof(P.gets) / sizeof(P.gets[0])) {
+    fail("too many requests in flight");
+    return;
+  }
+  Qpool__Request r = QPOOL__REQUEST__INIT;
+  r.tag = ++P.next_tag;
+  r.op = any ? QPOOL__CTL_OP__OP_INCOMING_GET : QPOOL__CTL_OP__OP_OUTGOING_GET;
+  r.pool = (char *)P.pool_name;
+  r.has_stream_id = !any;
+  r.stream_id = id;
+  r.has_timeout_ms = 1;
+  r.timeout_ms = (uint32_t)timeout_ms;
+  int rc = qp_frame_send(P.ctl_sock, QPOOL__CTL_TYPE__CTL_REQUEST, &r.base, -1);
+  if (rc < 0) {
+    fail("control socket: %s", strerror(-rc));
+    return;
+  }
+  P.gets[P.ngets].tag = r.tag;
+  P.gets[P.ngets++].cb = cb;
+}
+
+static void on_ctl_sock(uv_poll_t *h, int status, int events) {
+  (void)h, (void)events;
+  if (status < 0) {
+    fail("control socket: %s", uv_strerror(status));
+    return;
+  }
+  for (;;) {
+    struct qp_frame f;
+    int rc = qp_frame_recv(P.ctl_sock, P.frame, sizeof(P.frame), &f);
+    if (rc == -EAGAIN)
+      return;
+    if (rc <= 0) {
+      fail("qpoold closed the control socket");
+      uv_poll_stop(&P.ctl_sock_poll);
+      return;
+    }
+    Qpool__Response *m = qpool__response__unpack(NULL, f.len, f.payload);
+    if (!m) {
+      fail("malformed response from qpoold");
+      return;
+    }
+    wrk_get_cb cb = NULL;
+    for (size_t i = 0; i < P.ngets; i++)
+      if (P.gets[i].tag == m->tag) {
+        cb = P.gets[i].cb;
+        P.gets[i] = P.gets[--P.ngets];
+        break;
+      }
+    if (!cb) {
+      fail("response for an unknown request");
+    } else if (m->code != 0) {
+      fprintf(stderr, "np-peer: qpoold: %s\n", m->message ? m->message : "");
+      cb(NULL, -m->code, 0, -1, NULL);
+    } else {
+      cb(NULL, 0, m->stream_id, f.fd, NULL);
+      f.fd = -1;
+    }
+    if (f.fd >= 0)
+      close(f.fd);
+    qpool__response__free_unpacked(m, NULL);
+  }
+}
+
+static void get_any(uint64_t timeout_ms, wrk_get_cb cb) {
+  if (P.control)
+    ctl_send(1, 0, timeout_ms, cb);
+  else
+    wrk_pool_incoming_get(P.pool, timeout_ms, cb, NULL);
+}
+
+static void get_id(uint32_t id, uint64_t timeout_ms, wrk_get_cb cb) {
+  if (P.control)
+    ctl_send(0, id, timeout_ms, cb);
+  else
+    wrk_pool_outgoing_get(P.pool, id, timeout_ms, cb, NULL);
+}
+
 /* ---- np-test driving ------------------------------------------------------
  */
 
@@ -248,7 +343,7 @@ static void on_data_stream(wrk_pool *p, int status, uint32_t id, int fd,
       return;
     }
     if (++P.started < P.streams)
-      wrk_pool_incoming_get(P.pool, 30000, on_incoming, NULL);
+      get_any(30000, on_incoming);
   }
   xfer_start(id, fd);
 }
@@ -286,7 +381,7 @@ static void on_ctl_readable(uv_poll_t *h, int status, int events) {
       return;
     }
     P.started++;
-    wrk_pool_outgoing_get(P.pool, id, 30000, on_data_stream, NULL);
+    get_id(id, 30000, on_data_stream);
   }
 }
 
@@ -295,7 +390,7 @@ static void on_control(wrk_pool *p, int status, uint32_t id, int fd,
   (void)p, (void)arg;
   if (status < 0) {
     fail("control stream: %s (%s)", strerror(-status),
-         wrk_pool_last_error(P.pool));
+         P.pool ? wrk_pool_last_error(P.pool) : "via qpoold");
     return;
   }
   if (id != WRK_ID_CONTROL) {
@@ -307,7 +402,7 @@ static void on_control(wrk_pool *p, int status, uint32_t id, int fd,
   }
   P.ctl_fd = fd;
   if (P.server) {
-    wrk_pool_incoming_get(P.pool, 30000, on_incoming, NULL);
+    get_any(30000, on_incoming);
   } else {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     uv_poll_init(&P.loop, &P.ctl_poll, fd);
@@ -320,6 +415,8 @@ static void on_control(wrk_pool *p, int status, uint32_t id, int fd,
  */
 
 static void print_stats(const char *tag) {
+  if (!P.pool)
+    return;
   struct wrk_pool_stats st;
   wrk_pool_stats(P.pool, &st);
   printf(
@@ -349,6 +446,8 @@ static void on_taken_close(wrk_pool *p, int status, uint32_t id, int fd,
 
 static void on_probe(uv_timer_t *t) {
   (void)t;
+  if (!P.pool)
+    return;
   uint64_t el = uv_hrtime() - P.t0;
   if (P.expect_error) {
     if (strstr(wrk_pool_last_error(P.pool), P.expect_error)) {
@@ -425,6 +524,8 @@ static void usage(FILE *f) {
         "  --wait-active N         print idle IDs once N streams are idle\n"
         "  --keep-running          ... and keep serving afterwards\n"
         "  --setup-silent          open streams but never send the byte\n"
+        "  --control PATH --pool NAME   take streams from a running qpoold\n"
+        "                          (its pool NAME) instead of an own engine\n"
         "  --take-all DUR          take every idle stream for DUR\n"
         "  --duration DUR          run this long, then exit 0\n"
         "  --report MS             print stats every MS milliseconds\n"
@@ -456,6 +557,7 @@ int main(int argc, char **argv) {
       {"take-all", 1, 0, 'x'},     {"duration", 1, 0, 'd'},
       {"report", 1, 0, 'r'},       {"timeout", 1, 0, 'o'},
       {"keep-running", 0, 0, 'R'}, {"setup-silent", 0, 0, 'Z'},
+      {"control", 1, 0, 'Q'},      {"pool", 1, 0, 'N'},
       {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
   if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
     usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
@@ -561,6 +663,12 @@ int main(int argc, char **argv) {
     case 'o':
       timeout_ns = dur("--timeout", optarg);
       break;
+    case 'Q':
+      P.control = optarg;
+      break;
+    case 'N':
+      P.pool_name = optarg;
+      break;
     case 'R':
       P.keep_running = 1;
       break;
@@ -575,7 +683,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (P.server ? cfg.listen_len == 0 : cfg.target_len == 0) {
+  if (!P.control && (P.server ? cfg.listen_len == 0 : cfg.target_len == 0)) {
     fprintf(stderr, "np-peer: %s is required\n",
             P.server ? "--listen" : "--target");
     return 2;
@@ -583,13 +691,27 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&P.loop);
   char err[512];
-  if (wrk_pool_new(&P.loop, &cfg, &P.pool, err, sizeof(err)) < 0) {
+  P.t0 = uv_hrtime();
+  if (P.control) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", P.control);
+    P.ctl_sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (!P.pool_name || P.ctl_sock < 0 ||
+        connect(P.ctl_sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+      fprintf(stderr, "np-test: FAIL cannot use control socket %s: %s\n",
+              P.control, P.pool_name ? strerror(errno) : "--pool missing");
+      return 1;
+    }
+    uv_poll_init_socket(&P.loop, &P.ctl_sock_poll, P.ctl_sock);
+    P.ctl_sock_poll.data = &P;
+    uv_poll_start(&P.ctl_sock_poll, UV_READABLE, on_ctl_sock);
+  } else if (wrk_pool_new(&P.loop, &cfg, &P.pool, err, sizeof(err)) < 0) {
     fprintf(stderr, "np-test: FAIL %s\n", err);
     return 1;
+  } else {
+    wrk_pool_start(P.pool);
   }
-  P.t0 = uv_hrtime();
-  wrk_pool_start(P.pool);
-  if (P.server) {
+  if (P.server && P.pool) {
     struct sockaddr_storage ss;
     socklen_t sl;
     char a[QP_ADDR_STRLEN];
@@ -600,9 +722,9 @@ int main(int argc, char **argv) {
   }
   if (P.streams > 0) {
     if (P.server)
-      wrk_pool_incoming_get(P.pool, 60000, on_control, NULL);
+      get_any(60000, on_control);
     else
-      wrk_pool_outgoing_get(P.pool, WRK_ID_CONTROL, 60000, on_control, NULL);
+      get_id(WRK_ID_CONTROL, 60000, on_control);
   }
   uv_timer_init(&P.loop, &P.deadline);
   uv_timer_start(&P.deadline, on_deadline, timeout_ns / 1000000, 0);
@@ -625,7 +747,13 @@ int main(int argc, char **argv) {
   uv_timer_stop(&P.deadline);
   uv_timer_stop(&P.probe);
   uv_timer_stop(&P.report);
-  wrk_pool_close(P.pool, NULL, NULL);
+  if (P.pool)
+    wrk_pool_close(P.pool, NULL, NULL);
+  if (P.control && P.ctl_sock >= 0) {
+    uv_poll_stop(&P.ctl_sock_poll);
+    uv_close((uv_handle_t *)&P.ctl_sock_poll, NULL);
+    close(P.ctl_sock);
+  }
   uv_run(&P.loop, UV_RUN_DEFAULT); /* let the pool finish closing */
   if (P.ctl_fd > 0)
     close(P.ctl_fd);

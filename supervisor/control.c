@@ -1,0 +1,293 @@
+/* qpoold's control socket (proto/control.proto): applications ask for
+ * streams; each request goes to the pool's worker, whose answer carries the
+ * stream's fd back through the supervisor to the application. Client input
+ * is untrusted: a malformed frame ends that client only. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "control.pb-c.h"
+#include "shared/log.h"
+#include "supervisor/sup.h"
+
+#define MAX_CLIENTS 1024
+#define MAX_PENDING_PER_CLIENT 4096
+
+struct sup_client {
+  struct sup_client *next;
+  struct sup *s;
+  int fd;
+  uv_poll_t poll;
+  int pending;
+  int gone;
+};
+
+struct sup_pending {
+  struct sup_pending *next;
+  uint64_t token, tag;
+  struct sup_client *client; /* NULL once the client left */
+  int worker;
+};
+
+static void respond(struct sup_client *c, uint64_t tag, int code,
+                    const char *msg, int has_id, uint32_t id, int fd) {
+  if (!c || c->gone)
+    return;
+  Qpool__Response r = QPOOL__RESPONSE__INIT;
+  r.tag = tag;
+  r.code = code;
+  r.message = (char *)msg;
+  r.has_stream_id = has_id;
+  r.stream_id = id;
+  int rc = qp_frame_send(c->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, fd);
+  if (rc < 0)
+    qp_debug("control: cannot answer a client: %s", strerror(-rc));
+}
+
+static void on_client_closed(uv_handle_t *h) {
+  struct sup_client *c = h->data;
+  free(c);
+}
+
+static void client_drop(struct sup_client *c) {
+  struct sup *s = c->s;
+  if (c->gone)
+    return;
+  c->gone = 1;
+  for (struct sup_pending *p = s->pending; p; p = p->next)
+    if (p->client == c)
+      p->client = NULL; /* its stream, when it comes, is closed */
+  for (struct sup_client **pp = &s->clients; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  s->nclients--;
+  uv_poll_stop(&c->poll);
+  close(c->fd);
+  uv_close((uv_handle_t *)&c->poll, on_client_closed);
+}
+
+static struct sup_pool *find_pool(struct sup *s, const char *name) {
+  for (size_t i = 0; i < s->npools; i++)
+    if (!strcmp(s->pools[i]->cfg.name, name))
+      return s->pools[i];
+  return NULL;
+}
+
+static void handle_request(struct sup_client *c, const Qpool__Request *m) {
+  struct sup *s = c->s;
+  struct sup_pool *p = find_pool(s, m->pool);
+  char msg[160];
+  if (!p) {
+    snprintf(msg, sizeof(msg), "no pool named \"%.64s\"", m->pool);
+    respond(c, m->tag, ENOENT, msg, 0, 0, -1);
+    return;
+  }
+  if (m->op == QPOOL__CTL_OP__OP_OUTGOING_GET && !m->has_stream_id) {
+    respond(c, m->tag, EINVAL, "OutgoingGet needs a stream_id", 0, 0, -1);
+    return;
+  }
+  struct sup_worker *w = s->workers[p->worker];
+  if (w->pid <= 0 || s->stopping) {
+    respond(c, m->tag, EAGAIN,
+            s->stopping ? "qpoold is stopping"
+                        : "the pool's worker is restarting: try again",
+            0, 0, -1);
+    return;
+  }
+  if (c->pending >= MAX_PENDING_PER_CLIENT) {
+    respond(c, m->tag, EBUSY, "too many requests in flight", 0, 0, -1);
+    return;
+  }
+  struct sup_pending *pd = calloc(1, sizeof(*pd));
+  if (!pd) {
+    respond(c, m->tag, ENOMEM, "out of memory", 0, 0, -1);
+    return;
+  }
+  pd->token = ++s->next_token;
+  pd->tag = m->tag;
+  pd->client = c;
+  pd->worker = w->slot;
+  pd->next = s->pending;
+  s->pending = pd;
+  c->pending++;
+  Qpool__Get g = QPOOL__GET__INIT;
+  g.token = pd->token;
+  g.pool = p->cfg.name;
+  g.any = m->op == QPOOL__CTL_OP__OP_INCOMING_GET;
+  g.has_stream_id = !g.any;
+  g.stream_id = m->stream_id;
+  g.timeout_ms = m->has_timeout_ms ? m->timeout_ms : 0;
+  sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_GET, &g.base, -1);
+}
+
+static void on_client(uv_poll_t *h, int status, int events) {
+  struct sup_client *c = h->data;
+  struct sup *s = c->s;
+  (void)events;
+  if (status < 0) {
+    client_drop(c);
+    return;
+  }
+  for (int i = 0; i < 64 && !c->gone; i++) {
+    struct qp_frame f;
+    int rc = qp_frame_recv(c->fd, s->buf, sizeof(s->buf), &f);
+    if (rc == -EAGAIN)
+      return;
+    if (rc <= 0) { /* closed, or a bad frame: this client only */
+      if (rc < 0)
+        qp_info("control: dropping a client: bad frame (%s)", strerror(-rc));
+      client_drop(c);
+      return;
+    }
+    if (f.fd >= 0)
+      close(f.fd); /* requests never carry fds */
+    Qpool__Request *m = f.type == QPOOL__CTL_TYPE__CTL_REQUEST
+                            ? qpool__request__unpack(NULL, f.len, f.payload)
+                            : NULL;
+    if (!m) {
+      qp_info("control: dropping a client: malformed request");
+      client_drop(c);
+      return;
+    }
+    handle_request(c, m);
+    qpool__request__free_unpacked(m, NULL);
+  }
+}
+
+static void on_accept(uv_poll_t *h, int status, int events) {
+  struct sup *s = h->data;
+  (void)status, (void)events;
+  for (int i = 0; i < 64; i++) {
+    int fd = accept4(s->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+      return;
+    struct sup_client *c =
+        s->nclients < MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
+    if (!c) {
+      close(fd);
+      continue;
+    }
+    c->s = s;
+    c->fd = fd;
+    uv_poll_init_socket(s->loop, &c->poll, fd);
+    c->poll.data = c;
+    uv_poll_start(&c->poll, UV_READABLE, on_client);
+    c->next = s->clients;
+    s->clients = c;
+    s->nclients++;
+  }
+}
+
+int sup_control_open(struct sup *s, char *err, size_t errlen) {
+  const char *path = s->cfg->control;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(sa.sun_path)) {
+    snprintf(err, errlen, "control socket path too long: %.200s", path);
+    return -ENAMETOOLONG;
+  }
+  strcpy(sa.sun_path, path);
+  char dir[sizeof(sa.sun_path)];
+  memcpy(dir, path, strlen(path) + 1);
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = 0;
+    (void)mkdir(dir, 0755);
+  }
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "control socket: %s", strerror(errno));
+    return -errno;
+  }
+  (void)unlink(path); /* a stale socket of an earlier run */
+  mode_t old = umask(0117);
+  int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+  umask(old);
+  if (rc < 0 || listen(fd, 128) < 0) {
+    snprintf(err, errlen, "cannot listen on the control socket %.200s: %s",
+             path, strerror(errno));
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  s->ctl_fd = fd;
+  uv_poll_init_socket(s->loop, &s->ctl_poll, fd);
+  s->ctl_poll.data = s;
+  uv_poll_start(&s->ctl_poll, UV_READABLE, on_accept);
+  qp_info("control socket %s", path);
+  return 0;
+}
+
+void sup_control_close(struct sup *s) {
+  if (s->ctl_fd < 0)
+    return;
+  uv_poll_stop(&s->ctl_poll);
+  uv_close((uv_handle_t *)&s->ctl_poll, NULL);
+  close(s->ctl_fd);
+  s->ctl_fd = -1;
+  (void)unlink(s->cfg->control);
+  while (s->clients)
+    client_drop(s->clients);
+  while (s->pending) {
+    struct sup_pending *p = s->pending;
+    s->pending = p->next;
+    free(p);
+  }
+}
+
+static struct sup_pending *take_pending(struct sup *s, uint64_t token,
+                                        int worker) {
+  for (struct sup_pending **pp = &s->pending; *pp; pp = &(*pp)->next)
+    if ((*pp)->token == token && (*pp)->worker == worker) {
+      struct sup_pending *p = *pp;
+      *pp = p->next;
+      if (p->client)
+        p->client->pending--;
+      return p;
+    }
+  return NULL;
+}
+
+int sup_control_get_result(struct sup *s, struct sup_worker *w,
+                           const Qpool__GetResult *m, int fd) {
+  struct sup_pending *p = take_pending(s, m->token, w->slot);
+  if (!p) {
+    if (fd >= 0)
+      close(fd);
+    return -EPROTO; /* a result nobody asked this worker for */
+  }
+  if (m->status == 0 && fd >= 0) {
+    respond(p->client, p->tag, 0, NULL, 1, m->stream_id, fd);
+  } else {
+    int code = m->status < 0 ? -m->status : EIO;
+    respond(p->client, p->tag, code,
+            code == ETIMEDOUT ? "no stream before the timeout" : strerror(code),
+            0, 0, -1);
+  }
+  if (fd >= 0)
+    close(fd); /* the application has its own copy now (or nobody waits) */
+  free(p);
+  return 0;
+}
+
+void sup_control_worker_gone(struct sup *s, struct sup_worker *w) {
+  for (struct sup_pending **pp = &s->pending; *pp;) {
+    struct sup_pending *p = *pp;
+    if (p->worker != w->slot) {
+      pp = &p->next;
+      continue;
+    }
+    *pp = p->next;
+    if (p->client)
+      p->client->pending--;
+    respond(p->client, p->tag, EAGAIN, "the pool's worker stopped: try again",
+            0, 0, -1);
+    free(p);
+  }
+}
