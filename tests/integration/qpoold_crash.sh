@@ -5,7 +5,7 @@
 # (parent-death signal). A hostile "worker" sending malformed frames is
 # killed and restarted; qpoold stays up.
 . "$(dirname "$0")/lib.sh"
-p1=$(free_port); p2=$(free_port)
+p1=$(free_port); p2=$(free_port); pc=$(free_port)
 cat >"$WORK/q.conf" <<CONF
 [global]
 workers = 0
@@ -21,11 +21,16 @@ max_cap = 8
 mode = server
 listen = 127.0.0.1:$p2
 max_cap = 8
+
+[pool c]
+mode = server
+listen = 127.0.0.1:$pc
+max_cap = 16
 CONF
 export QPOOL_STATUS_FILE="$WORK/q.status"
 start_bg q "$QPOOLD" --config "$WORK/q.conf"
 unset QPOOL_STATUS_FILE
-wait_for "$WORK/q.log" "running 2 pool" 10
+wait_for "$WORK/q.log" "running 3 pool" 10
 start_bg ca "$PEER" client --target "127.0.0.1:$p1" --min-cap 4 --max-cap 4 \
   --min-interval 100ms --max-interval 200ms --keep-alive 300ms --report 100 --timeout 60s --duration 30s
 start_bg cb "$PEER" client --target "127.0.0.1:$p2" --min-cap 4 --max-cap 4 \
@@ -35,8 +40,16 @@ check "pool b filled" wait_status "$WORK/q.status" b active 4 15
 wa=$(status_of "$WORK/q.status" a pid); wb=$(status_of "$WORK/q.status" b pid)
 check "pools run in different workers ($wa, $wb)" test "$wa" != "$wb"
 nb=$(grep -c "^stats" "$WORK/cb.log")
+# data keeps moving through pool c (a third worker) while a's worker dies:
+# np-test with the server side's streams taken from qpoold
+start_bg xb_srv "$PEER" server --control "$WORK/q.sock" --pool c --streams 8 \
+  --bytes 33554432 --timeout 120s
+start_bg xb_cli "$PEER" client --target "127.0.0.1:$pc" --min-cap 8 --max-cap 16 \
+  --streams 8 --bytes 33554432 --timeout 120s
+sleep 0.5
 t0=$(date +%s%N)
 kill -9 "$wa"
+xfer_alive=0; kill -0 "$(pid_of xb_cli)" 2>/dev/null && xfer_alive=1
 restarted() { local p; p=$(status_of "$WORK/q.status" a pid); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$wa" ]; }
 for i in $(seq 1 40); do restarted && break; sleep 0.05; done
 t1=$(date +%s%N)
@@ -49,6 +62,10 @@ check "pool a serves again (qpoold view)" wait_status "$WORK/q.status" a active 
 check "pool b's worker is the same process" test "$(status_of "$WORK/q.status" b pid)" = "$wb"
 check "pool b's client never lost its connection" \
   bash -c "tail -n +$nb '$WORK/cb.log' | grep '^stats' | grep -vq 'connected=1' && exit 1 || exit 0"
+
+check "pool c moved 8 x 32 MiB both ways byte-exactly across the crash (client)" wait "$(pid_of xb_cli)"
+check "... (server side, streams from qpoold)" wait "$(pid_of xb_srv)"
+check "the transfer was still running when worker a died" test "$xfer_alive" = 1
 
 # a hostile worker: malformed frames must end it, never the supervisor
 cat >"$WORK/evil-worker" <<'PY'

@@ -40,6 +40,19 @@ if [ "$(id -u)" -eq 0 ]; then
   check "the worker runs as nobody" test "$(awk '/^Uid:/ {print $2}' /proc/$wpid/status)" = "$(id -u nobody)"
 fi
 
+# streams flow through both qpoold pools: the np-test exchange (IDs over the
+# control stream 00000000, half-close both ways, SHA-256) with the streams
+# taken from qpoold's control sockets
+start_bg ntsrv "$PEER" server --control "$WORK/srv.sock" --pool srv --streams 16 \
+  --bytes 4194304 --timeout 120s
+check "np-test through qpoold (client side): 16 streams x 4 MiB each way" logrun "$WORK/ntcli.log" \
+  "$PEER" client --control "$WORK/cli.sock" --pool cli --streams 16 --bytes 4194304 --timeout 120s
+check "np-test through qpoold (server side) verified every stream" wait "$(pid_of ntsrv)"
+check "the server pool's counters show the taken streams" \
+  wait_status_ge "$WORK/srv.status" srv taken 17 5
+check "a request for an unknown pool fails" bash -c "! '$PEER' client --control '$WORK/cli.sock' --pool nosuch --streams 1 --bytes 1 --timeout 5s >'$WORK/nosuch.log' 2>&1"
+check "... saying so by name" grep -q 'no pool named "nosuch"' "$WORK/nosuch.log"
+
 # interoperate with the standalone engine in both directions
 check "np-peer client fills from the qpoold server pool" logrun "$WORK/np1.log" \
   "$PEER" client --target "127.0.0.1:$port" --min-cap 4 --max-cap 4 --wait-active 4 --timeout 20s
