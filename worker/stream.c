@@ -185,8 +185,9 @@ void wrk_stream_on_stop_sending(wrk_stream *s) {
 }
 
 void wrk_stream_on_quic_close(wrk_stream *s) {
+  /* stays on conn->streams until freed: if the connection goes first, its
+   * teardown must detach this stream (it may still deliver rx to the app) */
   s->quic_closed = 1;
-  wrk_list_del(&s->conn_link);
   if (s->in_tx) {
     s->in_tx = 0;
     wrk_list_del(&s->tx_link);
@@ -237,7 +238,8 @@ static void relay_update_poll(wrk_stream *s) {
   if (!s->poll)
     return;
   int ev = 0;
-  if (!s->tx_eof && !s->tx_stopped && s->conn && s->tx.bytes < WRK_TX_LIMIT)
+  if (!s->tx_eof && !s->tx_stopped && s->conn && !s->quic_closed &&
+      s->tx.bytes < WRK_TX_LIMIT)
     ev |= UV_READABLE;
   if (s->rx.bytes > 0 && !s->rx_stopped)
     ev |= UV_WRITABLE;
@@ -348,7 +350,7 @@ static void on_app_io(uv_poll_t *h, int status, int events) {
   } else {
     if (events & UV_WRITABLE)
       relay_flush_rx(s);
-    if ((events & UV_READABLE) && s->conn)
+    if ((events & UV_READABLE) && s->conn && !s->quic_closed)
       relay_read_app(s);
   }
   relay_update_poll(s);
