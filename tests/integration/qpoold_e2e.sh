@@ -17,6 +17,9 @@ start_bg cli "$QPOOLD" client --name cli --target "127.0.0.1:$port" --min-cap 8 
 unset QPOOL_STATUS_FILE
 check "client pool (in qpoold) filled to 8" wait_status "$WORK/cli.status" cli active 8 15
 check "server pool (in qpoold) holds the same 8" wait_status "$WORK/srv.status" srv active 8 5
+check "reports carry the manager's capacity (8) and interval (1000 ms)" \
+  test "$(status_of "$WORK/cli.status" cli capacity)" = 8 -a "$(status_of "$WORK/cli.status" cli interval_ms)" = 1000
+check "and the server pool's max_cap as its capacity (16)" test "$(status_of "$WORK/srv.status" srv capacity)" = 16
 check "server connection came through the hand-off" test "$(status_of "$WORK/srv.status" srv handoffs)" -ge 1
 
 wpid=$(status_of "$WORK/srv.status" srv pid)
