@@ -22,26 +22,30 @@ int qp_frame_parse(const uint8_t *buf, size_t n, struct qp_frame *f) {
   return 0;
 }
 
-int qp_frame_send(int sock, uint16_t type, const ProtobufCMessage *msg,
-                  int fd) {
-  size_t len = protobuf_c_message_get_packed_size(msg);
-  if (len > QP_FRAME_MAX)
-    return -EMSGSIZE;
-  uint8_t stackbuf[4096];
-  uint8_t *buf = len + QP_FRAME_HDR <= sizeof(stackbuf)
-                     ? stackbuf
-                     : malloc(len + QP_FRAME_HDR);
-  if (!buf)
-    return -ENOMEM;
+static void put_header(uint8_t *buf, size_t len, uint16_t type) {
   buf[0] = (uint8_t)(len >> 24);
   buf[1] = (uint8_t)(len >> 16);
   buf[2] = (uint8_t)(len >> 8);
   buf[3] = (uint8_t)len;
   buf[4] = (uint8_t)(type >> 8);
   buf[5] = (uint8_t)type;
-  protobuf_c_message_pack(msg, buf + QP_FRAME_HDR);
+}
 
-  struct iovec iov = {buf, len + QP_FRAME_HDR};
+long qp_frame_pack(uint16_t type, const ProtobufCMessage *msg, uint8_t **out) {
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  if (len > QP_FRAME_MAX)
+    return -EMSGSIZE;
+  uint8_t *buf = malloc(len + QP_FRAME_HDR);
+  if (!buf)
+    return -ENOMEM;
+  put_header(buf, len, type);
+  protobuf_c_message_pack(msg, buf + QP_FRAME_HDR);
+  *out = buf;
+  return (long)(len + QP_FRAME_HDR);
+}
+
+int qp_frame_send_raw(int sock, const uint8_t *frame, size_t len, int fd) {
+  struct iovec iov = {(void *)frame, len};
   union {
     char b[CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
@@ -63,7 +67,23 @@ int qp_frame_send(int sock, uint16_t type, const ProtobufCMessage *msg,
   do
     n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
-  int rc = n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : 0;
+  return n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : 0;
+}
+
+int qp_frame_send(int sock, uint16_t type, const ProtobufCMessage *msg,
+                  int fd) {
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  if (len > QP_FRAME_MAX)
+    return -EMSGSIZE;
+  uint8_t stackbuf[4096];
+  uint8_t *buf = len + QP_FRAME_HDR <= sizeof(stackbuf)
+                     ? stackbuf
+                     : malloc(len + QP_FRAME_HDR);
+  if (!buf)
+    return -ENOMEM;
+  put_header(buf, len, type);
+  protobuf_c_message_pack(msg, buf + QP_FRAME_HDR);
+  int rc = qp_frame_send_raw(sock, buf, len + QP_FRAME_HDR, fd);
   if (buf != stackbuf)
     free(buf);
   return rc;

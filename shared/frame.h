@@ -28,6 +28,13 @@ int qp_frame_parse(const uint8_t *buf, size_t n, struct qp_frame *f);
  * (peer gone) or another negative errno. fd stays the caller's. */
 int qp_frame_send(int sock, uint16_t type, const ProtobufCMessage *msg, int fd);
 
+/* Packs msg as a whole frame into a new buffer (*out, free() it). Returns
+ * the frame length, or -EMSGSIZE / -ENOMEM. */
+long qp_frame_pack(uint16_t type, const ProtobufCMessage *msg, uint8_t **out);
+/* Sends an already packed frame with fd (or -1), without blocking. Same
+ * returns as qp_frame_send. */
+int qp_frame_send_raw(int sock, const uint8_t *frame, size_t len, int fd);
+
 /* Receives one frame into buf (cap >= QP_FRAME_HDR + QP_FRAME_MAX).
  * Returns 1 (f filled; f->fd owned by the caller), 0 (peer closed),
  * -EAGAIN, or a negative errno for a bad frame (-EPROTO, -EMSGSIZE: the

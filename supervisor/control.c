@@ -34,6 +34,8 @@ struct sup_pending {
   int worker;
 };
 
+static void client_drop(struct sup_client *c);
+
 static void respond(struct sup_client *c, uint64_t tag, int code,
                     const char *msg, int has_id, uint32_t id, int fd) {
   if (!c || c->gone)
@@ -45,8 +47,11 @@ static void respond(struct sup_client *c, uint64_t tag, int code,
   r.has_stream_id = has_id;
   r.stream_id = id;
   int rc = qp_frame_send(c->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, fd);
-  if (rc < 0)
-    qp_debug("control: cannot answer a client: %s", strerror(-rc));
+  if (rc < 0) { /* a client that does not read its answers is dropped */
+    qp_info("control: dropping a client: %s",
+            rc == -EAGAIN ? "it does not read its answers" : strerror(-rc));
+    client_drop(c);
+  }
 }
 
 static void on_client_closed(uv_handle_t *h) {
@@ -124,7 +129,12 @@ static void handle_request(struct sup_client *c, const Qpool__Request *m) {
   g.has_stream_id = !g.any;
   g.stream_id = m->stream_id;
   g.timeout_ms = m->has_timeout_ms ? m->timeout_ms : 0;
-  sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_GET, &g.base, -1);
+  if (sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_GET, &g.base, -1) < 0) {
+    s->pending = pd->next; /* it is still the list's head */
+    c->pending--;
+    free(pd);
+    respond(c, m->tag, EBUSY, "the pool's worker is busy: try again", 0, 0, -1);
+  }
 }
 
 static void on_client(uv_poll_t *h, int status, int events) {

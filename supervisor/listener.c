@@ -109,8 +109,12 @@ static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
   m.local.len = ll;
   m.n_datagrams = n;
   m.datagrams = dg;
-  sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_HANDOFF, &m.base, fd);
-  close(fd); /* the worker has its own copy now */
+  int sent = sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_HANDOFF, &m.base, fd);
+  close(fd);      /* the worker has its own copy now (or the queue has one) */
+  if (sent < 0) { /* worker swamped: the client retransmits its Initial */
+    p->dropped++;
+    return;
+  }
   struct sup_peer *r = &p->recent[p->recent_next++ % SUP_RECENT_PEERS];
   memcpy(&r->addr, src, srclen);
   r->len = srclen;

@@ -42,8 +42,22 @@ struct sup_pool {
   int has_report;
 };
 
+/* A frame waiting for a worker's socket to become writable. */
+struct sup_out {
+  struct sup_out *next;
+  int fd; /* owned: closed once sent or dropped */
+  size_t len;
+  uint64_t queued_ns;
+  uint8_t *frame;
+};
+
+#define SUP_OUT_MAX_BYTES (16u << 20) /* per worker; past it: EBUSY */
+#define SUP_STUCK_NS (10 * UINT64_C(1000000000))
+
 struct sup_worker {
   int slot;
+  struct sup_out *out, *out_tail; /* frames the socket did not take yet */
+  size_t out_bytes;
   pid_t pid; /* 0 when not running */
   int fd;
   uv_poll_t poll;
@@ -92,8 +106,11 @@ int sup_worker_add(struct sup *s);
 int sup_workers_start_one(struct sup *s, struct sup_worker *w);
 void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
                           const struct sup_pool *p);
-void sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
-                     const ProtobufCMessage *m, int fd);
+/* Sends (or queues, when the worker's socket is full) one message; fd (or
+ * -1) stays the caller's. Returns 0, or -EBUSY when the queue is full (the
+ * message is not sent: the caller answers its requester), or -ENOTCONN. */
+int sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
+                    const ProtobufCMessage *m, int fd);
 void sup_workers_stop(struct sup *s);
 int sup_workers_running(const struct sup *s);
 void sup_on_child_exit(struct sup *s, pid_t pid, int status);

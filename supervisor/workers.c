@@ -36,15 +36,82 @@ static void kill_worker(struct sup *s, struct sup_worker *w, const char *why) {
   }
 }
 
-void sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
-                     const ProtobufCMessage *m, int fd) {
+static void out_free(struct sup_out *o) {
+  if (o->fd >= 0)
+    close(o->fd);
+  free(o->frame);
+  free(o);
+}
+
+static void out_clear(struct sup_worker *w) {
+  while (w->out) {
+    struct sup_out *o = w->out;
+    w->out = o->next;
+    out_free(o);
+  }
+  w->out_tail = NULL;
+  w->out_bytes = 0;
+}
+
+static void update_poll(struct sup_worker *w) {
+  if (w->fd >= 0 && w->poll_open)
+    uv_poll_start(&w->poll, UV_READABLE | (w->out ? UV_WRITABLE : 0),
+                  on_worker_msg);
+}
+
+/* Sends queued frames in order while the socket takes them. */
+static void out_flush(struct sup *s, struct sup_worker *w) {
+  while (w->out) {
+    struct sup_out *o = w->out;
+    int rc = qp_frame_send_raw(w->fd, o->frame, o->len, o->fd);
+    if (rc == -EAGAIN) {
+      if (uv_hrtime() - o->queued_ns > SUP_STUCK_NS)
+        kill_worker(s, w, "has not read its messages for 10 s");
+      break;
+    }
+    w->out = o->next;
+    if (!w->out)
+      w->out_tail = NULL;
+    w->out_bytes -= o->len;
+    out_free(o);
+  }
+  update_poll(w);
+}
+
+int sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
+                    const ProtobufCMessage *m, int fd) {
   if (w->pid <= 0 || w->fd < 0)
-    return;
-  int rc = qp_frame_send(w->fd, (uint16_t)t, m, fd);
-  if (rc == -EAGAIN)
-    kill_worker(s, w, "not reading its messages");
-  else if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
-    qp_warn("worker %d: cannot send message %d: %s", w->slot, t, strerror(-rc));
+    return -ENOTCONN;
+  if (!w->out) {
+    int rc = qp_frame_send(w->fd, (uint16_t)t, m, fd);
+    if (rc != -EAGAIN) {
+      if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+        qp_warn("worker %d: cannot send message %d: %s", w->slot, t,
+                strerror(-rc));
+      return 0; /* sent, or the worker is going away (SIGCHLD follows) */
+    }
+  }
+  /* the worker is busy: queue, keeping order, up to a bound */
+  struct sup_out *o = calloc(1, sizeof(*o));
+  long len = o ? qp_frame_pack((uint16_t)t, m, &o->frame) : -ENOMEM;
+  if (len < 0 || w->out_bytes + (size_t)len > SUP_OUT_MAX_BYTES) {
+    if (o) {
+      free(o->frame);
+      free(o);
+    }
+    return -EBUSY;
+  }
+  o->len = (size_t)len;
+  o->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+  o->queued_ns = uv_hrtime();
+  if (w->out_tail)
+    w->out_tail->next = o;
+  else
+    w->out = o;
+  w->out_tail = o;
+  w->out_bytes += o->len;
+  update_poll(w);
+  return 0;
 }
 
 void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
@@ -185,6 +252,7 @@ static void on_poll_closed(uv_handle_t *h) {
 }
 
 static void worker_gone(struct sup *s, struct sup_worker *w) {
+  out_clear(w);
   if (w->fd >= 0) {
     uv_poll_stop(&w->poll);
     uv_close((uv_handle_t *)&w->poll, on_poll_closed);
@@ -275,11 +343,12 @@ static void store_report(struct sup_pool *p, const Qpool__Report *m) {
 static void on_worker_msg(uv_poll_t *h, int status, int events) {
   struct sup_worker *w = h->data;
   struct sup *s = S_of((uv_handle_t *)h);
-  (void)events;
   if (status < 0) {
     kill_worker(s, w, uv_strerror(status));
     return;
   }
+  if (events & UV_WRITABLE)
+    out_flush(s, w);
   for (int i = 0; i < 64 && w->fd >= 0; i++) {
     struct qp_frame f;
     int rc = qp_frame_recv(w->fd, s->buf, sizeof(s->buf), &f);

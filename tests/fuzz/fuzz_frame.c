@@ -1,9 +1,11 @@
-/* Fuzzes the supervisor's decoding of worker frames: the frame header check
- * and the protobuf-c unpacking of every message type a worker may send (and
- * those it receives), as the dispatchers do. Must never crash or leak. */
+/* Fuzzes the supervisor's decoding of worker and application frames: the frame
+ * header check and the protobuf-c unpacking of every message type a worker may
+ * send (and those it receives), as the dispatchers do. Must never crash or
+ * leak. */
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control.pb-c.h"
 #include "ipc.pb-c.h"
 #include "shared/frame.h"
 
@@ -52,6 +54,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     break;
   case 9:
     TRY(dial_reply);
+    break;
+  case 10:
+    TRY(get);
+    break;
+  case 11:
+    TRY(get_result);
+    break;
+  case 12:
+    TRY(request);
+    break;
+  case 13:
+    TRY(response);
     break;
   default:
     TRY(report);
