@@ -26,11 +26,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "control.pb-c.h"
+#include "shared/frame.h"
 #include "shared/log.h"
 #include "worker/engine.h"
 
@@ -1020,6 +1023,93 @@ static void qpd_server(void) {
   }
 }
 
+/* ---- handoff-bulk: bulk through a real qpoold -----------------------------
+ * The "server" process is the server-side application: it passes the port of
+ * the qpoold the parent started, takes a stream from qpoold's pool through
+ * its control socket (IncomingGet; the fd is one end of a socketpair that the
+ * pool's sandboxed worker relays) and sends its ID to the client process,
+ * which takes the same stream with OutgoingGet. Then the same transfer as
+ * bulk, with the same on_bulk_io on both sides. */
+
+static const char *qpd_ctl; /* set before the fork: the control socket */
+
+static void hb_server(void) {
+  loop_init();
+  chan_printf("port %u\n", qpd_port);
+  fcntl(C.done_fd, F_SETFL, fcntl(C.done_fd, F_GETFL) | O_NONBLOCK);
+  uv_poll_init(&L, &done_poll, C.done_fd);
+  uv_poll_start(&done_poll, UV_READABLE, on_done_readable);
+  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", qpd_ctl);
+  if (s < 0 || connect(s, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+    die("control socket %s: %s", qpd_ctl, strerror(errno));
+  Qpool__Request rq = QPOOL__REQUEST__INIT;
+  rq.tag = 1;
+  rq.op = QPOOL__CTL_OP__OP_INCOMING_GET;
+  rq.pool = (char *)"s";
+  rq.has_timeout_ms = 1;
+  rq.timeout_ms = 10000;
+  int rc = qp_frame_send(s, QPOOL__CTL_TYPE__CTL_REQUEST, &rq.base, -1);
+  if (rc < 0)
+    die("control socket: send: %s", strerror(-rc));
+  static uint8_t fb[QP_FRAME_HDR + QP_FRAME_MAX];
+  uint64_t end = now_ns() + 15 * (uint64_t)NS_PER_S; /* > timeout_ms */
+  uint32_t id;
+  int fd;
+  for (;;) {
+    int ms = (int)(((int64_t)end - (int64_t)now_ns()) / 1000000);
+    if (ms <= 0)
+      die("timed out (no answer to IncomingGet on the control socket)");
+    struct pollfd pfd = {s, POLLIN, 0};
+    if (poll(&pfd, 1, ms) <= 0)
+      continue;
+    struct qp_frame f;
+    rc = qp_frame_recv(s, fb, sizeof(fb), &f);
+    if (rc == -EAGAIN || rc == -EINTR)
+      continue;
+    if (rc == 0)
+      die("qpoold closed the control socket");
+    if (rc < 0)
+      die("control socket: %s", strerror(-rc));
+    Qpool__Response *m = f.type == QPOOL__CTL_TYPE__CTL_RESPONSE
+                             ? qpool__response__unpack(NULL, f.len, f.payload)
+                             : NULL;
+    if (!m || m->tag != 1)
+      die("unexpected frame on the control socket (type %u)", f.type);
+    if (m->code != 0)
+      die("IncomingGet: %s (%s)", strerror(m->code),
+          m->message ? m->message : "");
+    if (f.fd < 0 || !m->has_stream_id)
+      die("IncomingGet: answer without %s", f.fd < 0 ? "an fd" : "an ID");
+    id = m->stream_id;
+    fd = f.fd;
+    qpool__response__free_unpacked(m, NULL);
+    break;
+  }
+  /* s stays open (and is closed by _exit): the app keeps its session */
+  chan_printf("id %x\n", id);
+  on_bulk_stream(NULL, 0, id, fd, NULL);
+  run_loop();
+}
+
+static void hb_chan_line(char *line) {
+  unsigned id;
+  if (sscanf(line, "id %x", &id) != 1)
+    die("bad side-channel line \"%s\"", line);
+  phase = "waiting for the server app's stream (OutgoingGet)";
+  wrk_pool_outgoing_get(P, id, 10000, on_bulk_stream, NULL);
+}
+
+static void hb_client(void) {
+  loop_init();
+  on_chan_line = hb_chan_line;
+  client_open(1, 1000000000u);
+  phase = "waiting for the stream ID from the server app";
+  wrk_pool_start(P);
+  run_loop();
+}
+
 /* ---- baselines: plain sockets, no engine ----------------------------------
  */
 
@@ -1306,7 +1396,7 @@ static void run_pair(side_fn server, side_fn client, int deadline_s,
  */
 
 struct row {
-  char metric[44], value[24], unit[12], target[16], verdict[8], notes[400];
+  char metric[44], value[24], unit[12], target[20], verdict[8], notes[400];
 };
 
 static struct row rows[64];
@@ -1504,6 +1594,9 @@ static void range_of(const double *v, int n, double *lo, double *hi) {
   }
 }
 
+/* The bulk rows' medians (c2s, s2c), NAN when not measured in this run. */
+static double bulk_med[2] = {NAN, NAN};
+
 static void bench_bulk(void) {
   const char *names[2] = {"bulk client->server", "bulk server->client"};
   for (int i = 0; i < 2; i++) {
@@ -1544,6 +1637,7 @@ static void bench_bulk(void) {
     double lo, hi;
     range_of(v, k, &lo, &hi);
     double med = median(v, k);
+    bulk_med[i] = med;
     char ceil_note[80] = "";
     if (kr)
       snprintf(ceil_note, sizeof(ceil_note),
@@ -1741,7 +1835,7 @@ struct qpd {
   unsigned port;
   char dir[64];    /* /tmp/qpool-bench.XXXXXX */
   char root[80];   /* dir/empty: the workers' chroot */
-  char sock[80];   /* dir/sock: the control socket */
+  char sock[80];   /* dir/ctl.sock: the control socket */
   char log[80];    /* dir/qpoold.log: its stdout and stderr */
   char bin[4096];  /* qpoold next to this executable */
   char wbin[4096]; /* qpool-worker, which qpoold runs from there */
@@ -1840,7 +1934,7 @@ static int qpd_start(struct qpd *q, char *err, size_t len) {
     return -1;
   }
   snprintf(q->root, sizeof(q->root), "%s/empty", q->dir);
-  snprintf(q->sock, sizeof(q->sock), "%s/sock", q->dir);
+  snprintf(q->sock, sizeof(q->sock), "%s/ctl.sock", q->dir);
   snprintf(q->log, sizeof(q->log), "%s/qpoold.log", q->dir);
   if (mkdir(q->root, 0755) < 0) {
     snprintf(err, len, "mkdir %s: %s", q->root, strerror(errno));
@@ -1967,6 +2061,143 @@ static void bench_handoff(void) {
           vs_engine(f99, e_f99));
 }
 
+/* CPU seconds (user + system) used so far by qpoold's children (its
+ * workers), from /proc; NAN when they cannot be read. */
+static double qpd_workers_cpu(pid_t pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return NAN;
+  double sum = 0;
+  int n = 0, child;
+  while (fscanf(f, "%d", &child) == 1) {
+    snprintf(path, sizeof(path), "/proc/%d/stat", child);
+    FILE *st = fopen(path, "r");
+    if (!st)
+      continue;
+    size_t len = fread(buf, 1, sizeof(buf) - 1, st);
+    fclose(st);
+    buf[len] = 0;
+    char *p = strrchr(buf, ')');
+    unsigned long ut, stime;
+    /* after "pid (comm)": state is field 3, utime 14, stime 15 */
+    if (p &&
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &stime) == 2) {
+      sum += (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
+      n++;
+    }
+  }
+  fclose(f);
+  return n ? sum : NAN;
+}
+
+/* Single-stream bulk through qpoold: the server app takes the stream over
+ * the control socket, the pool's worker relays it. A fresh qpoold per run, so
+ * no stream of an earlier run's connection is left idle in its pool. This
+ * VM's speed drifts by up to 2x within a run, so an engine-alone run goes
+ * right before each qpoold run and the verdict is on the median of those
+ * paired ratios; the notes also give the ratio to the bulk row of this run
+ * (when bulk ran). */
+static void bench_handoff_bulk(void) {
+  const char *names[2] = {"bulk via qpoold client->server",
+                          "bulk via qpoold server->client"};
+  struct qpd q;
+  memset(&q, 0, sizeof(q));
+  if (qpd_find(&q) < 0) {
+    for (int i = 0; i < 2; i++)
+      row_add(names[i], "skipped", "", "-", "-",
+              "skipped (qpoold not built: %s)", q.bin[0] ? q.bin : "no path");
+    return;
+  }
+  for (int i = 0; i < 2; i++) {
+    double v[16], ev[16], pr[16], cs[16], cc[16], cw[16];
+    int k = 0, ke = 0, failed = 0;
+    const char *dir = i ? "s2c" : "c2s";
+    struct res r;
+    for (int j = 0; j < O.bulk_repeat && j < 16 && !failed; j++) {
+      char what[128];
+      bulk_s2c = i;
+      snprintf(what, sizeof(what),
+               "%s, engine alone for comparison (run %d of %d)",
+               i ? "bulk server->client" : "bulk client->server", j + 1,
+               O.bulk_repeat);
+      progress(what);
+      run_pair(bulk_server, bulk_client, 30, 0, &r);
+      double e = mbs(&r, dir);
+      if (isnan(e)) {
+        rows_failed(i ? "bulk server->client (handoff-bulk)"
+                      : "bulk client->server (handoff-bulk)",
+                    &r);
+        failed = 1;
+        break;
+      }
+      ev[ke++] = e;
+      snprintf(what, sizeof(what), "%s, %s MiB (run %d of %d)", names[i],
+               num((double)(O.bulk_bytes >> 20), 0), j + 1, O.bulk_repeat);
+      progress(what);
+      char err[400];
+      memset(&q, 0, sizeof(q));
+      qpd_find(&q);
+      if (qpd_start(&q, err, sizeof(err)) < 0) {
+        failures++;
+        row_add(names[i], "error", "", "", "ERROR", "%s", err);
+        failed = 1;
+        break;
+      }
+      qpd_port = q.port;
+      qpd_ctl = q.sock;
+      run_pair(hb_server, hb_client, 30, 0, &r);
+      char tail[200];
+      log_tail(q.log, tail, sizeof(tail));
+      double wcpu = qpd_workers_cpu(q.pid);
+      qpd_stop(&q);
+      v[k] = mbs(&r, dir);
+      if (isnan(v[k])) {
+        if (tail[0]) {
+          size_t l = strlen(r.err);
+          snprintf(r.err + l, sizeof(r.err) - l, "%sqpoold log: %s",
+                   l ? "; " : "", tail);
+        }
+        rows_failed(names[i], &r);
+        failed = 1;
+        break;
+      }
+      char k0[32], k1[32];
+      snprintf(k0, sizeof(k0), "bulk.%s.t0", dir);
+      snprintf(k1, sizeof(k1), "bulk.%s.t1", dir);
+      double secs = (rget(&r, k1) - rget(&r, k0)) / NS_PER_S;
+      cs[k] = 100 * r.cpu[0] / secs;
+      cc[k] = 100 * r.cpu[1] / secs;
+      cw[k] = 100 * wcpu / secs; /* its whole life: start-up is small */
+      pr[k] = v[k] / ev[ke - 1];
+      k++;
+    }
+    if (failed || k == 0)
+      continue;
+    double lo, hi;
+    range_of(v, k, &lo, &hi);
+    double med = median(v, k);
+    double ratio = median(pr, k);
+    char row_note[80] = "";
+    if (!isnan(bulk_med[i]))
+      snprintf(row_note, sizeof(row_note), "%s%% of the bulk row (%s MB/s); ",
+               num(100 * med / bulk_med[i], 0), num(bulk_med[i], 0));
+    row_add(names[i], num(med, 0), "MB/s", ">= 95% of engine",
+            verdict(ratio, 0.95, 1),
+            "%s%% of engine alone run just before each (median %s MB/s); "
+            "%smedian of %d x %s MiB, range %s..%s; server app takes the "
+            "stream via qpoold's control socket, its sandboxed worker relays "
+            "it; CPU server app %s%%, qpoold worker %s%%, client %s%% of a "
+            "core",
+            num(100 * ratio, 0), num(median(ev, ke), 0), row_note, k,
+            num((double)(O.bulk_bytes >> 20), 0), num(lo, 0), num(hi, 0),
+            num(median(cs, k), 0), num(median(cw, k), 0),
+            num(median(cc, k), 0));
+  }
+}
+
 static void print_table(FILE *f) {
   struct utsname u;
   uname(&u);
@@ -1988,11 +2219,11 @@ static void print_table(FILE *f) {
           "qpool engine benchmarks (loopback 127.0.0.1, %ld cores, Release, "
           "kernel %s)\n%s\n\n",
           sysconf(_SC_NPROCESSORS_ONLN), u.release, cpu);
-  fprintf(f, "%-34s %12s  %-10s %-11s %-7s  %s\n", "metric", "value", "unit",
+  fprintf(f, "%-34s %12s  %-10s %-16s %-7s  %s\n", "metric", "value", "unit",
           "target", "verdict", "notes");
   for (int i = 0; i < nrows; i++) {
     struct row *w = &rows[i];
-    fprintf(f, "%-34s %12s  %-10s %-11s %-7s  %s\n", w->metric, w->value,
+    fprintf(f, "%-34s %12s  %-10s %-16s %-7s  %s\n", w->metric, w->value,
             w->unit, w->target, w->verdict, w->notes);
   }
   fflush(f);
@@ -2002,7 +2233,8 @@ static void usage(FILE *f) {
   fputs("usage: qpool-bench [options]\n"
         "Measures the qpool engine over QUIC on 127.0.0.1 (server and client\n"
         "pools in two processes) and prints a table.\n"
-        "  --only LIST     comma list of: fill,bulk,lat,rtt,hs,handoff,base\n"
+        "  --only LIST     comma list of: fill,bulk,lat,rtt,hs,handoff,\n"
+        "                  handoff-bulk,base\n"
         "  --bulk-mib N    MiB per direction in the bulk test (1024)\n"
         "  --streams N     streams in the fill test (10000)\n"
         "  --repeat N      fill and bulk runs, median reported (3)\n"
@@ -2097,6 +2329,8 @@ int main(int argc, char **argv) {
     bench_hs();
   if (wanted("handoff"))
     bench_handoff();
+  if (wanted("handoff-bulk"))
+    bench_handoff_bulk();
   print_table(stdout);
   return failures ? 1 : 0;
 }
