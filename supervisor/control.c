@@ -25,6 +25,8 @@ struct sup_client {
   uv_poll_t poll;
   int pending;
   int gone;
+  int watching;
+  uint64_t watch_tag;
 };
 
 struct sup_pending {
@@ -85,13 +87,129 @@ static struct sup_pool *find_pool(struct sup *s, const char *name) {
   return NULL;
 }
 
+static void fill_stats(const struct sup *s, const struct sup_pool *p,
+                       Qpool__PoolStats *st) {
+  const Qpool__Report *r = &p->report;
+  const struct sup_worker *w = s->workers[p->worker];
+  qpool__pool_stats__init(st);
+  st->name = (char *)p->cfg.name;
+  st->server = p->cfg.server;
+  st->worker = p->worker;
+  st->worker_pid = w->pid > 0 ? (uint32_t)w->pid : 0;
+  st->restarts = w->restarts;
+  st->ready = w->pid > 0 && w->hello && p->has_report;
+  st->active = r->active;
+  st->capacity = p->has_report   ? r->capacity
+                 : p->cfg.server ? p->cfg.max_cap
+                                 : p->cfg.min_cap;
+  st->interval_ns = r->interval_ns;
+  st->errors = p->app_errors;
+  st->connected = r->connected;
+  st->conns = r->conns;
+  st->streams_created = r->streams_created;
+  st->streams_taken = r->streams_taken;
+  st->streams_failed = r->streams_failed;
+  st->streams_refused = r->streams_refused;
+  st->setup_errors = r->setup_errors;
+  st->bytes_in = r->bytes_in;
+  st->bytes_out = r->bytes_out;
+  st->rejected_ip = p->rejected_ip;
+  st->dropped_datagrams = p->dropped + r->dropped_datagrams;
+  st->handoffs = p->handoffs;
+  st->last_error = (char *)p->last_error;
+}
+
+/* Answers with the stats of one pool (p) or of all pools (p == NULL). */
+static void respond_stats(struct sup_client *c, uint64_t tag,
+                          const struct sup_pool *only) {
+  struct sup *s = c->s;
+  size_t n = only ? 1 : s->npools;
+  Qpool__PoolStats *st = calloc(n ? n : 1, sizeof(*st));
+  Qpool__PoolStats **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+  if (!st || !ptrs) {
+    free(st);
+    free(ptrs);
+    respond(c, tag, ENOMEM, "out of memory", 0, 0, -1);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    fill_stats(s, only ? only : s->pools[i], &st[i]);
+    ptrs[i] = &st[i];
+  }
+  Qpool__Response r = QPOOL__RESPONSE__INIT;
+  r.tag = tag;
+  r.code = 0;
+  r.n_pools = n;
+  r.pools = ptrs;
+  int rc = qp_frame_send(c->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, -1);
+  free(st);
+  free(ptrs);
+  if (rc < 0) {
+    qp_info("control: dropping a client: %s",
+            rc == -EAGAIN ? "it does not read its answers" : strerror(-rc));
+    client_drop(c);
+  }
+}
+
+void sup_control_notify(struct sup *s) {
+  for (struct sup_client *c = s->clients, *next; c; c = next) {
+    next = c->next; /* respond_stats may drop c */
+    if (c->watching)
+      respond_stats(c, c->watch_tag, NULL);
+  }
+}
+
 static void handle_request(struct sup_client *c, const Qpool__Request *m) {
   struct sup *s = c->s;
-  struct sup_pool *p = find_pool(s, m->pool);
   char msg[160];
+  if (m->op == QPOOL__CTL_OP__OP_STATS || m->op == QPOOL__CTL_OP__OP_WATCH) {
+    const struct sup_pool *only = m->pool ? find_pool(s, m->pool) : NULL;
+    if (m->pool && !only) {
+      snprintf(msg, sizeof(msg), "no pool named \"%.64s\"", m->pool);
+      respond(c, m->tag, ENOENT, msg, 0, 0, -1);
+      return;
+    }
+    if (m->op == QPOOL__CTL_OP__OP_WATCH) {
+      c->watching = 1;
+      c->watch_tag = m->tag;
+    }
+    respond_stats(c, m->tag, only);
+    return;
+  }
+  if (!m->pool) {
+    respond(c, m->tag, EINVAL, "this request needs a pool name", 0, 0, -1);
+    return;
+  }
+  struct sup_pool *p = find_pool(s, m->pool);
   if (!p) {
     snprintf(msg, sizeof(msg), "no pool named \"%.64s\"", m->pool);
     respond(c, m->tag, ENOENT, msg, 0, 0, -1);
+    return;
+  }
+  switch (m->op) {
+  case QPOOL__CTL_OP__OP_ADD_ERROR:
+    p->app_errors++;
+    respond(c, m->tag, 0, NULL, 0, 0, -1);
+    return;
+  case QPOOL__CTL_OP__OP_RESET_ERROR:
+    p->app_errors = 0;
+    respond(c, m->tag, 0, NULL, 0, 0, -1);
+    return;
+  case QPOOL__CTL_OP__OP_FLUSH: {
+    Qpool__Flush fl = QPOOL__FLUSH__INIT;
+    fl.pool = p->cfg.name;
+    int rc = sup_worker_send(s, s->workers[p->worker],
+                             QPOOL__MSG_TYPE__MSG_FLUSH, &fl.base, -1);
+    respond(c, m->tag, rc == 0 ? 0 : EAGAIN,
+            rc == 0 ? NULL : "the pool's worker is restarting: try again", 0, 0,
+            -1);
+    return;
+  }
+  case QPOOL__CTL_OP__OP_INCOMING_GET:
+  case QPOOL__CTL_OP__OP_OUTGOING_GET:
+    break;
+  default:
+    respond(c, m->tag, EINVAL, "unknown operation", 0, 0, -1);
     return;
   }
   if (m->op == QPOOL__CTL_OP__OP_OUTGOING_GET && !m->has_stream_id) {

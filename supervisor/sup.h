@@ -33,6 +33,7 @@ struct sup_pool {
   struct sup_peer recent[SUP_RECENT_PEERS];
   unsigned recent_next;
   uint64_t rejected_ip, dropped, handoffs, vn_sent;
+  uint64_t app_errors; /* AddError / ResetError / ErrorCount (apps own it) */
   /* TLS material read before any worker starts */
   char *cert_pem, *key_pem, *ca_pem;
   size_t cert_len, key_len, ca_len;
@@ -130,6 +131,8 @@ int sup_control_get_result(struct sup *s, struct sup_worker *w,
                            const Qpool__GetResult *m, int fd);
 /* Fails the requests waiting on a worker that died. */
 void sup_control_worker_gone(struct sup *s, struct sup_worker *w);
+/* A report changed: WATCH subscribers get the new stats. */
+void sup_control_notify(struct sup *s);
 
 /* status.c */
 void sup_status_write(const struct sup *s, const char *path);

@@ -404,8 +404,15 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
         kill_worker(s, w, "reported a pool it does not run");
         return;
       }
+      int changed = !p->has_report || m->active != p->report.active ||
+                    m->capacity != p->report.capacity ||
+                    m->interval_ns != p->report.interval_ns ||
+                    m->connected != p->report.connected ||
+                    m->conns != p->report.conns;
       store_report(p, m);
       qpool__report__free_unpacked(m, NULL);
+      if (changed)
+        sup_control_notify(s);
       break;
     }
     case QPOOL__MSG_TYPE__MSG_PROBE_RESULT: {

@@ -390,6 +390,16 @@ static void dispatch(struct qp_frame *f) {
     qpool__get__free_unpacked(m, NULL);
     break;
   }
+  case QPOOL__MSG_TYPE__MSG_FLUSH: {
+    UNPACK(Flush, flush, f);
+    struct wpool *w = find_pool(m->pool);
+    if (w && w->p) {
+      wrk_pool_flush(w->p);
+      report_pool(w, 1);
+    }
+    qpool__flush__free_unpacked(m, NULL);
+    break;
+  }
   case QPOOL__MSG_TYPE__MSG_SHUTDOWN: {
     UNPACK(Shutdown, shutdown, f);
     handle_shutdown(m);
