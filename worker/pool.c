@@ -685,8 +685,10 @@ static int waiter_add(wrk_pool *p, int any, uint32_t id, uint64_t timeout_ms,
     hand_over(p, w, s);
   else if (timeout_ms == 0)
     waiter_done(w, -ETIMEDOUT, id, -1);
-  else
+  else {
+    uv_update_time(p->loop); /* the loop's clock may be stale here */
     uv_timer_start(&w->timer, on_waiter_timeout, timeout_ms, 0);
+  }
   return 0;
 }
 

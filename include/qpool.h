@@ -1,0 +1,139 @@
+/* qpool.h: the application API of qpool (np-quic stream pools).
+ *
+ * A pool hands out streams as plain file descriptors: a connected AF_UNIX
+ * SOCK_STREAM socket per stream, in blocking mode, close-on-exec. Read and
+ * write it like a TCP socket; shutdown(fd, SHUT_WR) half-closes the QUIC
+ * stream (the peer reads EOF); close(fd) ends it. The fd belongs to the
+ * caller from the moment a get function returns it.
+ *
+ * Errors are negative errno values (see qp_strerror for the sentence):
+ *   -ETIMEDOUT    no stream before the timeout
+ *   -ENOENT       no pool of that name
+ *   -ECONNREFUSED no qpoold listening on the control socket
+ *   -ECONNRESET   qpoold closed the control connection (restart, crash)
+ *   -EAGAIN       the pool's worker is restarting: try again
+ *   -EBUSY        too many requests in flight
+ *   -EACCES       this caller is not allowed to use the pool
+ *   -ECANCELED    the handle is being closed (qp_close in another thread)
+ *   -EINVAL       bad argument
+ *   -ENOMEM       out of memory
+ *
+ * Modes. Attached mode (qp_pool_attach) uses a pool of a running qpoold
+ * through its control socket; the pool keeps running when the application
+ * detaches. (Embedded mode, where the library starts a private qpoold for
+ * the application, is not part of this version of the header.)
+ *
+ * Thread safety: every function may be called from any thread, and many
+ * threads may block in qp_incoming_get / qp_outgoing_get on the same handle
+ * at once (each call is a separate request; answers are matched to callers).
+ * The one exception is qp_close: once it is called, no new call may start on
+ * that handle (calls already blocked return -ECANCELED).
+ *
+ * Stream IDs are 4 bytes; this API passes them as a uint32_t whose big-endian
+ * bytes are the ID's bytes (so "0a1b2c3d" is 0x0a1b2c3d); the text form is 8
+ * lowercase hex digits (qp_id_format / qp_id_parse). ID 0 ("00000000") is the
+ * first stream a server pool assigns: applications use it as their control
+ * stream.
+ */
+#ifndef QPOOL_H
+#define QPOOL_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An opaque handle on one pool. */
+typedef struct qp_pool qp_pool;
+
+/* Marks the library's exported symbols. */
+#if defined(__GNUC__)
+#define QP_API __attribute__((visibility("default")))
+#else
+#define QP_API
+#endif
+
+/* Default control socket of a system-wide qpoold (when neither socket_path
+ * nor $QPOOL_CONTROL is given). */
+#define QP_DEFAULT_CONTROL "/run/qpool/qpoold.sock"
+
+/* Attached mode: uses pool `pool_name` of a running qpoold. socket_path is
+ * its control socket; NULL means $QPOOL_CONTROL, or QP_DEFAULT_CONTROL when
+ * that is unset or empty. Connects and checks that the pool exists (one
+ * round trip, at most 5 s).
+ * Returns 0 and a new handle in *out (free it with qp_close), or a negative
+ * errno with *out untouched: -ENOENT no such pool, -ECONNREFUSED no qpoold at
+ * that path (also when the socket file does not exist), -EACCES not allowed,
+ * -ETIMEDOUT qpoold did not answer, -EINVAL bad argument, -ENOMEM.
+ * Blocking: yes (connect + one request). Starts one background thread per
+ * handle, which reads qpoold's answers. */
+QP_API int qp_pool_attach(const char *socket_path, const char *pool_name,
+                          qp_pool **out);
+
+/* Server side: takes any idle stream (the oldest first). Waits up to
+ * timeout_ms for one to arrive; 0 = only if one is idle now.
+ * Returns 0 with *id = the stream's ID and *fd = the stream (owned by the
+ * caller: close it), or a negative errno with *fd = -1: -ETIMEDOUT (nothing
+ * in time), -ECANCELED, -EAGAIN, -EBUSY, -ECONNRESET, ...
+ * Blocking: yes, until a stream is taken or the timeout passes (qpoold
+ * enforces the timeout; the library gives up on its own 5 s later, should
+ * qpoold not answer). Wakes at once when a stream arrives. */
+QP_API int qp_incoming_get(qp_pool *p, uint32_t timeout_ms, uint32_t *id,
+                           int *fd);
+
+/* Client side: takes the stream with ID `id`, waiting up to timeout_ms for
+ * it to arrive (0 = only if it is idle now). Returns 0 with *fd = the stream
+ * (owned by the caller), or a negative errno with *fd = -1 (-ETIMEDOUT: no
+ * such stream in time). Blocking and wake-up as qp_incoming_get. */
+QP_API int qp_outgoing_get(qp_pool *p, uint32_t id, uint32_t timeout_ms,
+                           int *fd);
+
+/* The following ask qpoold for the pool's current report (one round trip,
+ * at most 5 s; blocking). */
+
+/* 1 when the pool's worker is up and the pool started, 0 when not, or a
+ * negative errno. */
+QP_API int qp_ready(qp_pool *p);
+/* The number of idle streams in the pool (the reference's Active()), or a
+ * negative errno. */
+QP_API int qp_active(qp_pool *p);
+/* Capacity(): a client pool's current target number of idle streams; for a
+ * server pool its max_cap (the reference reports 0 there). Or a negative
+ * errno. */
+QP_API int qp_capacity(qp_pool *p);
+/* Interval() of a client pool in nanoseconds (0 for a server pool), or a
+ * negative errno. */
+QP_API int64_t qp_interval(qp_pool *p);
+/* The application-owned error counter (ErrorCount()), or a negative errno. */
+QP_API int64_t qp_error_count(qp_pool *p);
+/* Adds one to the error counter. Returns 0 or a negative errno. */
+QP_API int qp_add_error(qp_pool *p);
+/* Sets the error counter to 0. Returns 0 or a negative errno. */
+QP_API int qp_reset_error(qp_pool *p);
+/* Closes every idle stream of the pool (Flush()); the pool refills by its
+ * own rules. Returns 0 or a negative errno (-EAGAIN: worker restarting). */
+QP_API int qp_flush(qp_pool *p);
+
+/* Attached mode: detaches (the pool keeps running in qpoold) and frees p.
+ * Calls blocked in other threads return -ECANCELED before it returns;
+ * streams already taken stay open and remain the caller's. Streams that
+ * qpoold sends for requests that were cancelled are closed. NULL is a no-op.
+ * Blocking: only until those calls have left. */
+QP_API void qp_close(qp_pool *p);
+
+/* A sentence for a negative errno value returned by this library (the sign
+ * is ignored). Never NULL; the string is static. Thread-safe. */
+QP_API const char *qp_strerror(int err);
+
+/* Writes the 8-hex-digit text form of id and a NUL into buf. */
+QP_API void qp_id_format(uint32_t id, char buf[9]);
+/* Parses exactly 8 hex digits (either case) into *id. Returns 0, or -EINVAL
+ * (and *id untouched) for anything else. */
+QP_API int qp_id_parse(const char *s, uint32_t *id);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,69 @@
+/* libqpool: error sentences and stream ID text forms. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qpool.h"
+
+const char *qp_strerror(int err) {
+  if (err < 0)
+    err = -err;
+  switch (err) {
+  case 0:
+    return "success";
+  case ETIMEDOUT:
+    return "no stream before the timeout";
+  case ENOENT:
+    return "no pool of that name";
+  case ECONNREFUSED:
+    return "no qpoold is listening on the control socket";
+  case ECONNRESET:
+    return "qpoold closed the control connection";
+  case EAGAIN:
+    return "the pool's worker is restarting: try again";
+  case EBUSY:
+    return "too many requests in flight";
+  case EACCES:
+    return "permission denied for this pool";
+  case ECANCELED:
+    return "the pool handle is being closed";
+  case EINVAL:
+    return "invalid argument";
+  case ENOMEM:
+    return "out of memory";
+  case EPROTO:
+    return "malformed answer from qpoold";
+  default: {
+    /* strerrordesc_np (glibc >= 2.32) is thread-safe and static */
+    const char *s = strerrordesc_np(err);
+    return s ? s : "unknown error";
+  }
+  }
+}
+
+void qp_id_format(uint32_t id, char buf[9]) {
+  snprintf(buf, 9, "%08x", id);
+}
+
+int qp_id_parse(const char *s, uint32_t *id) {
+  if (!s || !id)
+    return -EINVAL;
+  uint32_t v = 0;
+  for (int i = 0; i < 8; i++) {
+    char c = s[i];
+    uint32_t d;
+    if (c >= '0' && c <= '9')
+      d = (uint32_t)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      d = (uint32_t)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      d = (uint32_t)(c - 'A' + 10);
+    else
+      return -EINVAL;
+    v = v << 4 | d;
+  }
+  if (s[8] != '\0')
+    return -EINVAL;
+  *id = v;
+  return 0;
+}

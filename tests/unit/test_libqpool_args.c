@@ -1,0 +1,93 @@
+/* libqpool: argument checks, ID text forms and error sentences (no qpoold
+ * needed). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "qpool.h"
+
+static void test_id_format_parse(void **st) {
+  (void)st;
+  char buf[9];
+  qp_id_format(0, buf);
+  assert_string_equal(buf, "00000000");
+  qp_id_format(0x0a1b2c3d, buf);
+  assert_string_equal(buf, "0a1b2c3d");
+  uint32_t id = 7;
+  assert_int_equal(qp_id_parse("0a1b2c3d", &id), 0);
+  assert_int_equal(id, 0x0a1b2c3d);
+  assert_int_equal(qp_id_parse("FFFFFFFF", &id), 0);
+  assert_int_equal(id, 0xffffffffu);
+  id = 7;
+  assert_int_equal(qp_id_parse("0a1b2c3", &id), -EINVAL);
+  assert_int_equal(qp_id_parse("0a1b2c3d0", &id), -EINVAL);
+  assert_int_equal(qp_id_parse("0a1b2c3g", &id), -EINVAL);
+  assert_int_equal(qp_id_parse("", &id), -EINVAL);
+  assert_int_equal(qp_id_parse(NULL, &id), -EINVAL);
+  assert_int_equal(id, 7);
+}
+
+static void test_strerror(void **st) {
+  (void)st;
+  assert_string_equal(qp_strerror(-ETIMEDOUT), "no stream before the timeout");
+  assert_string_equal(qp_strerror(ETIMEDOUT), "no stream before the timeout");
+  assert_string_equal(qp_strerror(-ENOENT), "no pool of that name");
+  assert_string_equal(qp_strerror(0), "success");
+  assert_non_null(qp_strerror(-EXDEV));
+  assert_non_null(qp_strerror(-99999));
+}
+
+static void test_attach_args(void **st) {
+  (void)st;
+  qp_pool *p = (qp_pool *)0x1;
+  assert_int_equal(qp_pool_attach("/nonexistent/qpoold.sock", NULL, &p),
+                   -EINVAL);
+  assert_int_equal(qp_pool_attach("/nonexistent/qpoold.sock", "", &p), -EINVAL);
+  assert_int_equal(qp_pool_attach("/nonexistent/qpoold.sock", "a", NULL),
+                   -EINVAL);
+  char longpath[200];
+  memset(longpath, 'x', sizeof(longpath) - 1);
+  longpath[sizeof(longpath) - 1] = '\0';
+  assert_int_equal(qp_pool_attach(longpath, "a", &p), -EINVAL);
+  assert_int_equal(qp_pool_attach("/nonexistent/qpoold.sock", "a", &p),
+                   -ECONNREFUSED);
+  setenv("QPOOL_CONTROL", "/nonexistent/env.sock", 1);
+  assert_int_equal(qp_pool_attach(NULL, "a", &p), -ECONNREFUSED);
+  assert_ptr_equal(p, (qp_pool *)0x1); /* untouched on failure */
+  qp_close(NULL);                      /* a no-op */
+}
+
+static void test_null_handle(void **st) {
+  (void)st;
+  int fd = 5;
+  uint32_t id;
+  assert_int_equal(qp_incoming_get(NULL, 0, &id, &fd), -EINVAL);
+  assert_int_equal(fd, -1);
+  fd = 5;
+  assert_int_equal(qp_outgoing_get(NULL, 0, 0, &fd), -EINVAL);
+  assert_int_equal(fd, -1);
+  assert_int_equal(qp_active(NULL), -EINVAL);
+  assert_int_equal(qp_capacity(NULL), -EINVAL);
+  assert_int_equal(qp_ready(NULL), -EINVAL);
+  assert_int_equal(qp_interval(NULL), -EINVAL);
+  assert_int_equal(qp_error_count(NULL), -EINVAL);
+  assert_int_equal(qp_add_error(NULL), -EINVAL);
+  assert_int_equal(qp_reset_error(NULL), -EINVAL);
+  assert_int_equal(qp_flush(NULL), -EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_id_format_parse),
+      cmocka_unit_test(test_strerror),
+      cmocka_unit_test(test_attach_args),
+      cmocka_unit_test(test_null_handle),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
