@@ -1,0 +1,928 @@
+/* qpoolctl: talks to qpoold's control socket (proto/control.proto): pool
+ * status, stats as JSON, Prometheus metrics, a live view, the application
+ * error counter, flushing, and taking a stream onto stdin/stdout like
+ * netcat. Exit codes: 0 ok, 1 error (with a message), 2 usage. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <jansson.h>
+
+#include "control.pb-c.h"
+#include "shared/duration.h"
+#include "shared/frame.h"
+
+#define DEFAULT_CONTROL "/run/qpool/qpoold.sock"
+#define EXIT_USAGE 2
+#define DEFAULT_TIMEOUT_NS (30 * QP_NS_PER_S)
+#define ANSWER_SLACK_MS 5000 /* beyond a GET's own timeout */
+#define RELAY_BUF 65536
+
+static const char *control_path;
+static uint64_t next_tag;
+static uint8_t frame_buf[QP_FRAME_HDR + QP_FRAME_MAX];
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
+__attribute__((noreturn));
+static void die(const char *fmt, ...) {
+  va_list ap;
+  fputs("qpoolctl: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  exit(1);
+}
+
+static void usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3))) __attribute__((noreturn));
+static void usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  fputs("qpoolctl: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'qpoolctl %s%s--help'.\n", cmd ? cmd : "",
+          cmd ? " " : "");
+  exit(EXIT_USAGE);
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- the control socket ------------------------------------------------- */
+
+static int ctl_connect(void) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(control_path) >= sizeof(sa.sun_path))
+    die("control socket path too long (at most %zu bytes): %s",
+        sizeof(sa.sun_path) - 1, control_path);
+  memcpy(sa.sun_path, control_path, strlen(control_path) + 1);
+  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (s < 0)
+    die("cannot create a Unix socket: %s", strerror(errno));
+  if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    int e = errno;
+    die("cannot connect to %s: %s%s", control_path, strerror(e),
+        e == ENOENT || e == ECONNREFUSED ? " (is qpoold running? use --control)"
+        : e == EACCES ? " (not allowed to use qpoold's control socket)"
+                      : "");
+  }
+  return s;
+}
+
+static void ctl_send(int s, Qpool__Request *r) {
+  r->tag = ++next_tag;
+  for (;;) {
+    int rc = qp_frame_send(s, QPOOL__CTL_TYPE__CTL_REQUEST, &r->base, -1);
+    if (rc == 0)
+      return;
+    if (rc != -EAGAIN)
+      die("cannot send a request to qpoold (%s): %s", control_path,
+          strerror(-rc));
+    struct pollfd p = {.fd = s, .events = POLLOUT};
+    if (poll(&p, 1, ANSWER_SLACK_MS) == 0)
+      die("qpoold (%s) does not accept requests", control_path);
+  }
+}
+
+/* Waits up to timeout_ms (-1: forever) for the next Response. Returns it
+ * (free with qpool__response__free_unpacked), *fd = a passed fd or -1. */
+static Qpool__Response *ctl_recv(int s, int timeout_ms, int *fd) {
+  uint64_t deadline = timeout_ms < 0 ? 0 : now_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    struct qp_frame f;
+    int rc = qp_frame_recv(s, frame_buf, sizeof(frame_buf), &f);
+    if (rc == 0)
+      die("qpoold closed the control connection (%s)", control_path);
+    if (rc == -EAGAIN) {
+      int wait = -1;
+      if (timeout_ms >= 0) {
+        uint64_t now = now_ms();
+        if (now >= deadline)
+          die("no answer from qpoold (%s) in time", control_path);
+        wait = (int)(deadline - now);
+      }
+      struct pollfd p = {.fd = s, .events = POLLIN};
+      if (poll(&p, 1, wait) < 0 && errno != EINTR)
+        die("poll: %s", strerror(errno));
+      continue;
+    }
+    if (rc < 0)
+      die("bad frame from qpoold (%s): %s", control_path, strerror(-rc));
+    if (f.type != QPOOL__CTL_TYPE__CTL_RESPONSE) {
+      if (f.fd >= 0)
+        close(f.fd);
+      die("unexpected frame type %u from qpoold", (unsigned)f.type);
+    }
+    Qpool__Response *m = qpool__response__unpack(NULL, f.len, f.payload);
+    if (!m) {
+      if (f.fd >= 0)
+        close(f.fd);
+      die("malformed response from qpoold (%s)", control_path);
+    }
+    if (fd)
+      *fd = f.fd;
+    else if (f.fd >= 0)
+      close(f.fd);
+    return m;
+  }
+}
+
+/* One request, its answer. Exits with the error sentence when code != 0. */
+static Qpool__Response *ctl_call(int s, Qpool__Request *r, int timeout_ms,
+                                 int *fd, const char *what) {
+  ctl_send(s, r);
+  for (;;) {
+    int got_fd = -1;
+    Qpool__Response *m = ctl_recv(s, timeout_ms, &got_fd);
+    if (m->tag != r->tag) { /* not ours (cannot happen: one at a time) */
+      if (got_fd >= 0)
+        close(got_fd);
+      qpool__response__free_unpacked(m, NULL);
+      continue;
+    }
+    if (m->code != 0) {
+      if (got_fd >= 0)
+        close(got_fd);
+      die("%s: %s", what,
+          m->message && *m->message ? m->message : strerror(m->code));
+    }
+    if (fd)
+      *fd = got_fd;
+    else if (got_fd >= 0)
+      close(got_fd);
+    return m;
+  }
+}
+
+static Qpool__Response *fetch_stats(const char *pool) {
+  int s = ctl_connect();
+  Qpool__Request r = QPOOL__REQUEST__INIT;
+  r.op = QPOOL__CTL_OP__OP_STATS;
+  r.pool = (char *)pool;
+  Qpool__Response *m = ctl_call(s, &r, ANSWER_SLACK_MS, NULL, "stats");
+  close(s);
+  return m;
+}
+
+/* ---- option parsing helpers --------------------------------------------- */
+
+/* Parses the options of one command (argv[0] = the command). Common:
+ * --help, --control PATH. Returns the option character for others. */
+#define COMMON_LONGOPTS                                                        \
+  {"help", no_argument, NULL, 'h'}, {                                          \
+    "control", required_argument, NULL, 'c'                                    \
+  }
+
+static int cmd_getopt(int argc, char **argv, const char *shortopts,
+                      const struct option *lo, const char *usage) {
+  int c = getopt_long(argc, argv, shortopts, lo, NULL);
+  switch (c) {
+  case 'h':
+    fputs(usage, stdout);
+    exit(0);
+  case 'c':
+    control_path = optarg;
+    return 0;
+  case '?':
+    fprintf(stderr, "Try 'qpoolctl %s --help'.\n", argv[0]);
+    exit(EXIT_USAGE);
+  default:
+    return c;
+  }
+}
+
+static uint64_t parse_dur(const char *cmd, const char *opt, const char *s) {
+  uint64_t ns;
+  if (qp_duration_parse(s, &ns) < 0)
+    usage_error(cmd, "%s: bad duration \"%s\" (examples: 500ms, 2s, 1m)", opt,
+                s);
+  return ns;
+}
+
+static void need_args(int argc, char **argv, int want, const char *names) {
+  int have = argc - optind;
+  if (have < want)
+    usage_error(argv[0], "%s: missing %s", argv[0], names);
+  if (have > want)
+    usage_error(argv[0], "%s: unexpected argument \"%s\"", argv[0],
+                argv[optind + want]);
+}
+
+/* ---- formatting ---------------------------------------------------------- */
+
+static const char *pool_state(const Qpool__PoolStats *p) {
+  if (p->worker_pid == 0)
+    return "restarting";
+  if (!p->ready)
+    return "starting";
+  if (!p->server && !p->connected)
+    return "connecting";
+  return "ready";
+}
+
+static void fmt_interval(const Qpool__PoolStats *p, char *buf, size_t len) {
+  if (p->server)
+    snprintf(buf, len, "-");
+  else
+    qp_duration_format(p->interval_ns, buf, len);
+}
+
+static void print_table(FILE *out, const Qpool__Response *m) {
+  fprintf(out, "%-16s %-6s %7s %-10s %6s %8s %8s %6s %5s  %s\n", "POOL", "ROLE",
+          "PID", "STATE", "ACTIVE", "CAPACITY", "INTERVAL", "ERRORS", "CONNS",
+          "LAST ERROR");
+  for (size_t i = 0; i < m->n_pools; i++) {
+    const Qpool__PoolStats *p = m->pools[i];
+    char ivl[32], pid[16];
+    fmt_interval(p, ivl, sizeof(ivl));
+    if (p->worker_pid)
+      snprintf(pid, sizeof(pid), "%" PRIu32, p->worker_pid);
+    else
+      snprintf(pid, sizeof(pid), "-");
+    fprintf(out,
+            "%-16s %-6s %7s %-10s %6" PRId32 " %8" PRId32 " %8s %6" PRIu64
+            " %5" PRId32 "  %s\n",
+            p->name, p->server ? "server" : "client", pid, pool_state(p),
+            p->active, p->capacity, ivl, p->errors, p->conns,
+            p->last_error && *p->last_error ? p->last_error : "-");
+  }
+  if (m->n_pools == 0)
+    fprintf(out, "(no pools)\n");
+}
+
+/* One line per pool, key=value, for logs and pipes. */
+static void print_lines(FILE *out, const Qpool__Response *m) {
+  char ts[32];
+  time_t t = time(NULL);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+  for (size_t i = 0; i < m->n_pools; i++) {
+    const Qpool__PoolStats *p = m->pools[i];
+    char ivl[32];
+    fmt_interval(p, ivl, sizeof(ivl));
+    fprintf(out,
+            "%s pool=%s role=%s pid=%" PRIu32 " state=%s active=%" PRId32
+            " capacity=%" PRId32 " interval=%s errors=%" PRIu64
+            " conns=%" PRId32 " taken=%" PRIu64 " last_error=\"%s\"\n",
+            ts, p->name, p->server ? "server" : "client", p->worker_pid,
+            pool_state(p), p->active, p->capacity, ivl, p->errors, p->conns,
+            p->streams_taken, p->last_error ? p->last_error : "");
+  }
+  if (m->n_pools == 0)
+    fprintf(out, "%s (no pools)\n", ts);
+}
+
+static json_t *ju64(uint64_t v) {
+  return json_integer(v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX
+                                              : (json_int_t)v);
+}
+
+static json_t *stats_json(const Qpool__Response *m) {
+  json_t *pools = json_array();
+  for (size_t i = 0; i < m->n_pools; i++) {
+    const Qpool__PoolStats *p = m->pools[i];
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(p->name));
+    json_object_set_new(o, "server", json_boolean(p->server));
+    json_object_set_new(o, "worker", json_integer(p->worker));
+    json_object_set_new(o, "worker_pid", ju64(p->worker_pid));
+    json_object_set_new(o, "restarts", ju64(p->restarts));
+    json_object_set_new(o, "ready", json_boolean(p->ready));
+    json_object_set_new(o, "active", json_integer(p->active));
+    json_object_set_new(o, "capacity", json_integer(p->capacity));
+    json_object_set_new(o, "interval_ns", ju64(p->interval_ns));
+    json_object_set_new(o, "errors", ju64(p->errors));
+    json_object_set_new(o, "connected", json_boolean(p->connected));
+    json_object_set_new(o, "conns", json_integer(p->conns));
+    json_object_set_new(o, "streams_created", ju64(p->streams_created));
+    json_object_set_new(o, "streams_taken", ju64(p->streams_taken));
+    json_object_set_new(o, "streams_failed", ju64(p->streams_failed));
+    json_object_set_new(o, "streams_refused", ju64(p->streams_refused));
+    json_object_set_new(o, "setup_errors", ju64(p->setup_errors));
+    json_object_set_new(o, "bytes_in", ju64(p->bytes_in));
+    json_object_set_new(o, "bytes_out", ju64(p->bytes_out));
+    json_object_set_new(o, "rejected_ip", ju64(p->rejected_ip));
+    json_object_set_new(o, "dropped_datagrams", ju64(p->dropped_datagrams));
+    json_object_set_new(o, "handoffs", ju64(p->handoffs));
+    json_object_set_new(o, "last_error",
+                        p->last_error ? json_string(p->last_error)
+                                      : json_null());
+    json_array_append_new(pools, o);
+  }
+  json_t *root = json_object();
+  json_object_set_new(root, "pools", pools);
+  return root;
+}
+
+/* Prometheus text format 0.0.4: label values escape \ " and newline. */
+static void prom_label(FILE *out, const char *v) {
+  for (const char *c = v; *c; c++) {
+    if (*c == '\\')
+      fputs("\\\\", out);
+    else if (*c == '"')
+      fputs("\\\"", out);
+    else if (*c == '\n')
+      fputs("\\n", out);
+    else
+      fputc(*c, out);
+  }
+}
+
+enum mval {
+  M_ACTIVE,
+  M_CAPACITY,
+  M_INTERVAL,
+  M_ERRORS,
+  M_CONNECTED,
+  M_CONNS,
+  M_READY,
+  M_CREATED,
+  M_TAKEN,
+  M_FAILED,
+  M_REFUSED,
+  M_SETUP,
+  M_IN,
+  M_OUT,
+  M_REJECTED,
+  M_DROPPED,
+  M_HANDOFFS,
+  M_RESTARTS,
+};
+
+static const struct metric {
+  const char *name, *type, *help;
+  enum mval v;
+} metrics[] = {
+    {"qpool_active", "gauge", "Idle streams ready to be taken.", M_ACTIVE},
+    {"qpool_capacity", "gauge",
+     "Target number of idle streams (servers: the maximum).", M_CAPACITY},
+    {"qpool_interval_seconds", "gauge",
+     "Current refill interval of a client pool (servers: 0).", M_INTERVAL},
+    {"qpool_errors", "gauge",
+     "The application-owned error counter (AddError, ResetError).", M_ERRORS},
+    {"qpool_connected", "gauge",
+     "1 when a client pool's connection is up, else 0.", M_CONNECTED},
+    {"qpool_conns", "gauge", "QUIC connections of the pool.", M_CONNS},
+    {"qpool_ready", "gauge", "1 when the pool's worker is up and serving.",
+     M_READY},
+    {"qpool_streams_created_total", "counter", "Streams opened or accepted.",
+     M_CREATED},
+    {"qpool_streams_taken_total", "counter", "Streams handed to applications.",
+     M_TAKEN},
+    {"qpool_streams_failed_total", "counter", "Streams that failed.", M_FAILED},
+    {"qpool_streams_refused_total", "counter",
+     "Streams refused (pool full or closing).", M_REFUSED},
+    {"qpool_setup_errors_total", "counter",
+     "Connection setup errors (dial, handshake).", M_SETUP},
+    {"qpool_in_bytes_total", "counter",
+     "Bytes delivered from streams to applications.", M_IN},
+    {"qpool_out_bytes_total", "counter",
+     "Bytes sent by applications into streams.", M_OUT},
+    {"qpool_rejected_ips_total", "counter",
+     "Connection attempts refused by the client-IP filter.", M_REJECTED},
+    {"qpool_dropped_datagrams_total", "counter", "UDP datagrams dropped.",
+     M_DROPPED},
+    {"qpool_handoffs_total", "counter",
+     "Connections handed from qpoold to the pool's worker.", M_HANDOFFS},
+    {"qpool_worker_restarts_total", "counter",
+     "Restarts of the pool's worker process.", M_RESTARTS},
+};
+
+static void prom_value(FILE *out, const Qpool__PoolStats *p, enum mval v) {
+  switch (v) {
+  case M_ACTIVE:
+    fprintf(out, "%" PRId32, p->active);
+    return;
+  case M_CAPACITY:
+    fprintf(out, "%" PRId32, p->capacity);
+    return;
+  case M_INTERVAL:
+    fprintf(out, "%.9g", (double)p->interval_ns / 1e9);
+    return;
+  case M_ERRORS:
+    fprintf(out, "%" PRIu64, p->errors);
+    return;
+  case M_CONNECTED:
+    fprintf(out, "%d", p->connected ? 1 : 0);
+    return;
+  case M_CONNS:
+    fprintf(out, "%" PRId32, p->conns);
+    return;
+  case M_READY:
+    fprintf(out, "%d", p->ready ? 1 : 0);
+    return;
+  case M_CREATED:
+    fprintf(out, "%" PRIu64, p->streams_created);
+    return;
+  case M_TAKEN:
+    fprintf(out, "%" PRIu64, p->streams_taken);
+    return;
+  case M_FAILED:
+    fprintf(out, "%" PRIu64, p->streams_failed);
+    return;
+  case M_REFUSED:
+    fprintf(out, "%" PRIu64, p->streams_refused);
+    return;
+  case M_SETUP:
+    fprintf(out, "%" PRIu64, p->setup_errors);
+    return;
+  case M_IN:
+    fprintf(out, "%" PRIu64, p->bytes_in);
+    return;
+  case M_OUT:
+    fprintf(out, "%" PRIu64, p->bytes_out);
+    return;
+  case M_REJECTED:
+    fprintf(out, "%" PRIu64, p->rejected_ip);
+    return;
+  case M_DROPPED:
+    fprintf(out, "%" PRIu64, p->dropped_datagrams);
+    return;
+  case M_HANDOFFS:
+    fprintf(out, "%" PRIu64, p->handoffs);
+    return;
+  case M_RESTARTS:
+    fprintf(out, "%" PRIu32, p->restarts);
+    return;
+  }
+}
+
+static void print_metrics(FILE *out, const Qpool__Response *m) {
+  fprintf(out, "# HELP qpool_pool_info Pool role; always 1.\n"
+               "# TYPE qpool_pool_info gauge\n");
+  for (size_t i = 0; i < m->n_pools; i++) {
+    fputs("qpool_pool_info{pool=\"", out);
+    prom_label(out, m->pools[i]->name);
+    fprintf(out, "\",role=\"%s\"} 1\n",
+            m->pools[i]->server ? "server" : "client");
+  }
+  for (size_t k = 0; k < sizeof(metrics) / sizeof(metrics[0]); k++) {
+    const struct metric *mt = &metrics[k];
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", mt->name, mt->help, mt->name,
+            mt->type);
+    for (size_t i = 0; i < m->n_pools; i++) {
+      fprintf(out, "%s{pool=\"", mt->name);
+      prom_label(out, m->pools[i]->name);
+      fputs("\"} ", out);
+      prom_value(out, m->pools[i], mt->v);
+      fputc('\n', out);
+    }
+  }
+}
+
+static void flush_stdout(void) {
+  if (fflush(stdout) != 0 || ferror(stdout))
+    die("cannot write to standard output: %s", strerror(errno));
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+static int cmd_status(int argc, char **argv) {
+  static const char usage[] =
+      "Usage: qpoolctl status [--control PATH] [POOL]\n"
+      "A table of qpoold's pools: role, worker pid, state, idle streams\n"
+      "(active), capacity, refill interval, application error counter,\n"
+      "QUIC connections and the last error.\n";
+  static const struct option lo[] = {COMMON_LONGOPTS, {0}};
+  int c;
+  while ((c = cmd_getopt(argc, argv, "+h", lo, usage)) != -1)
+    ;
+  if (argc - optind > 1)
+    usage_error(argv[0], "status: unexpected argument \"%s\"",
+                argv[optind + 1]);
+  Qpool__Response *m = fetch_stats(optind < argc ? argv[optind] : NULL);
+  print_table(stdout, m);
+  qpool__response__free_unpacked(m, NULL);
+  flush_stdout();
+  return 0;
+}
+
+static int cmd_stats(int argc, char **argv) {
+  static const char usage[] =
+      "Usage: qpoolctl stats [--json] [--control PATH] [POOL]\n"
+      "Every counter of every pool (or of POOL). --json: as one JSON\n"
+      "object {\"pools\": [...]} with the fields of control.proto's\n"
+      "PoolStats (units: ns, bytes, counts); otherwise key=value lines.\n";
+  static const struct option lo[] = {
+      COMMON_LONGOPTS, {"json", no_argument, NULL, 'j'}, {0}};
+  int c, json = 0;
+  while ((c = cmd_getopt(argc, argv, "+hj", lo, usage)) != -1)
+    if (c == 'j')
+      json = 1;
+  if (argc - optind > 1)
+    usage_error(argv[0], "stats: unexpected argument \"%s\"", argv[optind + 1]);
+  Qpool__Response *m = fetch_stats(optind < argc ? argv[optind] : NULL);
+  if (json) {
+    json_t *root = stats_json(m);
+    if (json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+      die("cannot write JSON to standard output");
+    fputc('\n', stdout);
+    json_decref(root);
+  } else {
+    json_t *root = stats_json(m); /* reuse: every field as key=value */
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(root, "pools"), i, p) {
+      const char *k;
+      json_t *v;
+      int first = 1;
+      json_object_foreach(p, k, v) {
+        char *s = json_dumps(v, JSON_ENCODE_ANY);
+        printf("%s%s=%s", first ? "" : " ", k, s ? s : "?");
+        free(s);
+        first = 0;
+      }
+      putchar('\n');
+    }
+    json_decref(root);
+  }
+  qpool__response__free_unpacked(m, NULL);
+  flush_stdout();
+  return 0;
+}
+
+static int cmd_metrics(int argc, char **argv) {
+  static const char usage[] =
+      "Usage: qpoolctl metrics [--control PATH] [POOL]\n"
+      "Every pool's counters in the Prometheus text exposition format\n"
+      "0.0.4 (names prefixed qpool_, label pool=\"NAME\").\n";
+  static const struct option lo[] = {COMMON_LONGOPTS, {0}};
+  int c;
+  while ((c = cmd_getopt(argc, argv, "+h", lo, usage)) != -1)
+    ;
+  if (argc - optind > 1)
+    usage_error(argv[0], "metrics: unexpected argument \"%s\"",
+                argv[optind + 1]);
+  Qpool__Response *m = fetch_stats(optind < argc ? argv[optind] : NULL);
+  print_metrics(stdout, m);
+  qpool__response__free_unpacked(m, NULL);
+  flush_stdout();
+  return 0;
+}
+
+static void watch_draw(const Qpool__Response *m, int tty) {
+  if (tty) {
+    char ts[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
+    fputs("\033[H\033[2J", stdout);
+    printf("qpoolctl watch  %s  %s  (Ctrl-C to stop)\n\n", control_path, ts);
+    print_table(stdout, m);
+  } else {
+    print_lines(stdout, m);
+  }
+  flush_stdout();
+}
+
+static int cmd_watch(int argc, char **argv) {
+  static const char usage[] =
+      "Usage: qpoolctl watch [--interval DUR] [--count N] [--control PATH] "
+      "[POOL]\n"
+      "A live view: the status table, redrawn whenever a pool changes\n"
+      "(at most once per --interval, default 1s; 0 = every change). When\n"
+      "standard output is not a terminal: one line per pool per update.\n"
+      "--count N stops after N updates.\n";
+  static const struct option lo[] = {COMMON_LONGOPTS,
+                                     {"interval", required_argument, NULL, 'i'},
+                                     {"count", required_argument, NULL, 'n'},
+                                     {0}};
+  int c;
+  uint64_t ivl_ns = QP_NS_PER_S;
+  long count = -1;
+  while ((c = cmd_getopt(argc, argv, "+hi:n:", lo, usage)) != -1) {
+    if (c == 'i')
+      ivl_ns = parse_dur(argv[0], "--interval", optarg);
+    else if (c == 'n') {
+      char *end;
+      errno = 0;
+      count = strtol(optarg, &end, 10);
+      if (errno || *end || end == optarg || count < 1)
+        usage_error(argv[0], "--count: not a positive number: \"%s\"", optarg);
+    }
+  }
+  if (argc - optind > 1)
+    usage_error(argv[0], "watch: unexpected argument \"%s\"", argv[optind + 1]);
+  int tty = isatty(STDOUT_FILENO);
+  int s = ctl_connect();
+  Qpool__Request r = QPOOL__REQUEST__INIT;
+  r.op = QPOOL__CTL_OP__OP_WATCH;
+  r.pool = optind < argc ? argv[optind] : NULL;
+  Qpool__Response *m = ctl_call(s, &r, ANSWER_SLACK_MS, NULL, "watch");
+  uint64_t ivl_ms = ivl_ns / QP_NS_PER_MS, last = now_ms();
+  long drawn = 0;
+  watch_draw(m, tty);
+  drawn++;
+  qpool__response__free_unpacked(m, NULL);
+  m = NULL; /* the newest undrawn update */
+  while (count < 0 || drawn < count) {
+    int wait = -1;
+    if (m) {
+      uint64_t now = now_ms();
+      if (now >= last + ivl_ms) {
+        watch_draw(m, tty);
+        drawn++;
+        last = now;
+        qpool__response__free_unpacked(m, NULL);
+        m = NULL;
+        continue;
+      }
+      wait = (int)(last + ivl_ms - now);
+    }
+    struct pollfd p = {.fd = s, .events = POLLIN};
+    int n = poll(&p, 1, wait);
+    if (n < 0 && errno != EINTR)
+      die("poll: %s", strerror(errno));
+    if (n <= 0)
+      continue;
+    Qpool__Response *u = ctl_recv(s, 0, NULL);
+    if (u->code != 0)
+      die("watch: %s", u->message ? u->message : strerror(u->code));
+    if (m)
+      qpool__response__free_unpacked(m, NULL);
+    m = u;
+  }
+  if (m)
+    qpool__response__free_unpacked(m, NULL);
+  close(s);
+  return 0;
+}
+
+static int simple_op(int argc, char **argv, Qpool__CtlOp op,
+                     const char *usage) {
+  static const struct option lo[] = {COMMON_LONGOPTS, {0}};
+  int c;
+  while ((c = cmd_getopt(argc, argv, "+h", lo, usage)) != -1)
+    ;
+  need_args(argc, argv, 1, "POOL");
+  int s = ctl_connect();
+  Qpool__Request r = QPOOL__REQUEST__INIT;
+  r.op = op;
+  r.pool = argv[optind];
+  char what[128];
+  snprintf(what, sizeof(what), "%s %.64s", argv[0], argv[optind]);
+  Qpool__Response *m = ctl_call(s, &r, ANSWER_SLACK_MS, NULL, what);
+  qpool__response__free_unpacked(m, NULL);
+  close(s);
+  return 0;
+}
+
+static int cmd_flush(int argc, char **argv) {
+  return simple_op(argc, argv, QPOOL__CTL_OP__OP_FLUSH,
+                   "Usage: qpoolctl flush [--control PATH] POOL\n"
+                   "Closes every idle stream of POOL; a client pool then\n"
+                   "refills.\n");
+}
+
+static int cmd_reset_errors(int argc, char **argv) {
+  return simple_op(argc, argv, QPOOL__CTL_OP__OP_RESET_ERROR,
+                   "Usage: qpoolctl reset-errors [--control PATH] POOL\n"
+                   "Sets POOL's application error counter to 0.\n");
+}
+
+static int cmd_add_error(int argc, char **argv) {
+  return simple_op(argc, argv, QPOOL__CTL_OP__OP_ADD_ERROR,
+                   "Usage: qpoolctl add-error [--control PATH] POOL\n"
+                   "Adds 1 to POOL's application error counter.\n");
+}
+
+/* Copies stdin -> fd and fd -> stdout until both directions are done. */
+static int relay(int fd) {
+  static uint8_t up[RELAY_BUF], down[RELAY_BUF];
+  size_t up_len = 0, up_off = 0, down_len = 0, down_off = 0;
+  int in_eof = 0, up_done = 0, fd_eof = 0, down_done = 0;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    die("stream: fcntl: %s", strerror(errno));
+  while (!up_done || !down_done) {
+    struct pollfd p[3];
+    int n = 0, i_in = -1, i_out = -1, i_fd;
+    if (!in_eof && up_len == 0) {
+      i_in = n;
+      p[n++] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
+    }
+    if (down_len > down_off) {
+      i_out = n;
+      p[n++] = (struct pollfd){.fd = STDOUT_FILENO, .events = POLLOUT};
+    }
+    i_fd = n;
+    p[n] = (struct pollfd){.fd = fd, .events = 0};
+    if (!fd_eof && down_len == 0)
+      p[n].events |= POLLIN;
+    if (up_len > up_off)
+      p[n].events |= POLLOUT;
+    n++;
+    if (poll(p, (nfds_t)n, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      die("poll: %s", strerror(errno));
+    }
+    if (i_in >= 0 && p[i_in].revents) {
+      ssize_t k = read(STDIN_FILENO, up, sizeof(up));
+      if (k < 0 && errno != EAGAIN && errno != EINTR)
+        die("standard input: read: %s", strerror(errno));
+      if (k == 0)
+        in_eof = 1;
+      if (k > 0) {
+        up_len = (size_t)k;
+        up_off = 0;
+      }
+    }
+    if (i_out >= 0 && p[i_out].revents) {
+      ssize_t k = write(STDOUT_FILENO, down + down_off, down_len - down_off);
+      if (k < 0 && errno != EAGAIN && errno != EINTR)
+        die("standard output: write: %s", strerror(errno));
+      if (k > 0 && (down_off += (size_t)k) == down_len)
+        down_len = down_off = 0;
+    }
+    short rev = p[i_fd].revents;
+    if ((rev & (POLLIN | POLLHUP | POLLERR)) && !fd_eof && down_len == 0) {
+      ssize_t k = recv(fd, down, sizeof(down), 0);
+      if (k < 0 && errno != EAGAIN && errno != EINTR)
+        die("stream: read: %s", strerror(errno));
+      if (k == 0)
+        fd_eof = 1;
+      if (k > 0) {
+        down_len = (size_t)k;
+        down_off = 0;
+      }
+    }
+    if ((rev & (POLLOUT | POLLERR | POLLHUP)) && up_len > up_off) {
+      ssize_t k = send(fd, up + up_off, up_len - up_off, MSG_NOSIGNAL);
+      if (k < 0 && errno != EAGAIN && errno != EINTR)
+        die("stream: write: %s", strerror(errno));
+      if (k > 0 && (up_off += (size_t)k) == up_len)
+        up_len = up_off = 0;
+    }
+    if (in_eof && up_len == 0 && !up_done) {
+      if (shutdown(fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        die("stream: shutdown: %s", strerror(errno));
+      up_done = 1;
+    }
+    if (fd_eof && down_len == 0 && !down_done) {
+      down_done = 1;
+      flush_stdout();
+    }
+  }
+  close(fd);
+  return 0;
+}
+
+static int take_stream(int argc, char **argv, int any) {
+  static const char usage_in[] =
+      "Usage: qpoolctl incoming [--timeout DUR] [--control PATH] POOL\n"
+      "Takes an idle stream of POOL (IncomingGet), prints its ID (8 hex\n"
+      "digits) on standard error and connects it to standard input and\n"
+      "output: end of input half-closes the stream; exits when both\n"
+      "directions are done. --timeout: how long to wait for a stream\n"
+      "(default 30s; 0 = only one available now).\n";
+  static const char usage_out[] =
+      "Usage: qpoolctl outgoing [--timeout DUR] [--control PATH] POOL ID\n"
+      "Takes the stream with ID (8 hex digits, as the peer's 'incoming'\n"
+      "printed it) of POOL (OutgoingGet) and connects it to standard\n"
+      "input and output like 'incoming'. --timeout: how long to wait for\n"
+      "that stream (default 30s).\n";
+  static const struct option lo[] = {
+      COMMON_LONGOPTS, {"timeout", required_argument, NULL, 't'}, {0}};
+  const char *usage = any ? usage_in : usage_out;
+  uint64_t tmo_ns = DEFAULT_TIMEOUT_NS;
+  int c;
+  while ((c = cmd_getopt(argc, argv, "+ht:", lo, usage)) != -1)
+    if (c == 't')
+      tmo_ns = parse_dur(argv[0], "--timeout", optarg);
+  need_args(argc, argv, any ? 1 : 2, any ? "POOL" : "POOL and ID");
+  uint32_t id = 0;
+  if (!any) {
+    const char *s = argv[optind + 1];
+    size_t len = strlen(s);
+    char *end;
+    if (len == 0 || len > 8 || strspn(s, "0123456789abcdefABCDEF") != len)
+      usage_error(argv[0], "outgoing: bad stream ID \"%s\" (8 hex digits)", s);
+    id = (uint32_t)strtoul(s, &end, 16);
+  }
+  uint64_t tmo_ms = tmo_ns / QP_NS_PER_MS;
+  if (tmo_ms > UINT32_MAX - ANSWER_SLACK_MS)
+    tmo_ms = UINT32_MAX - ANSWER_SLACK_MS;
+  if (tmo_ms > INT32_MAX - ANSWER_SLACK_MS)
+    tmo_ms = INT32_MAX - ANSWER_SLACK_MS;
+  int s = ctl_connect();
+  Qpool__Request r = QPOOL__REQUEST__INIT;
+  r.op = any ? QPOOL__CTL_OP__OP_INCOMING_GET : QPOOL__CTL_OP__OP_OUTGOING_GET;
+  r.pool = argv[optind];
+  r.has_stream_id = !any;
+  r.stream_id = id;
+  r.has_timeout_ms = 1;
+  r.timeout_ms = (uint32_t)tmo_ms;
+  char what[128];
+  snprintf(what, sizeof(what), "%s %.64s%s%.8s", argv[0], argv[optind],
+           any ? "" : " ", any ? "" : argv[optind + 1]);
+  int fd = -1;
+  Qpool__Response *m =
+      ctl_call(s, &r, (int)tmo_ms + ANSWER_SLACK_MS, &fd, what);
+  if (fd < 0)
+    die("%s: qpoold answered without a stream", what);
+  if (any)
+    fprintf(stderr, "%08" PRIx32 "\n", m->stream_id);
+  qpool__response__free_unpacked(m, NULL);
+  close(s);
+  return relay(fd);
+}
+
+static int cmd_incoming(int argc, char **argv) {
+  return take_stream(argc, argv, 1);
+}
+
+static int cmd_outgoing(int argc, char **argv) {
+  return take_stream(argc, argv, 0);
+}
+
+static const struct command {
+  const char *name;
+  int (*run)(int, char **);
+  const char *summary;
+} commands[] = {
+    {"status", cmd_status, "a table of the pools"},
+    {"stats", cmd_stats, "every counter (--json: as JSON)"},
+    {"metrics", cmd_metrics, "Prometheus text exposition format"},
+    {"watch", cmd_watch, "live view of the pools"},
+    {"flush", cmd_flush, "close every idle stream of POOL"},
+    {"reset-errors", cmd_reset_errors, "set POOL's error counter to 0"},
+    {"add-error", cmd_add_error, "add 1 to POOL's error counter"},
+    {"incoming", cmd_incoming, "take any stream of POOL onto stdin/stdout"},
+    {"outgoing", cmd_outgoing, "take stream ID of POOL onto stdin/stdout"},
+};
+
+static void main_usage(FILE *out) {
+  fprintf(out, "Usage: qpoolctl [--control PATH] COMMAND [ARGS]\n"
+               "Controls qpoold through its control socket (--control, or\n"
+               "$QPOOL_CONTROL, default " DEFAULT_CONTROL ").\n\n"
+               "Commands:\n");
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out, "\n'qpoolctl COMMAND --help' describes each; see qpoolctl(8).\n"
+               "Exit status: 0 ok, 1 error, 2 usage.\n");
+}
+
+int main(int argc, char **argv) {
+  static const struct option lo[] = {
+      COMMON_LONGOPTS, {"version", no_argument, NULL, 'V'}, {0}};
+  signal(SIGPIPE, SIG_IGN);
+  control_path = getenv("QPOOL_CONTROL");
+  if (!control_path || !*control_path)
+    control_path = DEFAULT_CONTROL;
+  int c;
+  while ((c = getopt_long(argc, argv, "+hc:V", lo, NULL)) != -1) {
+    switch (c) {
+    case 'h':
+      main_usage(stdout);
+      return 0;
+    case 'c':
+      control_path = optarg;
+      break;
+    case 'V':
+      printf("qpoolctl %s\n", QP_VERSION);
+      return 0;
+    default:
+      fprintf(stderr, "Try 'qpoolctl --help'.\n");
+      return EXIT_USAGE;
+    }
+  }
+  if (optind >= argc) {
+    fprintf(stderr, "qpoolctl: missing command\n");
+    main_usage(stderr);
+    return EXIT_USAGE;
+  }
+  const char *name = argv[optind];
+  if (strcmp(name, "help") == 0) {
+    main_usage(stdout);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    if (strcmp(name, commands[i].name) != 0)
+      continue;
+    int cargc = argc - optind;
+    char **cargv = argv + optind;
+    optind = 0; /* glibc: full reinitialisation for the command's options */
+    return commands[i].run(cargc, cargv);
+  }
+  fprintf(stderr, "qpoolctl: unknown command \"%s\"\nTry 'qpoolctl --help'.\n",
+          name);
+  return EXIT_USAGE;
+}
