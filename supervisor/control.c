@@ -188,12 +188,11 @@ static void handle_request(struct sup_client *c, const Qpool__Request *m) {
   }
   switch (m->op) {
   case QPOOL__CTL_OP__OP_ADD_ERROR:
-    p->app_errors++;
-    respond(c, m->tag, 0, NULL, 0, 0, -1);
-    return;
   case QPOOL__CTL_OP__OP_RESET_ERROR:
-    p->app_errors = 0;
+    p->app_errors =
+        m->op == QPOOL__CTL_OP__OP_ADD_ERROR ? p->app_errors + 1 : 0;
     respond(c, m->tag, 0, NULL, 0, 0, -1);
+    sup_control_notify(s); /* watchers see the counter change */
     return;
   case QPOOL__CTL_OP__OP_FLUSH: {
     Qpool__Flush fl = QPOOL__FLUSH__INIT;

@@ -267,6 +267,7 @@ static void worker_gone(struct sup *s, struct sup_worker *w) {
       s->pools[i]->report.active = 0;
       s->pools[i]->report.conns = 0;
     }
+  sup_control_notify(s); /* watchers see the pool go down */
 }
 
 void sup_on_child_exit(struct sup *s, pid_t pid, int status) {
