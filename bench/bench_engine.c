@@ -1110,6 +1110,219 @@ static void hb_client(void) {
   run_loop();
 }
 
+/* ---- api-latency: IncomingGet and pairing through qpoold's control socket -
+ * The application side speaks the control protocol directly (blocking, every
+ * wait bounded). al_server: the app of a qpoold server pool that an engine
+ * client pool (al_client, min = max 64, 1 ms rounds) keeps filled. pr_server
+ * and pr_client: the apps of a qpoold server pool and of a qpoold client pool
+ * dialing it, paired through stream 00000000. */
+
+#define AL_REFILL 32 /* idle streams wanted before a timed IncomingGet */
+
+static const char *al_ctl2;         /* set before the fork: client qpoold */
+static volatile uint64_t *al_shm_t; /* shared: the server callback time */
+static uint64_t al_tag;
+
+static int ctl_connect(const char *path) {
+  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+  if (s < 0 || connect(s, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+    die("control socket %s: %s", path, strerror(errno));
+  return s;
+}
+
+static void ctl_send(int s, Qpool__CtlOp op, const char *pool, int with_id,
+                     uint32_t id, uint32_t timeout_ms) {
+  Qpool__Request rq = QPOOL__REQUEST__INIT;
+  rq.tag = ++al_tag;
+  rq.op = op;
+  rq.pool = (char *)pool;
+  rq.has_stream_id = with_id;
+  rq.stream_id = id;
+  rq.has_timeout_ms = op != QPOOL__CTL_OP__OP_STATS;
+  rq.timeout_ms = timeout_ms;
+  int rc = qp_frame_send(s, QPOOL__CTL_TYPE__CTL_REQUEST, &rq.base, -1);
+  if (rc < 0)
+    die("control socket: send: %s", strerror(-rc));
+}
+
+/* The Response to the last request (bounded by wait_ms); *fd gets its fd. */
+static Qpool__Response *ctl_recv(int s, int wait_ms, int *fd) {
+  static uint8_t fb[QP_FRAME_HDR + QP_FRAME_MAX];
+  uint64_t end = now_ns() + (uint64_t)wait_ms * 1000000u;
+  for (;;) {
+    int ms = (int)(((int64_t)end - (int64_t)now_ns()) / 1000000);
+    if (ms < 0)
+      die("timed out (no answer on the control socket within %d ms)", wait_ms);
+    struct pollfd pfd = {s, POLLIN, 0};
+    if (poll(&pfd, 1, ms) <= 0)
+      continue;
+    struct qp_frame f;
+    int rc = qp_frame_recv(s, fb, sizeof(fb), &f);
+    if (rc == -EAGAIN || rc == -EINTR)
+      continue;
+    if (rc == 0)
+      die("qpoold closed the control socket");
+    if (rc < 0)
+      die("control socket: %s", strerror(-rc));
+    Qpool__Response *m = f.type == QPOOL__CTL_TYPE__CTL_RESPONSE
+                             ? qpool__response__unpack(NULL, f.len, f.payload)
+                             : NULL;
+    if (!m || m->tag != al_tag)
+      die("unexpected frame on the control socket (type %u)", f.type);
+    *fd = f.fd;
+    return m;
+  }
+}
+
+/* A GET: the stream's fd, its ID in *id; dies on an error answer. */
+static int ctl_get(int s, Qpool__CtlOp op, const char *pool, int with_id,
+                   uint32_t want, uint32_t *id) {
+  ctl_send(s, op, pool, with_id, want, 1000);
+  int fd;
+  Qpool__Response *m = ctl_recv(s, 3000, &fd);
+  if (m->code != 0)
+    die("%s: %s (%s)",
+        op == QPOOL__CTL_OP__OP_INCOMING_GET ? "IncomingGet" : "OutgoingGet",
+        strerror(m->code), m->message ? m->message : "");
+  if (fd < 0 || !m->has_stream_id)
+    die("GET: answer without %s", fd < 0 ? "an fd" : "an ID");
+  *id = m->stream_id;
+  qpool__response__free_unpacked(m, NULL);
+  return fd;
+}
+
+/* Waits (<= 10 s) until pool has >= AL_REFILL idle streams; returns Active. */
+static int ctl_wait_refill(int s, const char *pool) {
+  uint64_t end = now_ns() + 10 * (uint64_t)NS_PER_S;
+  for (;;) {
+    ctl_send(s, QPOOL__CTL_OP__OP_STATS, pool, 0, 0, 0);
+    int fd;
+    Qpool__Response *m = ctl_recv(s, 3000, &fd);
+    if (fd >= 0)
+      close(fd);
+    int active = m->code == 0 && m->n_pools > 0 ? m->pools[0]->active : -1;
+    qpool__response__free_unpacked(m, NULL);
+    if (active >= AL_REFILL)
+      return active;
+    if (now_ns() > end)
+      die("timed out (pool %s not refilled to %d within 10 s: %d idle)", pool,
+          AL_REFILL, active);
+    usleep(1000);
+  }
+}
+
+/* Reads one '\n'-ended line (<= 10 s) from a blocking stream fd. */
+static void read_line(int fd, char *line, size_t len) {
+  size_t n = 0;
+  uint64_t end = now_ns() + 10 * (uint64_t)NS_PER_S;
+  for (;;) {
+    int ms = (int)(((int64_t)end - (int64_t)now_ns()) / 1000000);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    if (ms <= 0 || poll(&pfd, 1, ms) == 0)
+      die("timed out (no line on the control stream within 10 s)");
+    char ch;
+    ssize_t r = read(fd, &ch, 1);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    if (r <= 0)
+      die("control stream ended (%s)", r < 0 ? strerror(errno) : "EOF");
+    if (ch == '\n') {
+      line[n] = 0;
+      return;
+    }
+    if (n + 1 < len)
+      line[n++] = ch;
+  }
+}
+
+static void al_server(void) {
+  chan_printf("port %u\n", qpd_port);
+  int s = ctl_connect(qpd_ctl);
+  int known = ctl_wait_refill(s, "s");
+  struct dist d = {0};
+  int waits = 0;
+  for (int i = 0; i < O.lat_samples; i++) {
+    if (known < AL_REFILL) {
+      known = ctl_wait_refill(s, "s");
+      waits++;
+    }
+    uint32_t id;
+    uint64_t t0 = now_ns();
+    int fd = ctl_get(s, QPOOL__CTL_OP__OP_INCOMING_GET, "s", 0, 0, &id);
+    dist_add(&d, now_ns() - t0);
+    close(fd);
+    known--;
+  }
+  dist_report("al.get", &d);
+  report(waits, "al.refill_wait");
+  server_done();
+}
+
+static void al_client(void) {
+  loop_init();
+  client_finished = 1; /* exits on the server app's "done" */
+  client_open(64, 1000000u);
+  phase = "filling qpoold's server pool";
+  wrk_pool_start(P);
+  run_loop();
+}
+
+static void pr_server(void) {
+  int s = ctl_connect(qpd_ctl);
+  int known = ctl_wait_refill(s, "s");
+  uint32_t id;
+  int ctl = ctl_get(s, QPOOL__CTL_OP__OP_INCOMING_GET, "s", 0, 0, &id);
+  if (id != 0)
+    die("first IncomingGet returned %08x, not the control stream 00000000", id);
+  known--;
+  for (int i = 0; i < O.lat_samples / 2; i++) {
+    if (known < AL_REFILL)
+      known = ctl_wait_refill(s, "s");
+    int fd = ctl_get(s, QPOOL__CTL_OP__OP_INCOMING_GET, "s", 0, 0, &id);
+    *al_shm_t = now_ns(); /* the app's IncomingGet "callback" */
+    char line[16];
+    int n = snprintf(line, sizeof(line), "%08x\n", id);
+    write_all_fd(ctl, line, (size_t)n);
+    read_line(ctl, line, sizeof(line)); /* the client app took it */
+    close(fd);
+    known--;
+  }
+  /* s and ctl are closed by _exit */
+}
+
+static void pr_client(void) {
+  int s = ctl_connect(al_ctl2);
+  uint32_t id;
+  /* 00000000 opens as soon as the client pool connects */
+  int ctl = -1;
+  for (int tries = 0; ctl < 0; tries++) {
+    ctl_send(s, QPOOL__CTL_OP__OP_OUTGOING_GET, "c", 1, 0, 1000);
+    int fd;
+    Qpool__Response *m = ctl_recv(s, 3000, &fd);
+    if (m->code == 0 && fd >= 0)
+      ctl = fd;
+    else if (tries >= 10 || (m->code != ETIMEDOUT && m->code != EAGAIN))
+      die("OutgoingGet(00000000): %s (%s)", strerror(m->code),
+          m->message ? m->message : "");
+    qpool__response__free_unpacked(m, NULL);
+  }
+  struct dist d = {0};
+  for (int i = 0; i < O.lat_samples / 2; i++) {
+    char line[64];
+    read_line(ctl, line, sizeof(line));
+    unsigned want;
+    if (sscanf(line, "%x", &want) != 1)
+      die("bad ID line \"%s\"", line);
+    int fd = ctl_get(s, QPOOL__CTL_OP__OP_OUTGOING_GET, "c", 1, want, &id);
+    dist_add(&d, now_ns() - *al_shm_t);
+    write_all_fd(ctl, "k\n", 2);
+    close(fd);
+  }
+  dist_report("al.pair", &d);
+}
+
 /* ---- baselines: plain sockets, no engine ----------------------------------
  */
 
@@ -1839,6 +2052,10 @@ struct qpd {
   char log[80];    /* dir/qpoold.log: its stdout and stderr */
   char bin[4096];  /* qpoold next to this executable */
   char wbin[4096]; /* qpool-worker, which qpoold runs from there */
+  /* set before qpd_start; zero: a server pool "s" with --max-cap 16 */
+  int max_cap;
+  unsigned target; /* nonzero: a client pool "c" dialing 127.0.0.1:target,
+                      --min-cap = --max-cap, 1 ms rounds */
 };
 
 /* Finds qpoold and qpool-worker next to /proc/self/exe; 0 when both exist. */
@@ -1941,9 +2158,11 @@ static int qpd_start(struct qpd *q, char *err, size_t len) {
     qpd_stop(q);
     return -1;
   }
-  q->port = free_udp_port();
-  char listen[32], cap[8] = "16";
+  q->port = q->target ? q->target : free_udp_port();
+  char listen[32], cap[16] = "16";
   snprintf(listen, sizeof(listen), "127.0.0.1:%u", q->port);
+  if (q->max_cap > 0)
+    snprintf(cap, sizeof(cap), "%d", q->max_cap);
   fflush(stdout);
   fflush(stderr);
   q->pid = fork();
@@ -1970,7 +2189,12 @@ static int qpd_start(struct qpd *q, char *err, size_t len) {
                     "--listen",    listen,   "--max-cap",    cap,
                     "--chroot",    q->root,  "--control",    q->sock,
                     "--log-level", "info",   "--foreground", NULL};
-    execv(q->bin, argv);
+    char *cargv[] = {q->bin,        "client", "--name",         "c",
+                     "--target",    listen,   "--min-cap",      cap,
+                     "--max-cap",   cap,      "--min-interval", "1ms",
+                     "--chroot",    q->root,  "--control",      q->sock,
+                     "--log-level", "info",   "--foreground",   NULL};
+    execv(q->bin, q->target ? cargv : argv);
     fprintf(stderr, "exec %s: %s\n", q->bin, strerror(errno));
     _exit(127);
   }
@@ -2198,6 +2422,123 @@ static void bench_handoff_bulk(void) {
   }
 }
 
+/* IncomingGet and pairing through qpoold's control socket (issue 4). */
+static void bench_api_latency(void) {
+  const char *m1 = "IncomingGet via qpoold", *m2 = "pairing via qpoold";
+  struct qpd q, qc;
+  memset(&q, 0, sizeof(q));
+  if (qpd_find(&q) < 0) {
+    row_add(m1, "skipped", "", "-", "-", "skipped (qpoold not built: %s)",
+            q.bin[0] ? q.bin : "no path");
+    row_add(m2, "skipped", "", "-", "-", "skipped (qpoold not built)");
+    return;
+  }
+  char what[128], err[400], tail[200];
+  struct res r;
+  double k, p50, p99, mx;
+
+  snprintf(what, sizeof(what),
+           "IncomingGet via qpoold's control socket (%d samples)",
+           O.lat_samples);
+  progress(what);
+  q.max_cap = 64;
+  if (qpd_start(&q, err, sizeof(err)) < 0) {
+    failures++;
+    row_add(m1, "error", "", "", "ERROR", "%s", err);
+  } else {
+    qpd_port = q.port;
+    qpd_ctl = q.sock;
+    run_pair(al_server, al_client, 40, 0, &r);
+    log_tail(q.log, tail, sizeof(tail));
+    qpd_stop(&q);
+    p50 = rget(&r, "al.get.p50") / NS_PER_US;
+    if (r.timeout || r.err[0] || isnan(p50)) {
+      size_t l = strlen(r.err);
+      snprintf(r.err + l, sizeof(r.err) - l, "%sqpoold log: %s", l ? "; " : "",
+               tail);
+      rows_failed(m1, &r);
+    } else {
+      p99 = rget(&r, "al.get.p99") / NS_PER_US;
+      mx = rget(&r, "al.get.max") / NS_PER_US;
+      k = rget(&r, "al.refill_wait");
+      char v[48];
+      snprintf(v, sizeof(v), "%s / %s", num(p50, 1), num(p99, 1));
+      row_add("IncomingGet via qpoold p50/p99", v, "us", "p99 <= 100",
+              verdict(p99, 100, 0),
+              "%s samples, max %s us; Request{OP_INCOMING_GET, timeout "
+              "1000} sent -> Response with the fd received, an idle stream "
+              "ready (server pool max-cap 64 kept full by an engine client "
+              "pool, min = max 64, 1 ms rounds; refilled to >= %d via "
+              "OP_STATS %s times, untimed)",
+              num(rget(&r, "al.get.n"), 0), num(mx, 1), AL_REFILL,
+              num(isnan(k) ? 0 : k, 0));
+    }
+  }
+
+  snprintf(what, sizeof(what),
+           "pairing via two qpoolds' control sockets (%d samples)",
+           O.lat_samples / 2);
+  progress(what);
+  memset(&q, 0, sizeof(q));
+  memset(&qc, 0, sizeof(qc));
+  qpd_find(&q);
+  qpd_find(&qc);
+  q.max_cap = 64;
+  if (qpd_start(&q, err, sizeof(err)) < 0) {
+    failures++;
+    row_add(m2, "error", "", "", "ERROR", "server qpoold: %s", err);
+    return;
+  }
+  qc.max_cap = 64;
+  qc.target = q.port;
+  if (qpd_start(&qc, err, sizeof(err)) < 0) {
+    qpd_stop(&q);
+    failures++;
+    row_add(m2, "error", "", "", "ERROR", "client qpoold: %s", err);
+    return;
+  }
+  uint64_t *shm = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shm == MAP_FAILED) {
+    qpd_stop(&qc);
+    qpd_stop(&q);
+    failures++;
+    row_add(m2, "error", "", "", "ERROR", "mmap: %s", strerror(errno));
+    return;
+  }
+  al_shm_t = shm;
+  qpd_ctl = q.sock;
+  al_ctl2 = qc.sock;
+  run_pair(pr_server, pr_client, 40, 0, &r);
+  char tail2[200];
+  log_tail(q.log, tail, sizeof(tail));
+  log_tail(qc.log, tail2, sizeof(tail2));
+  qpd_stop(&qc);
+  qpd_stop(&q);
+  munmap(shm, 4096);
+  al_shm_t = NULL;
+  p50 = rget(&r, "al.pair.p50") / NS_PER_US;
+  if (r.timeout || r.err[0] || isnan(p50)) {
+    size_t l = strlen(r.err);
+    snprintf(r.err + l, sizeof(r.err) - l,
+             "%sserver qpoold log: %s; client qpoold log: %s", l ? "; " : "",
+             tail, tail2);
+    rows_failed(m2, &r);
+    return;
+  }
+  p99 = rget(&r, "al.pair.p99") / NS_PER_US;
+  mx = rget(&r, "al.pair.max") / NS_PER_US;
+  char v[48];
+  snprintf(v, sizeof(v), "%s / %s", num(p50, 1), num(p99, 1));
+  row_add("pairing via qpoold p50/p99", v, "us", "p99 <= 1000",
+          verdict(p99, 1000, 0),
+          "%s samples, max %s us; server app's IncomingGet Response -> ID "
+          "line on stream 00000000 -> client app's OutgoingGet(ID) Response, "
+          "both apps on a qpoold control socket (server max-cap 64, client "
+          "min = max 64, 1 ms rounds); the reference polls every 50 ms",
+          num(rget(&r, "al.pair.n"), 0), num(mx, 1));
+}
+
 static void print_table(FILE *f) {
   struct utsname u;
   uname(&u);
@@ -2234,7 +2575,7 @@ static void usage(FILE *f) {
         "Measures the qpool engine over QUIC on 127.0.0.1 (server and client\n"
         "pools in two processes) and prints a table.\n"
         "  --only LIST     comma list of: fill,bulk,lat,rtt,hs,handoff,\n"
-        "                  handoff-bulk,base\n"
+        "                  handoff-bulk,api-latency,base\n"
         "  --bulk-mib N    MiB per direction in the bulk test (1024)\n"
         "  --streams N     streams in the fill test (10000)\n"
         "  --repeat N      fill and bulk runs, median reported (3)\n"
@@ -2331,6 +2672,8 @@ int main(int argc, char **argv) {
     bench_handoff();
   if (wanted("handoff-bulk"))
     bench_handoff_bulk();
+  if (wanted("api-latency"))
+    bench_api_latency();
   print_table(stdout);
   return failures ? 1 : 0;
 }

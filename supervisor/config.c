@@ -16,6 +16,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <ini.h>
@@ -56,6 +58,8 @@ enum key {
   K_CERT,
   K_KEY,
   K_CLIENT_IP,
+  K_ALLOW_USERS,
+  K_ALLOW_GROUPS,
   K_WORKER,
   K_POOL_END,
   /* [global] keys */
@@ -92,6 +96,8 @@ static const struct keydef {
     [K_CERT] = {"cert", "--cert", S_SERVER},
     [K_KEY] = {"key", "--key", S_SERVER},
     [K_CLIENT_IP] = {"client_ip", "--client-ip", S_SERVER},
+    [K_ALLOW_USERS] = {"allow_users", "--allow-users", S_SERVER | S_CLIENT},
+    [K_ALLOW_GROUPS] = {"allow_groups", "--allow-groups", S_SERVER | S_CLIENT},
     [K_WORKER] = {"worker", NULL, S_SERVER | S_CLIENT},
     [K_WORKERS] = {"workers", "--workers", S_GLOBAL},
     [K_CONTROL] = {"control", "--control", S_GLOBAL},
@@ -126,6 +132,8 @@ static const struct option longopts[] = {
     {"cert", required_argument, NULL, OPT_KEY + K_CERT},
     {"key", required_argument, NULL, OPT_KEY + K_KEY},
     {"client-ip", required_argument, NULL, OPT_KEY + K_CLIENT_IP},
+    {"allow-users", required_argument, NULL, OPT_KEY + K_ALLOW_USERS},
+    {"allow-groups", required_argument, NULL, OPT_KEY + K_ALLOW_GROUPS},
     {"workers", required_argument, NULL, OPT_KEY + K_WORKERS},
     {"control", required_argument, NULL, OPT_KEY + K_CONTROL},
     {"user", required_argument, NULL, OPT_KEY + K_USER},
@@ -471,6 +479,52 @@ static int masked_suggestion(const char *spec, char *out, size_t outlen) {
 
 /* A comma list of addresses and CIDR prefixes, added to f item by item so
  * that a bad item can be named. */
+/* "alice, 1000" -> uids (users=1) or "tunnel, 1001" -> gids (users=0). */
+static int parse_ids(struct ctx *x, int line, enum key k, const char *v,
+                     int users, uint32_t *ids, size_t *n) {
+  char b[QBUF], item[64];
+  const char *name = kname(x, k);
+  const char *p = v;
+  size_t count = 0;
+  for (;;) {
+    const char *end = strchr(p, ',');
+    const char *stop = end ? end : p + strlen(p);
+    const char *a = p, *e = stop;
+    while (a < e && (*a == ' ' || *a == '\t'))
+      a++;
+    while (e > a && (e[-1] == ' ' || e[-1] == '\t'))
+      e--;
+    size_t len = (size_t)(e - a);
+    if (len == 0 || len >= sizeof(item))
+      return fail(x, line, name, "%s has an empty or overlong item", q(b, v));
+    memcpy(item, a, len);
+    item[len] = '\0';
+    if (count == SUP_ACL_MAX)
+      return fail(x, line, name, "more than %d entries", SUP_ACL_MAX);
+    char *num_end;
+    unsigned long id = strtoul(item, &num_end, 10);
+    if (*num_end == '\0' && item[0] >= '0' && item[0] <= '9' &&
+        id <= 0xfffffffeUL) {
+      ids[count++] = (uint32_t)id;
+    } else if (users) {
+      struct passwd *pw = getpwnam(item);
+      if (!pw)
+        return fail(x, line, name, "no user named %s", q(b, item));
+      ids[count++] = (uint32_t)pw->pw_uid;
+    } else {
+      struct group *gr = getgrnam(item);
+      if (!gr)
+        return fail(x, line, name, "no group named %s", q(b, item));
+      ids[count++] = (uint32_t)gr->gr_gid;
+    }
+    if (!end)
+      break;
+    p = end + 1;
+  }
+  *n = count;
+  return 0;
+}
+
 static int parse_client_ip(struct ctx *x, int line, const char *v,
                            struct qp_ipfilter *f) {
   char b[QBUF], item[128], hint[128];
@@ -596,6 +650,12 @@ static int set_pool_key(struct ctx *x, struct sup_pool_cfg *p,
     break;
   case K_CLIENT_IP:
     rc = parse_client_ip(x, line, v, &p->client_ip);
+    break;
+  case K_ALLOW_USERS:
+    rc = parse_ids(x, line, k, v, 1, p->allow_uid, &p->n_allow_uid);
+    break;
+  case K_ALLOW_GROUPS:
+    rc = parse_ids(x, line, k, v, 0, p->allow_gid, &p->n_allow_gid);
     break;
   case K_WORKER:
     if (strcmp(v, "auto") == 0)
@@ -1458,7 +1518,10 @@ int sup_pool_cfg_equal(const struct sup_pool_cfg *a,
       strcmp(a->ca_file, b->ca_file) != 0 ||
       strcmp(a->cert_file, b->cert_file) != 0 ||
       strcmp(a->key_file, b->key_file) != 0 || a->worker != b->worker ||
-      a->client_ip.n != b->client_ip.n)
+      a->client_ip.n != b->client_ip.n || a->n_allow_uid != b->n_allow_uid ||
+      a->n_allow_gid != b->n_allow_gid ||
+      memcmp(a->allow_uid, b->allow_uid, a->n_allow_uid * sizeof(uint32_t)) ||
+      memcmp(a->allow_gid, b->allow_gid, a->n_allow_gid * sizeof(uint32_t)))
     return 0;
   if (a->server && (a->addr_len != b->addr_len ||
                     !qp_addr_equal((const struct sockaddr *)&a->addr,
@@ -1517,6 +1580,10 @@ void sup_usage(FILE *f) {
       "                       0: no PINGs, no idle timeout)\n"
       "  --setup-timeout DUR  deadline of a stream's ID exchange (default "
       "60s)\n"
+      "  --allow-users LIST   users (names or uids) that may take streams or\n"
+      "                       change the pool over the control socket\n"
+      "                       (default: root and qpoold's own user only)\n"
+      "  --allow-groups LIST  ... and members of these groups\n"
       "\n"
       "Global (also with --config, where they override the file's "
       "[global]):\n"

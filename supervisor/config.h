@@ -14,6 +14,7 @@
 #include "shared/ipfilter.h"
 
 #define SUP_POOLS_MAX 256
+#define SUP_ACL_MAX 32         /* entries in allow_users / allow_groups */
 #define SUP_NAME_MAX 64        /* pool name buffer: at most 63 characters */
 #define SUP_CAP_MAX 65535      /* largest min_cap / max_cap */
 #define SUP_WORKERS_MAX 256    /* largest `workers` */
@@ -44,7 +45,12 @@ struct sup_pool_cfg {
   /* "" = unset */
   char hostname[256], ca_file[4096], cert_file[4096], key_file[4096];
   struct qp_ipfilter client_ip; /* server; empty: anyone */
-  int worker;                   /* -1 = automatic assignment */
+  /* who may take streams from this pool or change it (Flush, AddError,
+   * ResetError) over the control socket, besides root and qpoold's own
+   * user: these uids, and callers whose groups include these gids */
+  uint32_t allow_uid[SUP_ACL_MAX], allow_gid[SUP_ACL_MAX];
+  size_t n_allow_uid, n_allow_gid;
+  int worker; /* -1 = automatic assignment */
 };
 
 struct sup_config {

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <grp.h>
+#include <pwd.h>
 
 #include "control.pb-c.h"
 #include "shared/log.h"
@@ -27,6 +29,9 @@ struct sup_client {
   int gone;
   int watching;
   uint64_t watch_tag;
+  struct ucred cred; /* the peer, from SO_PEERCRED at accept */
+  gid_t groups[64];  /* its user's groups (primary + supplementary) */
+  int ngroups;
 };
 
 struct sup_pending {
@@ -159,6 +164,23 @@ void sup_control_notify(struct sup *s) {
   }
 }
 
+/* Root and qpoold's own user may do anything; others only what the pool's
+ * allow_users / allow_groups grant. Stats and Watch are open to anyone who
+ * can connect. */
+static int allowed(const struct sup_client *c, const struct sup_pool *p) {
+  uid_t uid = c->cred.uid;
+  if (uid == 0 || uid == geteuid())
+    return 1;
+  for (size_t i = 0; i < p->cfg.n_allow_uid; i++)
+    if (p->cfg.allow_uid[i] == uid)
+      return 1;
+  for (size_t i = 0; i < p->cfg.n_allow_gid; i++)
+    for (int g = 0; g < c->ngroups; g++)
+      if (p->cfg.allow_gid[i] == c->groups[g])
+        return 1;
+  return 0;
+}
+
 static void handle_request(struct sup_client *c, const Qpool__Request *m) {
   struct sup *s = c->s;
   char msg[160];
@@ -184,6 +206,13 @@ static void handle_request(struct sup_client *c, const Qpool__Request *m) {
   if (!p) {
     snprintf(msg, sizeof(msg), "no pool named \"%.64s\"", m->pool);
     respond(c, m->tag, ENOENT, msg, 0, 0, -1);
+    return;
+  }
+  if (!allowed(c, p)) {
+    snprintf(msg, sizeof(msg),
+             "permission denied: uid %u may not use pool \"%.64s\"",
+             (unsigned)c->cred.uid, p->cfg.name);
+    respond(c, m->tag, EACCES, msg, 0, 0, -1);
     return;
   }
   switch (m->op) {
@@ -303,6 +332,20 @@ static void on_accept(uv_poll_t *h, int status, int events) {
     }
     c->s = s;
     c->fd = fd;
+    socklen_t cl = sizeof(c->cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &cl) < 0) {
+      close(fd);
+      free(c);
+      continue;
+    }
+    c->ngroups = 1;
+    c->groups[0] = c->cred.gid;
+    struct passwd *pw = getpwuid(c->cred.uid); /* supplementary groups */
+    if (pw) {
+      int n = (int)(sizeof(c->groups) / sizeof(c->groups[0]));
+      if (getgrouplist(pw->pw_name, c->cred.gid, c->groups, &n) >= 0)
+        c->ngroups = n;
+    }
     uv_poll_init_socket(s->loop, &c->poll, fd);
     c->poll.data = c;
     uv_poll_start(&c->poll, UV_READABLE, on_client);
@@ -333,7 +376,9 @@ int sup_control_open(struct sup *s, char *err, size_t errlen) {
     return -errno;
   }
   (void)unlink(path); /* a stale socket of an earlier run */
-  mode_t old = umask(0117);
+  /* anyone may connect: SO_PEERCRED and the pools' allow lists decide what
+   * a caller may do (stats are open, taking streams is not) */
+  mode_t old = umask(0111);
   int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
   umask(old);
   if (rc < 0 || listen(fd, 128) < 0) {
