@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `cmake --install` puts binaries, library, header, pkg-config file, CMake
+# package and man pages in place, and a program builds against the installed
+# library both with pkg-config and with find_package(qpool), and runs.
+. "$(dirname "$0")/lib.sh"
+root="$WORK/root"
+check "cmake --install succeeds" logrun "$WORK/install.log" cmake --install "$QP_BIN" --prefix "$root"
+for f in sbin/qpoold sbin/qpool-worker sbin/qpoolctl include/qpool.h \
+  lib/pkgconfig/qpool.pc lib/cmake/qpool/qpoolConfig.cmake share/man/man8/qpoolctl.8; do
+  check "installed: $f" test -e "$root/$f"
+done
+check "installed: libqpool.so" bash -c "ls '$root'/lib/libqpool.so* >/dev/null"
+san=""
+grep -q '^QP_SANITIZE:BOOL=ON' "$QP_BIN/CMakeCache.txt" && san="-fsanitize=address,undefined"
+cat >"$WORK/demo.c" <<'C'
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <qpool.h>
+int main(int argc, char **argv) {
+  qp_pool *p;
+  int rc = qp_pool_attach(argc > 1 ? argv[1] : "/nonexistent.sock", "x", &p);
+  char hex[9];
+  qp_id_format(0x0a1b2c3du, hex);
+  printf("attach: %s; id %s\n", qp_strerror(rc), hex);
+  return rc == -ECONNREFUSED && strcmp(hex, "0a1b2c3d") == 0 ? 0 : 1;
+}
+C
+export PKG_CONFIG_PATH="$root/lib/pkgconfig" LD_LIBRARY_PATH="$root/lib"
+check "pkg-config knows qpool" pkg-config --exists qpool
+check "a program builds with pkg-config" logrun "$WORK/cc.log" \
+  cc $san -o "$WORK/demo" "$WORK/demo.c" $(pkg-config --cflags --libs qpool)
+check "... and runs against the installed library" logrun "$WORK/demo.log" "$WORK/demo" "$WORK/none.sock"
+mkdir -p "$WORK/cm"
+cat >"$WORK/cm/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.20)
+project(demo C)
+find_package(qpool REQUIRED)
+add_executable(demo $WORK/demo.c)
+target_compile_options(demo PRIVATE $san)
+target_link_options(demo PRIVATE $san)
+target_link_libraries(demo PRIVATE qpool::qpool)
+CM
+check "a CMake project finds it with find_package(qpool)" logrun "$WORK/cm.log" \
+  bash -c "cmake -S '$WORK/cm' -B '$WORK/cm/b' -DCMAKE_PREFIX_PATH='$root' && cmake --build '$WORK/cm/b'"
+check "... and runs" logrun "$WORK/demo2.log" "$WORK/cm/b/demo" "$WORK/none.sock"
+finish
