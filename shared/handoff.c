@@ -1,6 +1,8 @@
 /* Listener primitives for the hand-off of QUIC connections (handoff.h). */
 #include "shared/handoff.h"
 
+#include "shared/addr.h"
+
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,6 +54,31 @@ int qp_handoff_socket(const struct sockaddr *local, socklen_t local_len,
     return rc;
   }
   return fd;
+}
+
+void qp_handoff_drain(int fd, const struct sockaddr *peer, struct qp_drain *d) {
+  d->nmine = d->nother = d->dropped = 0;
+  for (int i = 0; i < 4 * QP_DRAIN_MAX; i++) {
+    struct qp_dgram tmp;
+    tmp.fromlen = sizeof(tmp.from);
+    ssize_t n =
+        recvfrom(fd, tmp.data, sizeof(tmp.data), MSG_DONTWAIT | MSG_TRUNC,
+                 (struct sockaddr *)&tmp.from, &tmp.fromlen);
+    if (n < 0)
+      break;
+    int is_peer = qp_addr_equal((struct sockaddr *)&tmp.from, peer);
+    struct qp_dgram *slot =
+        (size_t)n > sizeof(tmp.data)           ? NULL
+        : is_peer && d->nmine < QP_DRAIN_MAX   ? &d->mine[d->nmine++]
+        : !is_peer && d->nother < QP_DRAIN_MAX ? &d->other[d->nother++]
+                                               : NULL;
+    if (!slot) {
+      d->dropped++;
+      continue;
+    }
+    tmp.len = (size_t)n;
+    memcpy(slot, &tmp, sizeof(tmp));
+  }
 }
 
 void qp_ratelimit_init(struct qp_ratelimit *r, double rate, double burst) {

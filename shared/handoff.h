@@ -19,6 +19,27 @@ int qp_listen_udp(const struct sockaddr *sa, socklen_t len);
 int qp_handoff_socket(const struct sockaddr *local, socklen_t local_len,
                       const struct sockaddr *peer, socklen_t peer_len);
 
+#define QP_DRAIN_MAX 16     /* datagrams kept per side while draining */
+#define QP_DRAIN_DGRAM 2048 /* larger ones are counted as dropped */
+
+struct qp_dgram {
+  uint8_t data[QP_DRAIN_DGRAM];
+  size_t len;
+  struct sockaddr_storage from;
+  socklen_t fromlen;
+};
+
+/* What a new hand-off socket caught between its bind() and connect(). */
+struct qp_drain {
+  struct qp_dgram mine[QP_DRAIN_MAX];  /* from the peer: its connection's */
+  struct qp_dgram other[QP_DRAIN_MAX]; /* other clients': re-classify them
+                                          after the hand-off, not inside it */
+  size_t nmine, nother, dropped;       /* dropped: over capacity or size */
+};
+
+/* Reads (without blocking) every datagram queued on fd into d. */
+void qp_handoff_drain(int fd, const struct sockaddr *peer, struct qp_drain *d);
+
 /* Token bucket for stateless answers (no amplification, no log floods). */
 struct qp_ratelimit {
   double tokens, rate, burst;

@@ -5,6 +5,7 @@
  * supervisor never parses TLS. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -13,9 +14,6 @@
 #include "shared/log.h"
 #include "shared/quic_hdr.h"
 #include "supervisor/sup.h"
-
-#define DRAIN_MAX 16
-#define DGRAM_MAX 2048
 
 static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
                         size_t len, const struct sockaddr *src,
@@ -45,6 +43,16 @@ static void forward_straggler(struct sup *s, struct sup_pool *p,
                   &m.base, -1);
 }
 
+/* Stragglers of this peer that still reach the listener go to its worker. */
+static void remember_peer(struct sup_pool *p, const struct sockaddr *src,
+                          socklen_t srclen) {
+  struct sup_peer *r = &p->recent[p->recent_next++ % SUP_RECENT_PEERS];
+  memcpy(&r->addr, src, srclen);
+  r->len = srclen;
+  r->until_ns = uv_hrtime() + SUP_STRAGGLER_NS;
+  p->handoffs++;
+}
+
 static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
                      size_t len, const struct sockaddr *src, socklen_t srclen) {
   char a[QP_ADDR_STRLEN];
@@ -63,41 +71,23 @@ static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
   }
   /* datagrams caught between bind() and connect(): keep the peer's; the
    * others are re-classified after this hand-off (not nested in it) */
-  uint8_t bufs[DRAIN_MAX + 1][DGRAM_MAX];
-  ProtobufCBinaryData dg[DRAIN_MAX + 1];
-  struct {
-    uint8_t data[DGRAM_MAX];
-    size_t len;
-    struct sockaddr_storage from;
-    socklen_t fl;
-  } other[DRAIN_MAX];
-  size_t n = 0, nother = 0;
-  memcpy(bufs[n], pkt, len < DGRAM_MAX ? len : DGRAM_MAX);
-  dg[n].data = bufs[n];
-  dg[n++].len = len < DGRAM_MAX ? len : DGRAM_MAX;
-  for (int i = 0; i < 2 * DRAIN_MAX; i++) {
-    uint8_t tmp[DGRAM_MAX];
-    struct sockaddr_storage from;
-    socklen_t fl = sizeof(from);
-    ssize_t r = recvfrom(fd, tmp, sizeof(tmp), MSG_DONTWAIT,
-                         (struct sockaddr *)&from, &fl);
-    if (r < 0)
-      break;
-    if (qp_addr_equal((struct sockaddr *)&from, src)) {
-      if (n <= DRAIN_MAX) {
-        memcpy(bufs[n], tmp, (size_t)r);
-        dg[n].data = bufs[n];
-        dg[n++].len = (size_t)r;
-      }
-    } else if (nother < DRAIN_MAX) {
-      memcpy(other[nother].data, tmp, (size_t)r);
-      other[nother].len = (size_t)r;
-      other[nother].from = from;
-      other[nother++].fl = fl;
-    } else {
-      p->dropped++;
-    }
+  static struct qp_drain d; /* ~70 KB: not on the stack */
+  static ProtobufCBinaryData dg[QP_DRAIN_MAX + 1];
+  qp_handoff_drain(fd, src, &d);
+  p->dropped += d.dropped;
+  size_t n = 0;
+  dg[n].data = (uint8_t *)pkt;
+  dg[n++].len = len;
+  for (size_t i = 0; i < d.nmine; i++, n++) {
+    dg[n].data = d.mine[i].data;
+    dg[n].len = d.mine[i].len;
   }
+  size_t nother = d.nother;
+  struct qp_dgram *other = malloc(nother * sizeof(*other) + 1);
+  if (other)
+    memcpy(other, d.other, nother * sizeof(*other));
+  else
+    nother = 0;
   struct sockaddr_storage local;
   socklen_t ll = sizeof(local);
   getsockname(fd, (struct sockaddr *)&local, &ll);
@@ -110,21 +100,18 @@ static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
   m.n_datagrams = n;
   m.datagrams = dg;
   int sent = sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_HANDOFF, &m.base, fd);
-  close(fd);      /* the worker has its own copy now (or the queue has one) */
-  if (sent < 0) { /* worker swamped: the client retransmits its Initial */
+  close(fd);    /* the worker has its own copy now (or the queue has one) */
+  if (sent < 0) /* worker swamped: the client retransmits its Initial */
     p->dropped++;
-    return;
+  else {
+    remember_peer(p, src, srclen);
+    qp_debug("pool %s: handed %s to worker %d", p->cfg.name,
+             qp_addr_format(src, a, sizeof(a)), w->slot);
   }
-  struct sup_peer *r = &p->recent[p->recent_next++ % SUP_RECENT_PEERS];
-  memcpy(&r->addr, src, srclen);
-  r->len = srclen;
-  r->until_ns = uv_hrtime() + SUP_STRAGGLER_NS;
-  p->handoffs++;
-  qp_debug("pool %s: handed %s to worker %d", p->cfg.name,
-           qp_addr_format(src, a, sizeof(a)), w->slot);
-  for (size_t i = 0; i < nother; i++)
+  for (size_t i = 0; i < nother; i++) /* may hand off again: reuses d */
     on_datagram(s, p, other[i].data, other[i].len,
-                (struct sockaddr *)&other[i].from, other[i].fl);
+                (struct sockaddr *)&other[i].from, other[i].fromlen);
+  free(other);
 }
 
 static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,

@@ -4,6 +4,7 @@
  * performs in the privilege-separated runtime). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -16,7 +17,6 @@
 
 #define CLOSE_RATE 20.0  /* stateless closes per second ... */
 #define CLOSE_BURST 20.0 /* ... with this burst */
-#define DRAIN_MAX 64     /* datagrams drained from a new socket */
 
 static int on_listener_pkt(void *arg, const uint8_t *pkt, size_t len,
                            const struct sockaddr *src, socklen_t srclen);
@@ -107,38 +107,16 @@ static void accept_conn(wrk_pool *p, const uint8_t *pkt, size_t len,
     return;
   }
   /* Between bind() and connect() the socket may have caught datagrams of
-   * other new clients: keep the peer's, re-route the rest. */
-  uint8_t mine[DRAIN_MAX][1500];
-  size_t minelen[DRAIN_MAX];
-  int nmine = 0, nother = 0;
-  struct {
-    uint8_t data[1500];
-    size_t len;
-    struct sockaddr_storage from;
-    socklen_t fl;
-  } other[DRAIN_MAX];
-  for (int i = 0; i < 2 * DRAIN_MAX; i++) {
-    uint8_t buf[1500];
-    struct sockaddr_storage from;
-    socklen_t fl = sizeof(from);
-    ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
-                         (struct sockaddr *)&from, &fl);
-    if (n < 0)
-      break;
-    if (qp_addr_equal((struct sockaddr *)&from, src)) {
-      if (nmine < DRAIN_MAX) {
-        memcpy(mine[nmine], buf, (size_t)n);
-        minelen[nmine++] = (size_t)n;
-      }
-    } else if (nother < DRAIN_MAX) { /* re-classified after this hand-off */
-      memcpy(other[nother].data, buf, (size_t)n);
-      other[nother].len = (size_t)n;
-      other[nother].from = from;
-      other[nother++].fl = fl;
-    } else {
-      p->st.dropped_datagrams++;
-    }
-  }
+   * other new clients: keep the peer's, re-route the rest afterwards. */
+  static _Thread_local struct qp_drain d; /* ~70 KB: not on the stack */
+  qp_handoff_drain(fd, src, &d);
+  p->st.dropped_datagrams += d.dropped;
+  size_t nmine = d.nmine, nother = d.nother;
+  struct qp_dgram *other = malloc(nother * sizeof(*other) + 1);
+  if (other)
+    memcpy(other, d.other, nother * sizeof(*other));
+  else
+    nother = 0;
   wrk_conn *c = NULL;
   int rc = wrk_conn_server_new(p, fd, pkt, len, src, srclen, &c);
   if (rc < 0) { /* refused or closed by its first packet; fd is closed */
@@ -146,12 +124,13 @@ static void accept_conn(wrk_pool *p, const uint8_t *pkt, size_t len,
       p->st.dropped_datagrams++;
     nmine = 0;
   }
-  for (int i = 0; i < nmine; i++)
-    if (wrk_conn_feed(c, mine[i], minelen[i]) < 0)
+  for (size_t i = 0; i < nmine; i++)
+    if (wrk_conn_feed(c, d.mine[i].data, d.mine[i].len) < 0)
       break;
-  for (int i = 0; i < nother; i++)
+  for (size_t i = 0; i < nother; i++) /* may hand off again: uses d */
     on_listener_pkt(p, other[i].data, other[i].len,
-                    (struct sockaddr *)&other[i].from, other[i].fl);
+                    (struct sockaddr *)&other[i].from, other[i].fromlen);
+  free(other);
 }
 
 static int on_listener_pkt(void *arg, const uint8_t *pkt, size_t len,
