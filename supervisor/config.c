@@ -479,22 +479,31 @@ static int masked_suggestion(const char *spec, char *out, size_t outlen) {
 
 /* A comma list of addresses and CIDR prefixes, added to f item by item so
  * that a bad item can be named. */
+/* One item of a comma-separated list, blanks trimmed: its start in *a and
+ * length in *len. Returns where the next item starts, or NULL after the
+ * last one. */
+static const char *list_item(const char *p, const char **a, size_t *len) {
+  const char *end = strchr(p, ',');
+  const char *e = end ? end : p + strlen(p);
+  while (p < e && (*p == ' ' || *p == '\t'))
+    p++;
+  while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+    e--;
+  *a = p;
+  *len = (size_t)(e - p);
+  return end ? end + 1 : NULL;
+}
+
 /* "alice, 1000" -> uids (users=1) or "tunnel, 1001" -> gids (users=0). */
 static int parse_ids(struct ctx *x, int line, enum key k, const char *v,
                      int users, uint32_t *ids, size_t *n) {
   char b[QBUF], item[64];
   const char *name = kname(x, k);
-  const char *p = v;
   size_t count = 0;
-  for (;;) {
-    const char *end = strchr(p, ',');
-    const char *stop = end ? end : p + strlen(p);
-    const char *a = p, *e = stop;
-    while (a < e && (*a == ' ' || *a == '\t'))
-      a++;
-    while (e > a && (e[-1] == ' ' || e[-1] == '\t'))
-      e--;
-    size_t len = (size_t)(e - a);
+  for (const char *p = v; p;) {
+    const char *a;
+    size_t len;
+    p = list_item(p, &a, &len);
     if (len == 0 || len >= sizeof(item))
       return fail(x, line, name, "%s has an empty or overlong item", q(b, v));
     memcpy(item, a, len);
@@ -517,9 +526,6 @@ static int parse_ids(struct ctx *x, int line, enum key k, const char *v,
         return fail(x, line, name, "no group named %s", q(b, item));
       ids[count++] = (uint32_t)gr->gr_gid;
     }
-    if (!end)
-      break;
-    p = end + 1;
   }
   *n = count;
   return 0;
@@ -536,15 +542,10 @@ static int parse_client_ip(struct ctx *x, int line, const char *v,
     return fail(x, line, name,
                 "must not be empty (leave it out to allow "
                 "every address)");
-  for (;;) {
-    const char *end = strchr(p, ',');
-    const char *stop = end ? end : p + strlen(p);
-    const char *a = p, *e = stop;
-    while (a < e && (*a == ' ' || *a == '\t'))
-      a++;
-    while (e > a && (e[-1] == ' ' || e[-1] == '\t'))
-      e--;
-    size_t n = (size_t)(e - a);
+  while (p) {
+    const char *a;
+    size_t n;
+    p = list_item(p, &a, &n);
     if (n == 0)
       return fail(x, line, name, "%s has an empty item", q(b, v));
     if (n >= sizeof(item)) {
@@ -565,10 +566,8 @@ static int parse_client_ip(struct ctx *x, int line, const char *v,
     if (rc < 0)
       return fail(x, line, name, "%s is not an IP address or CIDR prefix",
                   q(b, item));
-    if (!end)
-      return 0;
-    p = end + 1;
   }
+  return 0;
 }
 
 static void pool_defaults(struct sup_pool_cfg *p) {
