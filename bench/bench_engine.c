@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "control.pb-c.h"
+#include "qpool.h"
 #include "shared/frame.h"
 #include "shared/log.h"
 #include "worker/engine.h"
@@ -1110,105 +1111,54 @@ static void hb_client(void) {
   run_loop();
 }
 
-/* ---- api-latency: IncomingGet and pairing through qpoold's control socket -
- * The application side speaks the control protocol directly (blocking, every
- * wait bounded). al_server: the app of a qpoold server pool that an engine
- * client pool (al_client, min = max 64, 1 ms rounds) keeps filled. pr_server
- * and pr_client: the apps of a qpoold server pool and of a qpoold client pool
+/* ---- api-latency: libqpool's qp_incoming_get and pairing --------------
+ * The application side is libqpool (qpool.h, attached mode), as a user's
+ * program would be; al_via_sup = 1 sets QPOOL_NO_SESSION=1 so that takes go
+ * through qpoold instead of the worker session (for comparison).
+ * al_server: the app of a qpoold server pool that an engine client pool
+ * (al_client, min = max 64, 1 ms rounds) keeps filled. pr_server and
+ * pr_client: the apps of a qpoold server pool and of a qpoold client pool
  * dialing it, paired through stream 00000000. */
 
 #define AL_REFILL 32 /* idle streams wanted before a timed IncomingGet */
 
 static const char *al_ctl2;         /* set before the fork: client qpoold */
 static volatile uint64_t *al_shm_t; /* shared: the server callback time */
-static uint64_t al_tag;
+static int al_via_sup;              /* takes through qpoold, no session */
 
-static int ctl_connect(const char *path) {
-  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  struct sockaddr_un sun = {.sun_family = AF_UNIX};
-  snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-  if (s < 0 || connect(s, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-    die("control socket %s: %s", path, strerror(errno));
-  return s;
-}
-
-static void ctl_send(int s, Qpool__CtlOp op, const char *pool, int with_id,
-                     uint32_t id, uint32_t timeout_ms) {
-  Qpool__Request rq = QPOOL__REQUEST__INIT;
-  rq.tag = ++al_tag;
-  rq.op = op;
-  rq.pool = (char *)pool;
-  rq.has_stream_id = with_id;
-  rq.stream_id = id;
-  rq.has_timeout_ms = op != QPOOL__CTL_OP__OP_STATS;
-  rq.timeout_ms = timeout_ms;
-  int rc = qp_frame_send(s, QPOOL__CTL_TYPE__CTL_REQUEST, &rq.base, -1);
+static qp_pool *app_attach(const char *path, const char *pool) {
+  if (al_via_sup)
+    setenv("QPOOL_NO_SESSION", "1", 1);
+  qp_pool *h = NULL;
+  int rc = qp_pool_attach(path, pool, &h);
   if (rc < 0)
-    die("control socket: send: %s", strerror(-rc));
+    die("qp_pool_attach(%s, %s): %s", path, pool, qp_strerror(rc));
+  return h;
 }
 
-/* The Response to the last request (bounded by wait_ms); *fd gets its fd. */
-static Qpool__Response *ctl_recv(int s, int wait_ms, int *fd) {
-  static uint8_t fb[QP_FRAME_HDR + QP_FRAME_MAX];
-  uint64_t end = now_ns() + (uint64_t)wait_ms * 1000000u;
-  for (;;) {
-    int ms = (int)(((int64_t)end - (int64_t)now_ns()) / 1000000);
-    if (ms < 0)
-      die("timed out (no answer on the control socket within %d ms)", wait_ms);
-    struct pollfd pfd = {s, POLLIN, 0};
-    if (poll(&pfd, 1, ms) <= 0)
-      continue;
-    struct qp_frame f;
-    int rc = qp_frame_recv(s, fb, sizeof(fb), &f);
-    if (rc == -EAGAIN || rc == -EINTR)
-      continue;
-    if (rc == 0)
-      die("qpoold closed the control socket");
-    if (rc < 0)
-      die("control socket: %s", strerror(-rc));
-    Qpool__Response *m = f.type == QPOOL__CTL_TYPE__CTL_RESPONSE
-                             ? qpool__response__unpack(NULL, f.len, f.payload)
-                             : NULL;
-    if (!m || m->tag != al_tag)
-      die("unexpected frame on the control socket (type %u)", f.type);
-    *fd = f.fd;
-    return m;
-  }
-}
-
-/* A GET: the stream's fd, its ID in *id; dies on an error answer. */
-static int ctl_get(int s, Qpool__CtlOp op, const char *pool, int with_id,
-                   uint32_t want, uint32_t *id) {
-  ctl_send(s, op, pool, with_id, want, 1000);
-  int fd;
-  Qpool__Response *m = ctl_recv(s, 3000, &fd);
-  if (m->code != 0)
-    die("%s: %s (%s)",
-        op == QPOOL__CTL_OP__OP_INCOMING_GET ? "IncomingGet" : "OutgoingGet",
-        strerror(m->code), m->message ? m->message : "");
-  if (fd < 0 || !m->has_stream_id)
-    die("GET: answer without %s", fd < 0 ? "an fd" : "an ID");
-  *id = m->stream_id;
-  qpool__response__free_unpacked(m, NULL);
+/* A take: the stream's fd, its ID in *id; dies on an error. */
+static int app_get(qp_pool *h, int any, uint32_t want, uint32_t *id) {
+  int fd = -1;
+  int rc = any ? qp_incoming_get(h, 1000, id, &fd)
+               : qp_outgoing_get(h, want, 1000, &fd);
+  if (rc < 0)
+    die("%s: %s", any ? "qp_incoming_get" : "qp_outgoing_get", qp_strerror(rc));
+  if (!any)
+    *id = want;
   return fd;
 }
 
-/* Waits (<= 10 s) until pool has >= AL_REFILL idle streams; returns Active. */
-static int ctl_wait_refill(int s, const char *pool) {
+/* Waits (<= 10 s) until the pool has >= AL_REFILL idle streams; returns
+ * Active (qp_active). */
+static int app_wait_refill(qp_pool *h) {
   uint64_t end = now_ns() + 10 * (uint64_t)NS_PER_S;
   for (;;) {
-    ctl_send(s, QPOOL__CTL_OP__OP_STATS, pool, 0, 0, 0);
-    int fd;
-    Qpool__Response *m = ctl_recv(s, 3000, &fd);
-    if (fd >= 0)
-      close(fd);
-    int active = m->code == 0 && m->n_pools > 0 ? m->pools[0]->active : -1;
-    qpool__response__free_unpacked(m, NULL);
+    int active = qp_active(h);
     if (active >= AL_REFILL)
       return active;
     if (now_ns() > end)
-      die("timed out (pool %s not refilled to %d within 10 s: %d idle)", pool,
-          AL_REFILL, active);
+      die("timed out (pool not refilled to %d within 10 s: %d idle)", AL_REFILL,
+          active);
     usleep(1000);
   }
 }
@@ -1239,24 +1189,25 @@ static void read_line(int fd, char *line, size_t len) {
 
 static void al_server(void) {
   chan_printf("port %u\n", qpd_port);
-  int s = ctl_connect(qpd_ctl);
-  int known = ctl_wait_refill(s, "s");
+  qp_pool *h = app_attach(qpd_ctl, "s");
+  int known = app_wait_refill(h);
   struct dist d = {0};
   int waits = 0;
   for (int i = 0; i < O.lat_samples; i++) {
     if (known < AL_REFILL) {
-      known = ctl_wait_refill(s, "s");
+      known = app_wait_refill(h);
       waits++;
     }
     uint32_t id;
     uint64_t t0 = now_ns();
-    int fd = ctl_get(s, QPOOL__CTL_OP__OP_INCOMING_GET, "s", 0, 0, &id);
+    int fd = app_get(h, 1, 0, &id);
     dist_add(&d, now_ns() - t0);
     close(fd);
     known--;
   }
   dist_report("al.get", &d);
   report(waits, "al.refill_wait");
+  qp_close(h);
   server_done();
 }
 
@@ -1270,17 +1221,17 @@ static void al_client(void) {
 }
 
 static void pr_server(void) {
-  int s = ctl_connect(qpd_ctl);
-  int known = ctl_wait_refill(s, "s");
+  qp_pool *h = app_attach(qpd_ctl, "s");
+  int known = app_wait_refill(h);
   uint32_t id;
-  int ctl = ctl_get(s, QPOOL__CTL_OP__OP_INCOMING_GET, "s", 0, 0, &id);
+  int ctl = app_get(h, 1, 0, &id);
   if (id != 0)
     die("first IncomingGet returned %08x, not the control stream 00000000", id);
   known--;
   for (int i = 0; i < O.lat_samples / 2; i++) {
     if (known < AL_REFILL)
-      known = ctl_wait_refill(s, "s");
-    int fd = ctl_get(s, QPOOL__CTL_OP__OP_INCOMING_GET, "s", 0, 0, &id);
+      known = app_wait_refill(h);
+    int fd = app_get(h, 1, 0, &id);
     *al_shm_t = now_ns(); /* the app's IncomingGet "callback" */
     char line[16];
     int n = snprintf(line, sizeof(line), "%08x\n", id);
@@ -1289,24 +1240,18 @@ static void pr_server(void) {
     close(fd);
     known--;
   }
-  /* s and ctl are closed by _exit */
+  /* the handle and ctl are closed by _exit */
 }
 
 static void pr_client(void) {
-  int s = ctl_connect(al_ctl2);
+  qp_pool *h = app_attach(al_ctl2, "c");
   uint32_t id;
   /* 00000000 opens as soon as the client pool connects */
   int ctl = -1;
   for (int tries = 0; ctl < 0; tries++) {
-    ctl_send(s, QPOOL__CTL_OP__OP_OUTGOING_GET, "c", 1, 0, 1000);
-    int fd;
-    Qpool__Response *m = ctl_recv(s, 3000, &fd);
-    if (m->code == 0 && fd >= 0)
-      ctl = fd;
-    else if (tries >= 10 || (m->code != ETIMEDOUT && m->code != EAGAIN))
-      die("OutgoingGet(00000000): %s (%s)", strerror(m->code),
-          m->message ? m->message : "");
-    qpool__response__free_unpacked(m, NULL);
+    int rc = qp_outgoing_get(h, 0, 1000, &ctl);
+    if (rc < 0 && (tries >= 10 || (rc != -ETIMEDOUT && rc != -EAGAIN)))
+      die("qp_outgoing_get(00000000): %s", qp_strerror(rc));
   }
   struct dist d = {0};
   for (int i = 0; i < O.lat_samples / 2; i++) {
@@ -1315,7 +1260,7 @@ static void pr_client(void) {
     unsigned want;
     if (sscanf(line, "%x", &want) != 1)
       die("bad ID line \"%s\"", line);
-    int fd = ctl_get(s, QPOOL__CTL_OP__OP_OUTGOING_GET, "c", 1, want, &id);
+    int fd = app_get(h, 0, want, &id);
     dist_add(&d, now_ns() - *al_shm_t);
     write_all_fd(ctl, "k\n", 2);
     close(fd);
@@ -2422,61 +2367,66 @@ static void bench_handoff_bulk(void) {
   }
 }
 
-/* IncomingGet and pairing through qpoold's control socket (issue 4). */
-static void bench_api_latency(void) {
-  const char *m1 = "IncomingGet via qpoold", *m2 = "pairing via qpoold";
-  struct qpd q, qc;
-  memset(&q, 0, sizeof(q));
-  if (qpd_find(&q) < 0) {
-    row_add(m1, "skipped", "", "-", "-", "skipped (qpoold not built: %s)",
-            q.bin[0] ? q.bin : "no path");
-    row_add(m2, "skipped", "", "-", "-", "skipped (qpoold not built)");
-    return;
-  }
-  char what[128], err[400], tail[200];
+/* libqpool's qp_incoming_get with an idle stream ready (issue 4), through
+ * the worker session and, for comparison, through qpoold. */
+static void api_get_run(int via_sup) {
+  const char *name = via_sup ? "qp_incoming_get via qpoold p50/p99"
+                             : "qp_incoming_get p50/p99";
+  struct qpd q;
+  char what[160], err[400], tail[200];
   struct res r;
-  double k, p50, p99, mx;
-
-  snprintf(what, sizeof(what),
-           "IncomingGet via qpoold's control socket (%d samples)",
+  memset(&q, 0, sizeof(q));
+  qpd_find(&q);
+  snprintf(what, sizeof(what), "qp_incoming_get %s (%d samples)",
+           via_sup ? "through qpoold" : "through the worker session",
            O.lat_samples);
   progress(what);
   q.max_cap = 64;
   if (qpd_start(&q, err, sizeof(err)) < 0) {
     failures++;
-    row_add(m1, "error", "", "", "ERROR", "%s", err);
-  } else {
-    qpd_port = q.port;
-    qpd_ctl = q.sock;
-    run_pair(al_server, al_client, 40, 0, &r);
-    log_tail(q.log, tail, sizeof(tail));
-    qpd_stop(&q);
-    p50 = rget(&r, "al.get.p50") / NS_PER_US;
-    if (r.timeout || r.err[0] || isnan(p50)) {
-      size_t l = strlen(r.err);
-      snprintf(r.err + l, sizeof(r.err) - l, "%sqpoold log: %s", l ? "; " : "",
-               tail);
-      rows_failed(m1, &r);
-    } else {
-      p99 = rget(&r, "al.get.p99") / NS_PER_US;
-      mx = rget(&r, "al.get.max") / NS_PER_US;
-      k = rget(&r, "al.refill_wait");
-      char v[48];
-      snprintf(v, sizeof(v), "%s / %s", num(p50, 1), num(p99, 1));
-      row_add("IncomingGet via qpoold p50/p99", v, "us", "p99 <= 100",
-              verdict(p99, 100, 0),
-              "%s samples, max %s us; Request{OP_INCOMING_GET, timeout "
-              "1000} sent -> Response with the fd received, an idle stream "
-              "ready (server pool max-cap 64 kept full by an engine client "
-              "pool, min = max 64, 1 ms rounds; refilled to >= %d via "
-              "OP_STATS %s times, untimed)",
-              num(rget(&r, "al.get.n"), 0), num(mx, 1), AL_REFILL,
-              num(isnan(k) ? 0 : k, 0));
-    }
+    row_add(name, "error", "", "", "ERROR", "%s", err);
+    return;
   }
+  qpd_port = q.port;
+  qpd_ctl = q.sock;
+  al_via_sup = via_sup;
+  run_pair(al_server, al_client, 40, 0, &r);
+  al_via_sup = 0;
+  log_tail(q.log, tail, sizeof(tail));
+  qpd_stop(&q);
+  double p50 = rget(&r, "al.get.p50") / NS_PER_US;
+  if (r.timeout || r.err[0] || isnan(p50)) {
+    size_t l = strlen(r.err);
+    snprintf(r.err + l, sizeof(r.err) - l, "%sqpoold log: %s", l ? "; " : "",
+             tail);
+    rows_failed(name, &r);
+    return;
+  }
+  double p99 = rget(&r, "al.get.p99") / NS_PER_US;
+  double mx = rget(&r, "al.get.max") / NS_PER_US;
+  double k = rget(&r, "al.refill_wait");
+  char v[48];
+  snprintf(v, sizeof(v), "%s / %s", num(p50, 1), num(p99, 1));
+  row_add(name, v, "us", via_sup ? "" : "p99 <= 100",
+          via_sup ? "info" : verdict(p99, 100, 0),
+          "%s samples, max %s us; libqpool attached to a qpoold server pool "
+          "(max-cap 64, kept full by an engine client pool, min = max 64, "
+          "1 ms rounds), an idle stream ready (refilled to >= %d via "
+          "qp_active %s times, untimed); %s",
+          num(rget(&r, "al.get.n"), 0), num(mx, 1), AL_REFILL,
+          num(isnan(k) ? 0 : k, 0),
+          via_sup ? "QPOOL_NO_SESSION=1: app -> qpoold -> worker -> qpoold "
+                    "-> app, 4 frames"
+                  : "app -> worker session -> app, 2 frames");
+}
 
-  snprintf(what, sizeof(what),
-           "pairing via two qpoolds' control sockets (%d samples)",
+static void api_pair_run(int via_sup) {
+  const char *name = via_sup ? "pairing via qpoold p50/p99" : "pairing p50/p99";
+  struct qpd q, qc;
+  char what[160], err[400], tail[200], tail2[200];
+  struct res r;
+  snprintf(what, sizeof(what), "pairing %s (%d samples)",
+           via_sup ? "through both qpoolds" : "through worker sessions",
            O.lat_samples / 2);
   progress(what);
   memset(&q, 0, sizeof(q));
@@ -2486,7 +2436,7 @@ static void bench_api_latency(void) {
   q.max_cap = 64;
   if (qpd_start(&q, err, sizeof(err)) < 0) {
     failures++;
-    row_add(m2, "error", "", "", "ERROR", "server qpoold: %s", err);
+    row_add(name, "error", "", "", "ERROR", "server qpoold: %s", err);
     return;
   }
   qc.max_cap = 64;
@@ -2494,7 +2444,7 @@ static void bench_api_latency(void) {
   if (qpd_start(&qc, err, sizeof(err)) < 0) {
     qpd_stop(&q);
     failures++;
-    row_add(m2, "error", "", "", "ERROR", "client qpoold: %s", err);
+    row_add(name, "error", "", "", "ERROR", "client qpoold: %s", err);
     return;
   }
   uint64_t *shm = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
@@ -2503,40 +2453,59 @@ static void bench_api_latency(void) {
     qpd_stop(&qc);
     qpd_stop(&q);
     failures++;
-    row_add(m2, "error", "", "", "ERROR", "mmap: %s", strerror(errno));
+    row_add(name, "error", "", "", "ERROR", "mmap: %s", strerror(errno));
     return;
   }
   al_shm_t = shm;
   qpd_ctl = q.sock;
   al_ctl2 = qc.sock;
+  al_via_sup = via_sup;
   run_pair(pr_server, pr_client, 40, 0, &r);
-  char tail2[200];
+  al_via_sup = 0;
   log_tail(q.log, tail, sizeof(tail));
   log_tail(qc.log, tail2, sizeof(tail2));
   qpd_stop(&qc);
   qpd_stop(&q);
   munmap(shm, 4096);
   al_shm_t = NULL;
-  p50 = rget(&r, "al.pair.p50") / NS_PER_US;
+  double p50 = rget(&r, "al.pair.p50") / NS_PER_US;
   if (r.timeout || r.err[0] || isnan(p50)) {
     size_t l = strlen(r.err);
     snprintf(r.err + l, sizeof(r.err) - l,
              "%sserver qpoold log: %s; client qpoold log: %s", l ? "; " : "",
              tail, tail2);
-    rows_failed(m2, &r);
+    rows_failed(name, &r);
     return;
   }
-  p99 = rget(&r, "al.pair.p99") / NS_PER_US;
-  mx = rget(&r, "al.pair.max") / NS_PER_US;
+  double p99 = rget(&r, "al.pair.p99") / NS_PER_US;
+  double mx = rget(&r, "al.pair.max") / NS_PER_US;
   char v[48];
   snprintf(v, sizeof(v), "%s / %s", num(p50, 1), num(p99, 1));
-  row_add("pairing via qpoold p50/p99", v, "us", "p99 <= 1000",
-          verdict(p99, 1000, 0),
-          "%s samples, max %s us; server app's IncomingGet Response -> ID "
-          "line on stream 00000000 -> client app's OutgoingGet(ID) Response, "
-          "both apps on a qpoold control socket (server max-cap 64, client "
-          "min = max 64, 1 ms rounds); the reference polls every 50 ms",
-          num(rget(&r, "al.pair.n"), 0), num(mx, 1));
+  row_add(name, v, "us", via_sup ? "" : "p99 <= 1000",
+          via_sup ? "info" : verdict(p99, 1000, 0),
+          "%s samples, max %s us; server app's qp_incoming_get returns -> "
+          "ID line on stream 00000000 -> client app's qp_outgoing_get(ID) "
+          "returns, both apps on libqpool attached to their qpoold (server "
+          "max-cap 64, client min = max 64, 1 ms rounds)%s; the reference "
+          "polls every 50 ms",
+          num(rget(&r, "al.pair.n"), 0), num(mx, 1),
+          via_sup ? ", QPOOL_NO_SESSION=1" : ", worker sessions");
+}
+
+static void bench_api_latency(void) {
+  struct qpd q;
+  memset(&q, 0, sizeof(q));
+  if (qpd_find(&q) < 0) {
+    row_add("qp_incoming_get p50/p99", "skipped", "", "-", "-",
+            "skipped (qpoold not built: %s)", q.bin[0] ? q.bin : "no path");
+    row_add("pairing p50/p99", "skipped", "", "-", "-",
+            "skipped (qpoold not built)");
+    return;
+  }
+  api_get_run(0);
+  api_get_run(1);
+  api_pair_run(0);
+  api_pair_run(1);
 }
 
 static void print_table(FILE *f) {

@@ -17,11 +17,25 @@
  *   -ECANCELED    the handle is being closed (qp_close in another thread)
  *   -EINVAL       bad argument
  *   -ENOMEM       out of memory
+ *   -ENOTCONN     an embedded pool whose manager has not been started
+ *   -EALREADY     the manager is already running
+ *   -ENOEXEC      embedded mode cannot find the qpoold program
  *
- * Modes. Attached mode (qp_pool_attach) uses a pool of a running qpoold
- * through its control socket; the pool keeps running when the application
- * detaches. (Embedded mode, where the library starts a private qpoold for
- * the application, is not part of this version of the header.)
+ * Modes. Embedded mode (the default, like using the Go package): make a
+ * pool with qp_client_pool_new / qp_server_pool_new and start it with
+ * qp_client_manager / qp_server_manager; the library starts a private qpoold
+ * (with its sandboxed worker) for this pool, which stops when the pool is
+ * closed or the application exits. Attached mode (qp_pool_attach) uses a
+ * pool of a system-wide qpoold through its control socket; the pool keeps
+ * running when the application detaches. Every other function works the
+ * same in both modes.
+ *
+ * Taking a stream does not cross the supervisor: when a handle attaches,
+ * qpoold checks the caller's credentials and hands it a session socket to
+ * the pool's worker, which answers takes directly (should the worker
+ * restart, the library asks qpoold for a new session and meanwhile goes
+ * through qpoold). Setting QPOOL_NO_SESSION=1 in the environment makes every
+ * take go through qpoold.
  *
  * Thread safety: every function may be called from any thread, and many
  * threads may block in qp_incoming_get / qp_outgoing_get on the same handle
@@ -57,6 +71,61 @@ typedef struct qp_pool qp_pool;
 /* Default control socket of a system-wide qpoold (when neither socket_path
  * nor $QPOOL_CONTROL is given). */
 #define QP_DEFAULT_CONTROL "/run/qpool/qpoold.sock"
+
+/* Durations are nanoseconds (like Go's time.Duration). */
+#define QP_MILLISECOND INT64_C(1000000)
+#define QP_SECOND INT64_C(1000000000)
+
+/* Server TLS material: PEM files read by qpoold at start. */
+struct qp_tls {
+  const char *cert_file; /* certificate chain */
+  const char *key_file;  /* its private key */
+};
+
+/* Embedded mode, client side (the reference's NewClientPool): a pool that
+ * dials `target` ("host:port", "[v6]:port"; host names are resolved) and
+ * keeps between min_cap and max_cap idle streams ready (1 <= min_cap <=
+ * max_cap <= 65536), adjusting its capacity and its interval between rounds
+ * (min_ivl <= interval <= max_ivl) by the rules of the protocol.
+ * keep_alive: PING period, idle timeout 3x; 0 = neither. tls_mode: "0" no
+ * verification, "1" (NULL too) the server's self-signed certificate, not
+ * verified, "2" verified against the system trust store and `hostname`
+ * (required for "2"; sent as SNI in any mode when given). Durations are
+ * 0..24 h.
+ * Returns 0 and a new handle in *out, or -EINVAL (bad setting) / -ENOMEM.
+ * Nothing runs yet: start it with qp_client_manager. Not blocking. */
+QP_API int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
+                              int64_t max_ivl, int64_t keep_alive,
+                              const char *tls_mode, const char *hostname,
+                              const char *target, qp_pool **out);
+
+/* Embedded mode, server side (the reference's NewServerPool): a pool that
+ * listens on UDP `listen_addr` ("host:port", ":port" every IPv4 address,
+ * "[::]:port") and holds at most max_cap idle streams (1..65536).
+ * client_ip: NULL or "" for anyone, else a comma list of addresses and
+ * CIDRs ("192.0.2.7,2001:db8::/32") allowed to connect; others are refused
+ * before the handshake. tls: NULL for a self-signed certificate made in
+ * memory at start, else both PEM files. keep_alive as for clients.
+ * Returns 0 and *out, or -EINVAL / -ENOMEM. Start it with
+ * qp_server_manager. Not blocking. */
+QP_API int qp_server_pool_new(int max_cap, const char *client_ip,
+                              const struct qp_tls *tls, const char *listen_addr,
+                              int64_t keep_alive, qp_pool **out);
+
+/* Start an embedded pool (the reference's ClientManager / ServerManager,
+ * which Go programs run in a goroutine): starts the pool's private qpoold,
+ * waits until it runs and attaches to it, then returns; the pool fills (or
+ * accepts) in the background from then on. Call once per pool.
+ * Returns 0, or a negative errno: -EINVAL (not an embedded pool of that
+ * side), -EALREADY (already started), -ENOEXEC (qpoold not found: it is
+ * looked for in $QPOOL_QPOOLD, beside libqpool, then in the installed
+ * sbin directory), -EADDRINUSE and other errors qpoold reported at start
+ * (its log, on the application's stderr, says more), -ETIMEDOUT (qpoold did
+ * not start within 15 s). qpoold and its worker log warnings and errors to
+ * the application's stderr ($QPOOL_LOG=error|warn|info|debug changes that).
+ * Blocking: yes, until qpoold is up (typically a few ms). */
+QP_API int qp_client_manager(qp_pool *p);
+QP_API int qp_server_manager(qp_pool *p);
 
 /* Attached mode: uses pool `pool_name` of a running qpoold. socket_path is
  * its control socket; NULL means $QPOOL_CONTROL, or QP_DEFAULT_CONTROL when
@@ -115,11 +184,15 @@ QP_API int qp_reset_error(qp_pool *p);
  * own rules. Returns 0 or a negative errno (-EAGAIN: worker restarting). */
 QP_API int qp_flush(qp_pool *p);
 
-/* Attached mode: detaches (the pool keeps running in qpoold) and frees p.
- * Calls blocked in other threads return -ECANCELED before it returns;
- * streams already taken stay open and remain the caller's. Streams that
- * qpoold sends for requests that were cancelled are closed. NULL is a no-op.
- * Blocking: only until those calls have left. */
+/* Closes the handle and frees p. Attached mode: detaches (the pool keeps
+ * running in qpoold). Embedded mode: stops the pool's private qpoold; idle
+ * streams close, streams already taken are delivered (their bytes in
+ * flight too) and then closed by qpoold as it stops, within about 15 s
+ * (after that it is killed). Calls blocked in other threads return
+ * -ECANCELED before it returns; streams already taken stay the caller's
+ * fds. Streams that arrive for cancelled requests are closed. NULL is a
+ * no-op. Blocking: until those calls have left (embedded: and qpoold has
+ * stopped). */
 QP_API void qp_close(qp_pool *p);
 
 /* A sentence for a negative errno value returned by this library (the sign

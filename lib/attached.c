@@ -1,12 +1,20 @@
-/* libqpool, attached mode: one SOCK_SEQPACKET connection to qpoold's control
- * socket per handle. A reader thread receives every Response and hands it to
- * the caller waiting for its tag (each waiter has its own condition), so any
- * number of threads may block in requests at once. Sends are serialised by
- * their own mutex; the reader never waits for them. */
+/* libqpool: requests to qpoold. A handle talks over up to two channels, each
+ * a SOCK_SEQPACKET socket carrying control.proto frames:
+ *   - the control channel to qpoold's control socket (stats, counters,
+ *     flush, and takes when there is no session);
+ *   - a session channel straight to the pool's worker, granted by qpoold
+ *     (OP_SESSION) after its access check: IncomingGet / OutgoingGet go
+ *     there, two frames and two processes per take instead of four and
+ *     three. A dead session (worker restart) is replaced at most once a
+ *     second; meanwhile takes go through qpoold.
+ * No background thread: callers waiting on a channel take turns reading it
+ * (leader/followers). The leader polls the socket and hands each answer to
+ * the caller waiting for its tag (each has its own condition); when its own
+ * answer has come it passes the reading role on. So an answer wakes its
+ * caller directly, and any number of threads may wait at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,143 +24,160 @@
 
 #include "control.pb-c.h"
 #include "shared/frame.h"
-#include "qpool.h"
+#include "lib/internal.h"
 
-#define QP_GRACE_MS 5000u /* local deadline beyond the request's timeout */
-#define QP_STATS_MS 5000u /* deadline of requests that do not wait */
+#define QP_GRACE_MS 5000u   /* local deadline beyond a take's timeout */
+#define QP_STATS_MS 5000u   /* deadline of requests that do not wait */
+#define QP_SESS_RETRY 1000u /* ms between attempts to get a session */
 
 struct waiter {
   struct waiter *next;
   uint64_t tag;
   pthread_cond_t cv;
   int done;
-  int code; /* positive errno from qpoold, or 0 */
+  int code; /* positive errno from qpoold or the worker, or 0 */
   uint32_t id;
   int fd;
-  Qpool__Response *resp; /* kept for STATS (freed by the waiter) */
+  Qpool__Response *resp; /* the whole answer (freed by the waiter) */
 };
 
-struct qp_pool {
+struct chan {
   int sock;
-  char *name;
-  pthread_mutex_t mu; /* waiters, next_tag, closing, dead, users */
-  pthread_mutex_t send_mu;
-  pthread_cond_t idle_cv; /* users dropped to 0 */
+  int refs;    /* holds by calls in progress */
+  int dead;    /* negative errno once the socket failed or closed */
+  int reading; /* a caller is the leader: it polls and dispatches */
   struct waiter *waiters;
-  uint64_t next_tag;
-  int closing;
-  int dead; /* negative errno once the connection is gone */
-  int users;
-  int reader_started;
-  pthread_t reader;
-  uint8_t buf[QP_FRAME_HDR + QP_FRAME_MAX];
+  pthread_mutex_t send_mu;
+  uint8_t buf[QP_FRAME_HDR + QP_FRAME_MAX]; /* the leader's */
 };
 
-static uint64_t now_ms(void) {
+uint64_t qp__now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Removes w from the list when it is there (mu held). */
-static void unlink_waiter(qp_pool *p, struct waiter *w) {
-  for (struct waiter **pp = &p->waiters; *pp; pp = &(*pp)->next)
+/* ---- channels ----------------------------------------------------------- */
+
+static struct chan *chan_new(int sock) {
+  struct chan *c = malloc(sizeof(*c));
+  if (!c)
+    return NULL;
+  memset(c, 0, offsetof(struct chan, buf));
+  c->sock = sock;
+  pthread_mutex_init(&c->send_mu, NULL);
+  int fl = fcntl(sock, F_GETFL);
+  if (fl >= 0)
+    fcntl(sock, F_SETFL, fl | O_NONBLOCK);
+  return c;
+}
+
+static void chan_free(struct chan *c) {
+  close(c->sock);
+  pthread_mutex_destroy(&c->send_mu);
+  free(c);
+}
+
+/* Removes w from c's waiters when it is there (p->mu held). */
+static void unlink_waiter(struct chan *c, struct waiter *w) {
+  for (struct waiter **pp = &c->waiters; *pp; pp = &(*pp)->next)
     if (*pp == w) {
       *pp = w->next;
       return;
     }
 }
 
-static void *reader_main(void *arg) {
-  qp_pool *p = arg;
-  int err = 0;
-  for (;;) {
-    struct pollfd pfd = {.fd = p->sock, .events = POLLIN};
-    if (poll(&pfd, 1, -1) < 0) {
-      if (errno == EINTR)
-        continue;
-      err = -errno;
-      break;
-    }
+/* Drops a hold on c (p->mu held); a channel that is no longer p's is freed
+ * with its last hold. */
+static void chan_release(qp_pool *p, struct chan *c) {
+  if (--c->refs == 0 && c != p->ctl && c != p->sess)
+    chan_free(c);
+}
+
+static void chan_kill(struct chan *c, int err) { /* p->mu held */
+  if (!c->dead)
+    c->dead = err;
+  for (struct waiter *w = c->waiters; w; w = w->next)
+    pthread_cond_signal(&w->cv);
+}
+
+/* The leader's turn: waits for the socket until deadline (at most 1 s) and
+ * hands every answer read to its waiter. Called without p->mu. */
+static void pump(qp_pool *p, struct chan *c, uint64_t deadline) {
+  uint64_t now = qp__now_ms();
+  uint64_t left = deadline > now ? deadline - now : 0;
+  struct pollfd pfd = {.fd = c->sock, .events = POLLIN};
+  if (poll(&pfd, 1, left > 1000 ? 1000 : (int)left) <= 0)
+    return;
+  for (int i = 0; i < 64; i++) {
     struct qp_frame f;
-    int rc = qp_frame_recv(p->sock, p->buf, sizeof(p->buf), &f);
+    int rc = qp_frame_recv(c->sock, c->buf, sizeof(c->buf), &f);
     if (rc == -EAGAIN || rc == -EINTR)
-      continue;
-    if (rc == 0) {
-      err = -ECONNRESET;
-      break;
-    }
-    if (rc < 0) {
-      if (rc == -EPROTO || rc == -EMSGSIZE)
-        continue; /* a bad frame is skipped (and its fd closed) */
-      err = rc;
-      break;
+      return;
+    if (rc == -EPROTO || rc == -EMSGSIZE)
+      continue; /* a bad frame is skipped (and its fd closed) */
+    if (rc <= 0) {
+      pthread_mutex_lock(&p->mu);
+      chan_kill(c, rc == 0 ? -ECONNRESET : rc);
+      pthread_mutex_unlock(&p->mu);
+      return;
     }
     Qpool__Response *m = f.type == QPOOL__CTL_TYPE__CTL_RESPONSE
                              ? qpool__response__unpack(NULL, f.len, f.payload)
                              : NULL;
-    if (!m) {
-      if (f.fd >= 0)
-        close(f.fd);
-      continue;
+    if (m) {
+      pthread_mutex_lock(&p->mu);
+      struct waiter *w = c->waiters;
+      while (w && w->tag != m->tag)
+        w = w->next;
+      if (w) {
+        unlink_waiter(c, w);
+        w->done = 1;
+        w->code = m->code;
+        w->id = m->has_stream_id ? m->stream_id : 0;
+        w->fd = f.fd;
+        f.fd = -1;
+        w->resp = m;
+        m = NULL;
+        pthread_cond_signal(&w->cv);
+      }
+      pthread_mutex_unlock(&p->mu);
     }
-    pthread_mutex_lock(&p->mu);
-    struct waiter *w = p->waiters;
-    while (w && w->tag != m->tag)
-      w = w->next;
-    if (w) {
-      unlink_waiter(p, w);
-      w->done = 1;
-      w->code = m->code;
-      w->id = m->has_stream_id ? m->stream_id : 0;
-      w->fd = f.fd;
-      f.fd = -1;
-      w->resp = m;
-      m = NULL;
-      pthread_cond_signal(&w->cv);
-    }
-    pthread_mutex_unlock(&p->mu);
     if (f.fd >= 0)
-      close(f.fd); /* for a request nobody waits for any more */
+      close(f.fd); /* an answer nobody waits for any more */
     if (m)
       qpool__response__free_unpacked(m, NULL);
   }
-  pthread_mutex_lock(&p->mu);
-  p->dead = err ? err : -ECONNRESET;
-  for (struct waiter *w = p->waiters; w; w = w->next)
-    pthread_cond_signal(&w->cv);
-  pthread_mutex_unlock(&p->mu);
-  return NULL;
 }
 
-/* Sends r, waiting for room in the socket until deadline (send_mu taken
- * here). Returns 0 or a negative errno. */
-static int send_request(qp_pool *p, Qpool__Request *r, uint64_t deadline) {
+/* Sends r, waiting for room until deadline. 0 or a negative errno. */
+static int send_request(struct chan *c, Qpool__Request *r, uint64_t deadline) {
   int rc;
-  pthread_mutex_lock(&p->send_mu);
+  pthread_mutex_lock(&c->send_mu);
   for (;;) {
-    rc = qp_frame_send(p->sock, QPOOL__CTL_TYPE__CTL_REQUEST, &r->base, -1);
+    rc = qp_frame_send(c->sock, QPOOL__CTL_TYPE__CTL_REQUEST, &r->base, -1);
     if (rc != -EAGAIN)
       break;
-    uint64_t now = now_ms();
+    uint64_t now = qp__now_ms();
     if (now >= deadline) {
       rc = -ETIMEDOUT;
       break;
     }
-    struct pollfd pfd = {.fd = p->sock, .events = POLLOUT};
+    struct pollfd pfd = {.fd = c->sock, .events = POLLOUT};
     uint64_t left = deadline - now;
     poll(&pfd, 1, left > 100 ? 100 : (int)left);
   }
-  pthread_mutex_unlock(&p->send_mu);
-  if (rc == -EPIPE || rc == -ECONNRESET)
+  pthread_mutex_unlock(&c->send_mu);
+  if (rc == -EPIPE || rc == -ECONNRESET || rc == -ENOTCONN)
     rc = -ECONNRESET;
   return rc;
 }
 
-/* One request and its answer. On 0 the caller gets w->code/id/fd/resp (and
- * must free resp); otherwise a negative errno and nothing to free. */
-static int roundtrip(qp_pool *p, Qpool__Request *r, uint64_t wait_ms,
-                     struct waiter *w) {
+/* One request and its answer on c, which the caller holds. Returns 0 with
+ * w->code/id/fd/resp filled (free with waiter_free), or a negative errno
+ * and nothing to free. */
+static int roundtrip(qp_pool *p, struct chan *c, Qpool__Request *r,
+                     uint64_t deadline, struct waiter *w) {
   memset(w, 0, sizeof(*w));
   w->fd = -1;
   pthread_condattr_t ca;
@@ -161,54 +186,55 @@ static int roundtrip(qp_pool *p, Qpool__Request *r, uint64_t wait_ms,
   pthread_cond_init(&w->cv, &ca);
   pthread_condattr_destroy(&ca);
 
-  uint64_t deadline = now_ms() + wait_ms;
   int rc = 0;
   pthread_mutex_lock(&p->mu);
-  if (p->closing) {
-    pthread_mutex_unlock(&p->mu);
-    pthread_cond_destroy(&w->cv);
-    return -ECANCELED;
-  }
-  if (p->dead) {
-    rc = p->dead;
+  if (p->closing || c->dead) {
+    rc = p->closing ? -ECANCELED : c->dead;
     pthread_mutex_unlock(&p->mu);
     pthread_cond_destroy(&w->cv);
     return rc;
   }
-  p->users++;
   w->tag = r->tag = ++p->next_tag;
-  w->next = p->waiters;
-  p->waiters = w;
+  w->next = c->waiters;
+  c->waiters = w;
   pthread_mutex_unlock(&p->mu);
 
-  rc = send_request(p, r, deadline);
-
-  pthread_mutex_lock(&p->mu);
+  rc = send_request(c, r, deadline);
   if (rc < 0) {
-    unlink_waiter(p, w);
+    pthread_mutex_lock(&p->mu);
+    if (rc == -ECONNRESET)
+      chan_kill(c, rc);
   } else {
+    pthread_mutex_lock(&p->mu);
     struct timespec ts = {.tv_sec = (time_t)(deadline / 1000),
                           .tv_nsec = (long)(deadline % 1000) * 1000000};
-    while (!w->done && !p->closing && !p->dead) {
-      if (pthread_cond_timedwait(&w->cv, &p->mu, &ts) == ETIMEDOUT &&
-          !w->done) {
+    while (!w->done && !p->closing && !c->dead) {
+      if (!c->reading) {
+        c->reading = 1;
+        pthread_mutex_unlock(&p->mu);
+        pump(p, c, deadline);
+        pthread_mutex_lock(&p->mu);
+        c->reading = 0;
+        if (!w->done && qp__now_ms() >= deadline) {
+          rc = -ETIMEDOUT;
+          break;
+        }
+      } else if (pthread_cond_timedwait(&w->cv, &p->mu, &ts) == ETIMEDOUT &&
+                 !w->done) {
         rc = -ETIMEDOUT;
         break;
       }
     }
-    if (!w->done) {
-      unlink_waiter(p, w);
-      if (!rc)
-        rc = p->closing ? -ECANCELED : p->dead;
-    } else {
-      rc = 0;
-    }
+    if (!w->done && !rc)
+      rc = p->closing ? -ECANCELED : c->dead;
   }
-  if (--p->users == 0)
-    pthread_cond_broadcast(&p->idle_cv);
+  if (!w->done)
+    unlink_waiter(c, w);
+  if (!c->reading && c->waiters) /* pass the reading role on */
+    pthread_cond_signal(&c->waiters->cv);
   pthread_mutex_unlock(&p->mu);
   pthread_cond_destroy(&w->cv);
-  return rc;
+  return w->done ? 0 : rc;
 }
 
 static void waiter_free(struct waiter *w) {
@@ -220,12 +246,101 @@ static void waiter_free(struct waiter *w) {
   w->resp = NULL;
 }
 
+/* ---- calls ------------------------------------------------------------- */
+
+static int enter(qp_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  int rc = p->closing ? -ECANCELED : 0;
+  if (!rc)
+    p->users++;
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+static void leave(qp_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  if (--p->users == 0)
+    pthread_cond_broadcast(&p->idle_cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* A request on the control channel (caller inside enter/leave). */
+static int ctl_roundtrip(qp_pool *p, Qpool__Request *r, uint64_t deadline,
+                         struct waiter *w) {
+  pthread_mutex_lock(&p->mu);
+  struct chan *c = p->ctl;
+  if (c)
+    c->refs++;
+  pthread_mutex_unlock(&p->mu);
+  if (!c)
+    return -ENOTCONN;
+  int rc = roundtrip(p, c, r, deadline, w);
+  pthread_mutex_lock(&p->mu);
+  chan_release(p, c);
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+/* Asks qpoold for a session of this pool; 0 and *fd, or a negative errno. */
+static int open_session(qp_pool *p, int *fd) {
+  Qpool__Request r = QPOOL__REQUEST__INIT;
+  r.op = QPOOL__CTL_OP__OP_SESSION;
+  r.pool = p->name;
+  struct waiter w;
+  int rc = ctl_roundtrip(p, &r, qp__now_ms() + QP_STATS_MS, &w);
+  if (rc < 0)
+    return rc;
+  if (w.code != 0)
+    rc = w.code > 0 ? -w.code : -EPROTO;
+  else if (w.fd < 0)
+    rc = -EPROTO;
+  else {
+    *fd = w.fd;
+    w.fd = -1;
+  }
+  waiter_free(&w);
+  return rc;
+}
+
+/* The live session, held for the caller, or NULL (then use qpoold). Opens a
+ * new one when there is none or it died, at most once per QP_SESS_RETRY. */
+static struct chan *session_hold(qp_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  struct chan *s = p->sess;
+  if (!p->sess_off && !(s && !s->dead) && p->ctl &&
+      qp__now_ms() >= p->sess_retry_ms) {
+    p->sess_retry_ms = qp__now_ms() + QP_SESS_RETRY; /* one opener at once */
+    pthread_mutex_unlock(&p->mu);
+    int fd = -1;
+    int rc = open_session(p, &fd);
+    struct chan *n = rc == 0 ? chan_new(fd) : NULL;
+    if (rc == 0 && !n)
+      close(fd);
+    pthread_mutex_lock(&p->mu);
+    if (n) {
+      struct chan *old = p->sess;
+      p->sess = n;
+      if (old && old->refs == 0)
+        chan_free(old);
+      p->sess_retry_ms = 0;
+    }
+  }
+  s = p->sess && !p->sess->dead && !p->sess_off ? p->sess : NULL;
+  if (s)
+    s->refs++;
+  pthread_mutex_unlock(&p->mu);
+  return s;
+}
+
 static int get(qp_pool *p, int any, uint32_t sid, uint32_t timeout_ms,
                uint32_t *id, int *fd) {
   if (fd)
     *fd = -1;
   if (!p || !fd)
     return -EINVAL;
+  int rc = enter(p);
+  if (rc < 0)
+    return rc;
   Qpool__Request r = QPOOL__REQUEST__INIT;
   r.op = any ? QPOOL__CTL_OP__OP_INCOMING_GET : QPOOL__CTL_OP__OP_OUTGOING_GET;
   r.pool = p->name;
@@ -233,24 +348,47 @@ static int get(qp_pool *p, int any, uint32_t sid, uint32_t timeout_ms,
   r.stream_id = sid;
   r.has_timeout_ms = 1;
   r.timeout_ms = timeout_ms;
+  uint64_t deadline = qp__now_ms() + timeout_ms + QP_GRACE_MS;
   struct waiter w;
-  int rc = roundtrip(p, &r, (uint64_t)timeout_ms + QP_GRACE_MS, &w);
-  if (rc < 0)
-    return rc;
-  if (w.code != 0) {
-    rc = w.code > 0 ? -w.code : -EPROTO;
-  } else if (w.fd < 0) {
-    rc = -EPROTO; /* a success without a stream */
-  } else {
-    int fl = fcntl(w.fd, F_GETFL);
-    if (fl >= 0 && (fl & O_NONBLOCK))
-      fcntl(w.fd, F_SETFL, fl & ~O_NONBLOCK);
-    *fd = w.fd;
-    w.fd = -1;
-    if (id)
-      *id = w.id;
+  struct chan *s = session_hold(p);
+  rc = -ECONNRESET;
+  if (s) {
+    rc = roundtrip(p, s, &r, deadline, &w);
+    pthread_mutex_lock(&p->mu);
+    chan_release(p, s);
+    pthread_mutex_unlock(&p->mu);
+    if (rc == 0 && w.code == ENOENT) { /* the worker lost the pool (reload) */
+      waiter_free(&w);
+      rc = -ECONNRESET; /* qpoold knows whether it still exists */
+    }
   }
-  waiter_free(&w);
+  /* no session, or it ended without an answer: through qpoold (which says
+   * EAGAIN while the worker restarts) */
+  if (rc < 0 && rc != -ETIMEDOUT && rc != -ECANCELED) {
+    uint64_t now = qp__now_ms();
+    uint32_t left =
+        (uint32_t)(deadline - QP_GRACE_MS > now ? deadline - QP_GRACE_MS - now
+                                                : 0);
+    r.timeout_ms = left < timeout_ms ? left : timeout_ms;
+    rc = ctl_roundtrip(p, &r, now + r.timeout_ms + QP_GRACE_MS, &w);
+  }
+  if (rc == 0) {
+    if (w.code != 0) {
+      rc = w.code > 0 ? -w.code : -EPROTO;
+    } else if (w.fd < 0) {
+      rc = -EPROTO; /* a success without a stream */
+    } else {
+      int fl = fcntl(w.fd, F_GETFL);
+      if (fl >= 0 && (fl & O_NONBLOCK))
+        fcntl(w.fd, F_SETFL, fl & ~O_NONBLOCK);
+      *fd = w.fd;
+      w.fd = -1;
+      if (id)
+        *id = w.id;
+    }
+    waiter_free(&w);
+  }
+  leave(p);
   return rc;
 }
 
@@ -266,32 +404,38 @@ int qp_outgoing_get(qp_pool *p, uint32_t id, uint32_t timeout_ms, int *fd) {
 static int simple(qp_pool *p, Qpool__CtlOp op, Qpool__PoolStats *st) {
   if (!p)
     return -EINVAL;
+  int rc = enter(p);
+  if (rc < 0)
+    return rc;
   Qpool__Request r = QPOOL__REQUEST__INIT;
   r.op = op;
   r.pool = p->name;
   struct waiter w;
-  int rc = roundtrip(p, &r, QP_STATS_MS, &w);
-  if (rc < 0)
-    return rc;
-  if (w.code != 0)
-    rc = w.code > 0 ? -w.code : -EPROTO;
-  else if (st && (w.resp->n_pools < 1 || !w.resp->pools[0]))
-    rc = -EPROTO;
-  else if (st) {
-    const Qpool__PoolStats *s = w.resp->pools[0];
-    st->ready = s->ready;
-    st->active = s->active;
-    st->capacity = s->capacity;
-    st->interval_ns = s->interval_ns;
-    st->errors = s->errors;
+  rc = ctl_roundtrip(p, &r, qp__now_ms() + QP_STATS_MS, &w);
+  if (rc == 0) {
+    if (w.code != 0)
+      rc = w.code > 0 ? -w.code : -EPROTO;
+    else if (st && (w.resp->n_pools < 1 || !w.resp->pools[0]))
+      rc = -EPROTO;
+    else if (st) {
+      const Qpool__PoolStats *s = w.resp->pools[0];
+      st->ready = s->ready;
+      st->active = s->active;
+      st->capacity = s->capacity;
+      st->interval_ns = s->interval_ns;
+      st->errors = s->errors;
+    }
+    waiter_free(&w);
   }
-  waiter_free(&w);
+  leave(p);
   return rc;
 }
 
 int qp_ready(qp_pool *p) {
   Qpool__PoolStats st;
   int rc = simple(p, QPOOL__CTL_OP__OP_STATS, &st);
+  if (rc == -ENOTCONN)
+    return 0; /* an embedded pool whose manager has not started */
   return rc < 0 ? rc : st.ready ? 1 : 0;
 }
 
@@ -331,31 +475,87 @@ int qp_flush(qp_pool *p) {
   return simple(p, QPOOL__CTL_OP__OP_FLUSH, NULL);
 }
 
-static void pool_free(qp_pool *p) {
-  if (p->sock >= 0)
-    close(p->sock);
+/* ---- handles ------------------------------------------------------------ */
+
+qp_pool *qp__pool_alloc(const char *name) {
+  qp_pool *p = calloc(1, sizeof(*p));
+  if (!p)
+    return NULL;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->idle_cv, NULL);
+  p->name = strdup(name);
+  const char *off = getenv("QPOOL_NO_SESSION");
+  p->sess_off = off && !strcmp(off, "1");
+  if (!p->name) {
+    qp__pool_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+void qp__pool_free(qp_pool *p) {
   pthread_mutex_destroy(&p->mu);
-  pthread_mutex_destroy(&p->send_mu);
   pthread_cond_destroy(&p->idle_cv);
   free(p->name);
   free(p);
 }
 
-void qp_close(qp_pool *p) {
-  if (!p)
-    return;
+void qp__disconnect(qp_pool *p) {
   pthread_mutex_lock(&p->mu);
   p->closing = 1;
-  for (struct waiter *w = p->waiters; w; w = w->next)
-    pthread_cond_signal(&w->cv);
+  struct chan *cs[2] = {p->ctl, p->sess};
+  for (int i = 0; i < 2; i++)
+    if (cs[i]) {
+      shutdown(cs[i]->sock, SHUT_RDWR); /* wakes a leader in poll() */
+      chan_kill(cs[i], -ECANCELED);
+    }
   while (p->users > 0)
     pthread_cond_wait(&p->idle_cv, &p->mu);
+  p->ctl = p->sess = NULL;
+  for (int i = 0; i < 2; i++)
+    if (cs[i] && cs[i]->refs == 0)
+      chan_free(cs[i]);
   pthread_mutex_unlock(&p->mu);
-  /* wakes the reader: poll() reports POLLHUP, recv returns 0 */
-  shutdown(p->sock, SHUT_RDWR);
-  if (p->reader_started)
-    pthread_join(p->reader, NULL);
-  pool_free(p);
+}
+
+int qp__connect(qp_pool *p, const char *path, uint64_t deadline_ms) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(sa.sun_path))
+    return -EINVAL;
+  strcpy(sa.sun_path, path);
+  int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (sock < 0)
+    return -errno;
+  int rc;
+  do
+    rc = connect(sock, (struct sockaddr *)&sa, sizeof(sa));
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    rc = errno == ENOENT || errno == ENOTSOCK ? -ECONNREFUSED : -errno;
+    close(sock);
+    return rc;
+  }
+  struct chan *c = chan_new(sock);
+  if (!c) {
+    close(sock);
+    return -ENOMEM;
+  }
+  pthread_mutex_lock(&p->mu);
+  p->ctl = c;
+  pthread_mutex_unlock(&p->mu);
+  /* the pool must exist (and the caller may see it) */
+  (void)deadline_ms;
+  Qpool__PoolStats st;
+  rc = simple(p, QPOOL__CTL_OP__OP_STATS, &st);
+  if (rc == 0) { /* a session now, so that the first take is fast */
+    struct chan *s = session_hold(p);
+    if (s) {
+      pthread_mutex_lock(&p->mu);
+      chan_release(p, s);
+      pthread_mutex_unlock(&p->mu);
+    }
+  }
+  return rc;
 }
 
 int qp_pool_attach(const char *socket_path, const char *pool_name,
@@ -367,51 +567,28 @@ int qp_pool_attach(const char *socket_path, const char *pool_name,
     if (!socket_path || !*socket_path)
       socket_path = QP_DEFAULT_CONTROL;
   }
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(socket_path) >= sizeof(sa.sun_path))
+  if (strlen(socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
     return -EINVAL;
-  strcpy(sa.sun_path, socket_path);
-
-  qp_pool *p = calloc(1, sizeof(*p));
+  qp_pool *p = qp__pool_alloc(pool_name);
   if (!p)
     return -ENOMEM;
-  p->sock = -1;
-  pthread_mutex_init(&p->mu, NULL);
-  pthread_mutex_init(&p->send_mu, NULL);
-  pthread_cond_init(&p->idle_cv, NULL);
-  p->name = strdup(pool_name);
-  if (!p->name) {
-    pool_free(p);
-    return -ENOMEM;
-  }
-  p->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (p->sock < 0) {
-    int e = -errno;
-    pool_free(p);
-    return e;
-  }
-  int rc;
-  do
-    rc = connect(p->sock, (struct sockaddr *)&sa, sizeof(sa));
-  while (rc < 0 && errno == EINTR);
+  int rc = qp__connect(p, socket_path, qp__now_ms() + QP_STATS_MS);
   if (rc < 0) {
-    int e = errno == ENOENT || errno == ENOTSOCK ? -ECONNREFUSED : -errno;
-    pool_free(p);
-    return e;
-  }
-  rc = pthread_create(&p->reader, NULL, reader_main, p);
-  if (rc != 0) {
-    pool_free(p);
-    return -rc;
-  }
-  p->reader_started = 1;
-  /* the pool must exist (and the caller may see it) */
-  Qpool__PoolStats st;
-  rc = simple(p, QPOOL__CTL_OP__OP_STATS, &st);
-  if (rc < 0) {
-    qp_close(p);
+    qp__disconnect(p);
+    qp__pool_free(p);
     return rc;
   }
   *out = p;
   return 0;
+}
+
+void qp_close(qp_pool *p) {
+  if (!p)
+    return;
+  qp__disconnect(p);
+  if (p->emb) {
+    qp__embedded_stop(p);
+    qp__embedded_free(p->emb);
+  }
+  qp__pool_free(p);
 }

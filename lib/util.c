@@ -33,6 +33,15 @@ const char *qp_strerror(int err) {
     return "out of memory";
   case EPROTO:
     return "malformed answer from qpoold";
+  case ENOTCONN:
+    return "the pool is not running: start it with qp_client_manager or "
+           "qp_server_manager";
+  case EALREADY:
+    return "the pool's manager is already running";
+  case ENOEXEC:
+    return "cannot find the qpoold program (set QPOOL_QPOOLD to its path)";
+  case EADDRINUSE:
+    return "the listen address is in use";
   default: {
     /* strerrordesc_np (glibc >= 2.32) is thread-safe and static */
     const char *s = strerrordesc_np(err);

@@ -112,12 +112,14 @@ enum {
   OPT_NAME = OPT_KEY + K_COUNT,
   OPT_FOREGROUND,
   OPT_CONFIG,
+  OPT_LIFELINE,
 };
 
 static const struct option longopts[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"foreground", no_argument, NULL, OPT_FOREGROUND},
     {"config", required_argument, NULL, OPT_CONFIG},
+    {"lifeline", required_argument, NULL, OPT_LIFELINE},
     {"listen", required_argument, NULL, OPT_KEY + K_LISTEN},
     {"target", required_argument, NULL, OPT_KEY + K_TARGET},
     {"min-cap", required_argument, NULL, OPT_KEY + K_MIN_CAP},
@@ -161,7 +163,7 @@ struct scratch {
   char user[sizeof(((struct sup_config *)0)->user)];
   char chroot[sizeof(((struct sup_config *)0)->chroot)];
   char config_file[sizeof(((struct sup_config *)0)->config_file)];
-  int foreground, log_level;
+  int foreground, log_level, lifeline;
 };
 
 /* The global defaults, for a sup_config or a scratch. */
@@ -174,6 +176,7 @@ struct scratch {
     snprintf((c)->chroot, sizeof((c)->chroot), "%s", SUP_DEFAULT_CHROOT);      \
     (c)->config_file[0] = '\0';                                                \
     (c)->foreground = 0;                                                       \
+    (c)->lifeline = -1;                                                        \
     (c)->log_level = QP_LOG_INFO;                                              \
   } while (0)
 
@@ -1234,6 +1237,7 @@ static int ctx_end(struct ctx *x, struct sup_config *out, int rc) {
     memcpy(out->chroot, c->chroot, sizeof(out->chroot));
     memcpy(out->config_file, c->config_file, sizeof(out->config_file));
     out->foreground = c->foreground;
+    out->lifeline = c->lifeline;
     out->log_level = c->log_level;
   } else {
     rc = -EINVAL;
@@ -1325,6 +1329,8 @@ static const char *opt_display(int val) {
     return "--foreground";
   case OPT_CONFIG:
     return "--config";
+  case OPT_LIFELINE:
+    return "--lifeline";
   }
   return "?";
 }
@@ -1425,6 +1431,17 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
     }
     if (o == OPT_FOREGROUND) {
       x->c->foreground = 1;
+    } else if (o == OPT_LIFELINE) {
+      char *end;
+      errno = 0;
+      long fd = strtol(optarg, &end, 10);
+      if (!*optarg || *end || errno || fd < 3 || fd > 65535 ||
+          fcntl((int)fd, F_GETFD) < 0)
+        fail(x, 0, "--lifeline",
+             "%s is not an open file descriptor (3 or more)",
+             esc_into(b, sizeof(b), optarg, 0));
+      else
+        x->c->lifeline = (int)fd;
     } else if (o == OPT_CONFIG) {
       if (mode)
         fail(x, 0, "--config",
@@ -1599,6 +1616,10 @@ void sup_usage(FILE *f) {
       "detaches\n"
       "                       and logs to stderr (run it under systemd)\n"
       "  --config FILE        read the pools from FILE (INI, see below)\n"
+      "  --lifeline FD        stop (as on SIGTERM) when FD, an inherited "
+      "pipe,\n"
+      "                       reaches end of file: libqpool's embedded mode\n"
+      "                       starts its private qpoold this way\n"
       "\n"
       "Durations are Go's: a number and a unit (ns, us, ms, s, m, h), e.g.\n"
       "500ms, 5s, 1m30s, 1.5h; at most 24h. Addresses are host:port, "

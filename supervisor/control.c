@@ -121,6 +121,8 @@ static void fill_stats(const struct sup *s, const struct sup_pool *p,
   st->rejected_ip = p->rejected_ip;
   st->dropped_datagrams = p->dropped + r->dropped_datagrams;
   st->handoffs = p->handoffs;
+  st->sessions = p->sessions;
+  st->stateless_resets = p->resets;
   st->last_error = (char *)p->last_error;
 }
 
@@ -181,6 +183,39 @@ static int allowed(const struct sup_client *c, const struct sup_pool *p) {
   return 0;
 }
 
+/* OP_SESSION: a socket pair, one end to the pool's worker, the other to the
+ * (already authorised) application, which takes streams on it directly. */
+static void open_session(struct sup_client *c, uint64_t tag,
+                         struct sup_pool *p) {
+  struct sup *s = c->s;
+  struct sup_worker *w = s->workers[p->worker];
+  if (w->pid <= 0 || !w->hello || s->stopping) {
+    respond(c, tag, EAGAIN,
+            s->stopping ? "qpoold is stopping"
+                        : "the pool's worker is restarting: try again",
+            0, 0, -1);
+    return;
+  }
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                 sv) < 0) {
+    respond(c, tag, errno == EMFILE || errno == ENFILE ? EBUSY : errno,
+            "cannot make a session socket", 0, 0, -1);
+    return;
+  }
+  Qpool__Session m = QPOOL__SESSION__INIT;
+  m.pool = p->cfg.name;
+  m.uid = (uint32_t)c->cred.uid;
+  if (sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_SESSION, &m.base, sv[1]) < 0)
+    respond(c, tag, EBUSY, "the pool's worker is busy: try again", 0, 0, -1);
+  else {
+    p->sessions++;
+    respond(c, tag, 0, NULL, 0, 0, sv[0]);
+  }
+  close(sv[0]);
+  close(sv[1]);
+}
+
 static void handle_request(struct sup_client *c, const Qpool__Request *m) {
   struct sup *s = c->s;
   char msg[160];
@@ -233,6 +268,9 @@ static void handle_request(struct sup_client *c, const Qpool__Request *m) {
             -1);
     return;
   }
+  case QPOOL__CTL_OP__OP_SESSION:
+    open_session(c, m->tag, p);
+    return;
   case QPOOL__CTL_OP__OP_INCOMING_GET:
   case QPOOL__CTL_OP__OP_OUTGOING_GET:
     break;

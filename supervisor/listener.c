@@ -10,6 +10,10 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include <gnutls/crypto.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
 #include "shared/addr.h"
 #include "shared/log.h"
 #include "shared/quic_hdr.h"
@@ -114,6 +118,37 @@ static void hand_off(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
   free(other);
 }
 
+/* A 1-RTT packet reached the listener: its connection's socket is gone (the
+ * worker died or closed it). Answer with a Stateless Reset (RFC 9000 10.3)
+ * whose token the worker derived from the same key and connection ID, so
+ * the peer drops the connection now and dials again, instead of waiting for
+ * its idle timeout. Smaller than the packet that triggered it (no loops),
+ * rate-limited (no amplification). */
+static void send_reset(struct sup_pool *p, const struct qp_quic_hdr *h,
+                       size_t len, const struct sockaddr *src, socklen_t srclen,
+                       uint64_t now) {
+  p->dropped++;
+  size_t out = len - 1 < 41 ? len - 1 : 41;
+  if (len < 1 ||
+      out < 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN +
+                NGTCP2_STATELESS_RESET_TOKENLEN ||
+      !qp_ratelimit_take(&p->refusals, now))
+    return;
+  ngtcp2_cid cid;
+  ngtcp2_cid_init(&cid, h->dcid, h->dcidlen);
+  uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
+  uint8_t rnd[41], pkt[41];
+  size_t rlen = out - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;
+  if (ngtcp2_crypto_generate_stateless_reset_token(
+          token, p->reset_secret, sizeof(p->reset_secret), &cid) != 0 ||
+      gnutls_rnd(GNUTLS_RND_NONCE, rnd, rlen) < 0)
+    return;
+  ngtcp2_ssize n =
+      ngtcp2_pkt_write_stateless_reset(pkt, sizeof(pkt), token, rnd, rlen);
+  if (n > 0 && sendto(p->lfd, pkt, (size_t)n, MSG_DONTWAIT, src, srclen) == n)
+    p->resets++;
+}
+
 static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
                         size_t len, const struct sockaddr *src,
                         socklen_t srclen) {
@@ -135,6 +170,10 @@ static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
   uint64_t now = uv_hrtime();
   if (recent_find(p, src, now)) {
     forward_straggler(s, p, pkt, len, src, srclen);
+    return;
+  }
+  if (cls == QP_PKT_SHORT) { /* a connection no worker owns (any more) */
+    send_reset(p, &h, len, src, srclen, now);
     return;
   }
   if (cls != QP_PKT_INITIAL) {

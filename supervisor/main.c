@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <gnutls/crypto.h>
+#include <systemd/sd-daemon.h>
 
 #include "shared/log.h"
 #include "supervisor/sup.h"
@@ -21,6 +23,7 @@
 static struct sup S;
 static uv_signal_t sig_term, sig_int, sig_chld, sig_usr1, sig_usr2, sig_hup;
 static uv_timer_t status_timer, stop_timer;
+static uv_poll_t lifeline;
 static const char *status_path;
 
 static int read_file(const char *path, char **out, size_t *len, char *err,
@@ -58,6 +61,12 @@ static struct sup_pool *pool_new(const struct sup_pool_cfg *pc, char *err,
   }
   p->cfg = *pc;
   p->lfd = -1;
+  if (gnutls_rnd(GNUTLS_RND_RANDOM, p->reset_secret, sizeof(p->reset_secret)) <
+      0) {
+    snprintf(err, errlen, "no random bytes for the reset secret");
+    free(p);
+    return NULL;
+  }
   if (read_file(pc->cert_file, &p->cert_pem, &p->cert_len, err, errlen) < 0 ||
       read_file(pc->key_file, &p->key_pem, &p->key_len, err, errlen) < 0 ||
       read_file(pc->ca_file, &p->ca_pem, &p->ca_len, err, errlen) < 0) {
@@ -300,6 +309,8 @@ static void on_stop_timer(uv_timer_t *t) {
     }
 }
 
+static void stop(const char *why);
+
 static void on_signal(uv_signal_t *h, int sig) {
   (void)h;
   if (sig == SIGCHLD) {
@@ -311,8 +322,12 @@ static void on_signal(uv_signal_t *h, int sig) {
     return;
   }
   if (sig == SIGHUP) {
-    if (!S.stopping)
+    if (!S.stopping) {
+      sd_notify(0, "RELOADING=1");
       reload(&S);
+      sd_notifyf(0, "READY=1\nSTATUS=%zu pool(s) in %d worker(s)", S.npools,
+                 S.nworkers);
+    }
     return;
   }
   if (sig == SIGUSR1) {
@@ -331,10 +346,26 @@ static void on_signal(uv_signal_t *h, int sig) {
       }
     return;
   }
+  stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* --lifeline: the process that started us (libqpool's embedded mode) holds
+ * the pipe's other end; end of file means it closed the pool or died. */
+static void on_lifeline(uv_poll_t *h, int status, int events) {
+  (void)events;
+  char b[64];
+  ssize_t n = status < 0 ? 0 : read(S.cfg->lifeline, b, sizeof(b));
+  if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+    return; /* bytes mean nothing; only the end matters */
+  uv_poll_stop(h);
+  stop("lifeline closed");
+}
+
+static void stop(const char *why) {
   if (S.stopping)
     return;
-  qp_info("%s: stopping (pools close with \"pool closed\")",
-          sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  qp_info("%s: stopping (pools close with \"pool closed\")", why);
+  sd_notify(0, "STOPPING=1");
   S.stopping = 1;
   S.stop_deadline = uv_hrtime() + STOP_GRACE_NS;
   sup_listeners_close(&S);
@@ -358,6 +389,7 @@ int main(int argc, char **argv) {
     if (rc == 1)
       return 0; /* --help / --version */
     fprintf(stderr, "qpoold: %s\n(see qpoold --help)\n", err);
+    sd_notifyf(0, "ERRNO=%d\nSTATUS=%s", EINVAL, err);
     return 2;
   }
   qp_log_set_level((enum qp_log_level)cfg->log_level);
@@ -368,12 +400,14 @@ int main(int argc, char **argv) {
   S.loop = uv_default_loop();
   S.loop->data = &S;
   signal(SIGPIPE, SIG_IGN);
-  if (find_worker(&S, argv[0], err, sizeof(err)) < 0 ||
-      prepare_identity(&S, err, sizeof(err)) < 0 ||
-      assign(&S, err, sizeof(err)) < 0 ||
-      sup_listeners_open(&S, err, sizeof(err)) < 0 ||
-      sup_control_open(&S, err, sizeof(err)) < 0) {
+  if ((rc = find_worker(&S, argv[0], err, sizeof(err))) < 0 ||
+      (rc = prepare_identity(&S, err, sizeof(err))) < 0 ||
+      (rc = assign(&S, err, sizeof(err))) < 0 ||
+      (rc = sup_listeners_open(&S, err, sizeof(err))) < 0 ||
+      (rc = sup_control_open(&S, err, sizeof(err))) < 0) {
     qp_err("%s", err);
+    /* whoever waits for READY (systemd, libqpool) learns why not */
+    sd_notifyf(0, "ERRNO=%d\nSTATUS=%s", -rc, err);
     return 1;
   }
   uv_signal_init(S.loop, &sig_term);
@@ -399,9 +433,18 @@ int main(int argc, char **argv) {
     status_path = NULL;
   if ((rc = sup_workers_start(&S)) < 0) {
     qp_err("cannot start workers: %s", strerror(-rc));
+    sd_notifyf(0, "ERRNO=%d\nSTATUS=cannot start workers", -rc);
     return 1;
   }
+  if (S.cfg->lifeline >= 0) {
+    fcntl(S.cfg->lifeline, F_SETFD, FD_CLOEXEC);
+    fcntl(S.cfg->lifeline, F_SETFL, O_NONBLOCK);
+    uv_poll_init(S.loop, &lifeline, S.cfg->lifeline);
+    uv_poll_start(&lifeline, UV_READABLE | UV_DISCONNECT, on_lifeline);
+  }
   qp_info("running %zu pool(s) in %d worker(s)", S.npools, S.nworkers);
+  sd_notifyf(0, "READY=1\nSTATUS=%zu pool(s) in %d worker(s)\nMAINPID=%ld",
+             S.npools, S.nworkers, (long)getpid());
   uv_run(S.loop, UV_RUN_DEFAULT);
   uv_walk(S.loop, close_all, NULL);
   uv_run(S.loop, UV_RUN_DEFAULT);

@@ -17,7 +17,8 @@ static int line(const struct sup *s, const struct sup_pool *p, char *buf,
       "pool=%s role=%s worker=%d pid=%d restarts=%u active=%d capacity=%d "
       "interval_ms=%llu errors=%llu connected=%d conns=%d created=%llu "
       "taken=%llu failed=%llu refused=%llu setup_errors=%llu "
-      "rejected_ip=%llu dropped=%llu handoffs=%llu error=\"%s\"\n",
+      "rejected_ip=%llu dropped=%llu handoffs=%llu sessions=%llu "
+      "resets=%llu error=\"%s\"\n",
       p->cfg.name, p->cfg.server ? "server" : "client", p->worker, (int)w->pid,
       w->restarts, r->active, r->capacity,
       (unsigned long long)(r->interval_ns / 1000000),
@@ -28,7 +29,8 @@ static int line(const struct sup *s, const struct sup_pool *p, char *buf,
       (unsigned long long)r->streams_refused,
       (unsigned long long)r->setup_errors, (unsigned long long)p->rejected_ip,
       (unsigned long long)(p->dropped + r->dropped_datagrams),
-      (unsigned long long)p->handoffs, p->last_error);
+      (unsigned long long)p->handoffs, (unsigned long long)p->sessions,
+      (unsigned long long)p->resets, p->last_error);
 }
 
 void sup_status_write(const struct sup *s, const char *path) {

@@ -32,7 +32,8 @@ struct sup_pool {
   struct qp_ratelimit refusals;
   struct sup_peer recent[SUP_RECENT_PEERS];
   unsigned recent_next;
-  uint64_t rejected_ip, dropped, handoffs, vn_sent;
+  uint64_t rejected_ip, dropped, handoffs, vn_sent, sessions, resets;
+  uint8_t reset_secret[32]; /* server: stateless reset token key */
   uint64_t app_errors; /* AddError / ResetError / ErrorCount (apps own it) */
   /* TLS material read before any worker starts */
   char *cert_pem, *key_pem, *ca_pem;

@@ -121,6 +121,11 @@ void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
   char mode[2] = {c->tls_mode ? c->tls_mode : '1', 0};
   m.name = (char *)c->name;
   m.server = c->server;
+  if (c->server) {
+    m.has_reset_secret = 1;
+    m.reset_secret.data = (uint8_t *)p->reset_secret;
+    m.reset_secret.len = sizeof(p->reset_secret);
+  }
   m.min_cap = c->min_cap;
   m.max_cap = c->max_cap;
   m.min_ivl_ns = (int64_t)c->min_ivl_ns;
@@ -181,6 +186,10 @@ static int spawn(struct sup *s, struct sup_worker *w) {
     char slot[16];
     snprintf(slot, sizeof(slot), "%d", w->slot);
     setenv("QPOOL_WORKER_SLOT", slot, 1);
+    /* the worker logs at qpoold's level (QPOOL_LOG, when set, wins) */
+    static const char *const lv[] = {"error", "warn", "info", "debug"};
+    int l = s->cfg->log_level;
+    setenv("QPOOL_LOG", lv[l < 0 ? 0 : l > 3 ? 3 : l], 0);
     char *argv[] = {(char *)"qpool-worker", NULL};
     execv(s->worker_path, argv);
     fprintf(stderr, "qpoold: cannot run %s: %s\n", s->worker_path,

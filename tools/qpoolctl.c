@@ -320,6 +320,8 @@ static json_t *stats_json(const Qpool__Response *m) {
     json_object_set_new(o, "rejected_ip", ju64(p->rejected_ip));
     json_object_set_new(o, "dropped_datagrams", ju64(p->dropped_datagrams));
     json_object_set_new(o, "handoffs", ju64(p->handoffs));
+    json_object_set_new(o, "sessions", ju64(p->sessions));
+    json_object_set_new(o, "stateless_resets", ju64(p->stateless_resets));
     json_object_set_new(o, "last_error",
                         p->last_error ? json_string(p->last_error)
                                       : json_null());
@@ -362,6 +364,8 @@ enum mval {
   M_REJECTED,
   M_DROPPED,
   M_HANDOFFS,
+  M_SESSIONS,
+  M_RESETS,
   M_RESTARTS,
 };
 
@@ -400,6 +404,12 @@ static const struct metric {
      M_DROPPED},
     {"qpool_handoffs_total", "counter",
      "Connections handed from qpoold to the pool's worker.", M_HANDOFFS},
+    {"qpool_sessions_total", "counter",
+     "Sessions granted to applications (takes straight from the worker).",
+     M_SESSIONS},
+    {"qpool_stateless_resets_total", "counter",
+     "Stateless resets sent for connections no worker owns any more.",
+     M_RESETS},
     {"qpool_worker_restarts_total", "counter",
      "Restarts of the pool's worker process.", M_RESTARTS},
 };
@@ -456,6 +466,12 @@ static void prom_value(FILE *out, const Qpool__PoolStats *p, enum mval v) {
     return;
   case M_HANDOFFS:
     fprintf(out, "%" PRIu64, p->handoffs);
+    return;
+  case M_SESSIONS:
+    fprintf(out, "%" PRIu64, p->sessions);
+    return;
+  case M_RESETS:
+    fprintf(out, "%" PRIu64, p->stateless_resets);
     return;
   case M_RESTARTS:
     fprintf(out, "%" PRIu32, p->restarts);

@@ -44,6 +44,15 @@ static int cb_get_new_connection_id(ngtcp2_conn *qc, ngtcp2_cid *cid,
   return 0;
 }
 
+static int cb_recv_stateless_reset(ngtcp2_conn *qc,
+                                   const ngtcp2_pkt_stateless_reset *sr,
+                                   void *user_data) {
+  wrk_conn *c = user_data;
+  (void)qc, (void)sr;
+  c->reset_received = 1;
+  return 0;
+}
+
 static int cb_handshake_completed(ngtcp2_conn *qc, void *user_data) {
   wrk_conn *c = user_data;
   (void)qc;
@@ -164,6 +173,7 @@ static void callbacks_init(ngtcp2_callbacks *cb, int server) {
   cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
   cb->rand = cb_rand;
   cb->get_new_connection_id = cb_get_new_connection_id;
+  cb->recv_stateless_reset = cb_recv_stateless_reset;
   cb->handshake_completed = cb_handshake_completed;
   cb->recv_stream_data = cb_recv_stream_data;
   cb->acked_stream_data_offset = cb_acked_stream_data_offset;
@@ -342,6 +352,12 @@ int wrk_conn_server_new(wrk_pool *p, int fd, const uint8_t *pkt, size_t len,
 /* ---- errors and teardown ------------------------------------------------- */
 
 static void describe_peer_close(wrk_conn *c, char *buf, size_t len) {
+  if (c->reset_received) {
+    snprintf(buf, len,
+             "stateless reset from the peer (it no longer has this "
+             "connection: restarted?)");
+    return;
+  }
   ngtcp2_connection_close_error ce;
   ngtcp2_conn_get_connection_close_error(c->qc, &ce);
   const char *kind =

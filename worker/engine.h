@@ -49,6 +49,10 @@ struct wrk_pool_config {
 
   /* both */
   uint64_t setup_timeout_ns; /* ID exchange deadline; 0: 60 s */
+  /* key of the stateless reset tokens (NULL: random); qpoold keeps it
+   * across worker restarts so that it can reset orphaned connections */
+  const uint8_t *reset_secret;
+  size_t reset_secret_len; /* 32 */
   /* test knobs: not for production use */
   const char *alpn;             /* NULL: "np-quic" */
   const uint8_t *setup_payload; /* client: bytes sent on a new stream */

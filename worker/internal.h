@@ -96,7 +96,8 @@ struct wrk_conn {
   uint64_t created_ns;
   int handles_open; /* uv handles still to close */
   unsigned handshake_done : 1;
-  unsigned closing : 1; /* torn down; waiting for handles */
+  unsigned reset_received : 1; /* the peer sent a Stateless Reset */
+  unsigned closing : 1;        /* torn down; waiting for handles */
   unsigned dirty : 1;
   unsigned draining : 1; /* peer closed: send nothing more */
   char error[256];

@@ -17,6 +17,7 @@
 #include "shared/log.h"
 #include "worker/engine.h"
 #include "worker/sandbox.h"
+#include "worker/session.h"
 
 #define SUP_FD 3
 #define REPORT_TICK_MS 250
@@ -38,6 +39,7 @@ static struct {
   uv_timer_t report;
   struct wpool *pools;
   int sandboxed, stopping, closing_pools;
+  struct wrk_sessions sessions;
   uint8_t buf[QP_FRAME_HDR + QP_FRAME_MAX];
 } W;
 
@@ -156,6 +158,10 @@ static void handle_pool_add(const Qpool__PoolAdd *m) {
   if (m->has_ca_pem) {
     cfg.ca_pem = (const char *)m->ca_pem.data;
     cfg.ca_pem_len = m->ca_pem.len;
+  }
+  if (m->has_reset_secret) {
+    cfg.reset_secret = m->reset_secret.data;
+    cfg.reset_secret_len = m->reset_secret.len;
   }
   cfg.external_listener = 1;
   cfg.dial = on_dial;
@@ -320,6 +326,21 @@ static void handle_get(const Qpool__Get *m) {
   }
 }
 
+static wrk_pool *lookup_pool(const char *name, void *arg) {
+  (void)arg;
+  struct wpool *w = find_pool(name);
+  return w && !W.stopping ? w->p : NULL;
+}
+
+static void handle_session(const Qpool__Session *m, int fd) {
+  if (W.stopping || !find_pool(m->pool)) {
+    close(fd); /* the application sees EOF and falls back to qpoold */
+    return;
+  }
+  if (wrk_session_add(&W.sessions, m->pool, fd) == 0)
+    qp_debug("session of pool %s for uid %u", m->pool, m->uid);
+}
+
 static void handle_probe(const Qpool__Probe *m) {
   Qpool__ProbeResult r = QPOOL__PROBE_RESULT__INIT;
   r.what = m->what;
@@ -336,7 +357,8 @@ static void handle_probe(const Qpool__Probe *m) {
 
 static void dispatch(struct qp_frame *f) {
   int wants_fd = f->type == QPOOL__MSG_TYPE__MSG_HANDOFF ||
-                 f->type == QPOOL__MSG_TYPE__MSG_DIAL_REPLY;
+                 f->type == QPOOL__MSG_TYPE__MSG_DIAL_REPLY ||
+                 f->type == QPOOL__MSG_TYPE__MSG_SESSION;
   if (f->fd >= 0 && !wants_fd)
     die("message %u from the supervisor carries an unexpected fd", f->type);
   switch (f->type) {
@@ -388,6 +410,14 @@ static void dispatch(struct qp_frame *f) {
     UNPACK(Get, get, f);
     handle_get(m);
     qpool__get__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_SESSION: {
+    if (f->fd < 0)
+      die("session without a socket");
+    UNPACK(Session, session, f);
+    handle_session(m, f->fd);
+    qpool__session__free_unpacked(m, NULL);
     break;
   }
   case QPOOL__MSG_TYPE__MSG_FLUSH: {
@@ -445,6 +475,8 @@ int main(int argc, char **argv) {
   signal(SIGINT, SIG_IGN); /* the supervisor decides when we stop */
   uv_loop_init(&W.loop);
   uv_timer_init(&W.loop, &W.report);
+  wrk_sessions_init(&W.sessions, &W.loop, lookup_pool, NULL, W.buf,
+                    sizeof(W.buf));
   uv_poll_init_socket(&W.loop, &W.sup, SUP_FD);
   uv_poll_start(&W.sup, UV_READABLE, on_sup);
   Qpool__Hello hello = QPOOL__HELLO__INIT;

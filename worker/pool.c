@@ -157,8 +157,14 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
   p->rnd_used = sizeof(p->rnd);
   p->rx = malloc(sizeof(*p->rx));
   p->txbuf = malloc(65536 + 16384);
+  int have_secret =
+      cfg->reset_secret && cfg->reset_secret_len == sizeof(p->secret);
+  if (have_secret)
+    memcpy(p->secret, cfg->reset_secret, sizeof(p->secret));
+  p->cfg.reset_secret = NULL; /* not kept */
   if (!p->rx || !p->txbuf ||
-      gnutls_rnd(GNUTLS_RND_RANDOM, p->secret, sizeof(p->secret)) < 0) {
+      (!have_secret &&
+       gnutls_rnd(GNUTLS_RND_RANDOM, p->secret, sizeof(p->secret)) < 0)) {
     pool_free(p);
     snprintf(err, errlen, "out of memory");
     return -ENOMEM;

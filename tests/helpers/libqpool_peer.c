@@ -1,5 +1,22 @@
-/* libqpool-peer: exercises libqpool (qpool.h only, attached mode) with
- * blocking calls and one thread per stream.
+/* libqpool-peer: exercises libqpool (qpool.h only, attached or embedded
+ * mode) with blocking calls and one thread per stream.
+ *
+ *   libqpool-peer server --embedded --listen ADDR [--max-cap N] ...
+ *   libqpool-peer client --embedded --target ADDR [--min-cap N] [--max-cap N]
+ *       the np-test exchange on a pool of the program's own (embedded mode:
+ *       qp_server_pool_new / qp_client_pool_new + manager); prints
+ *       "embedded: qpoold started in T ms" first
+ *   libqpool-peer wake --embedded --listen ADDR
+ *       both ends in this process: an IncomingGet (server) and an
+ *       OutgoingGet(00000000) (client) wait before the client pool exists;
+ *       prints "wake: rc=S,C server_ms=T client_ms=T skew_ms=K" (times from
+ *       the client manager's start); exit 0 when both got stream 00000000
+ *   libqpool-peer repeat --control PATH --pool NAME --count N
+ *       N IncomingGets (timeout 2 s, 50 ms apart), one line each:
+ *       "repeat: i=I rc=R" (for a worker crash in the middle)
+ *   libqpool-peer errors --embedded --listen ADDR
+ *       embedded-mode errors: the listen address in use (-EADDRINUSE), a
+ *       second manager call (-EALREADY); prints "errors: ok" on success
  *
  *   libqpool-peer server|client --control PATH --pool NAME --streams N
  *                 --bytes L [--timeout-ms MS]
@@ -29,6 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <gnutls/crypto.h>
 
 #include "qpool.h"
@@ -42,12 +61,16 @@ static struct {
   uint32_t timeout_ms;
   int server;
   const char *id;
+  int embedded, min_cap, max_cap;
+  const char *listen, *target;
   qp_pool *p;
   atomic_int failed, done;
   pthread_mutex_t mu;
 } G = {.streams = 1,
        .bytes = 1024,
        .timeout_ms = 30000,
+       .min_cap = 64,
+       .max_cap = 128,
        .mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void fail(const char *fmt, ...) {
@@ -405,6 +428,128 @@ static int cmd_cancel(void) {
   return bad || closed > 1000;
 }
 
+/* ---- embedded mode */
+
+static int embedded_open(int server, const char *addr, qp_pool **out) {
+  qp_pool *p = NULL;
+  int rc =
+      server
+          ? qp_server_pool_new(G.max_cap, NULL, NULL, addr, 30 * QP_SECOND, &p)
+          : qp_client_pool_new(G.min_cap, G.max_cap, 100 * QP_MILLISECOND,
+                               QP_SECOND, 30 * QP_SECOND, "1", NULL, addr, &p);
+  if (rc < 0) {
+    fprintf(stderr, "np-test: FAIL qp_%s_pool_new: %s\n",
+            server ? "server" : "client", qp_strerror(rc));
+    return rc;
+  }
+  uint64_t t0 = now_ms();
+  rc = server ? qp_server_manager(p) : qp_client_manager(p);
+  if (rc < 0) {
+    fprintf(stderr, "np-test: FAIL qp_%s_manager: %s\n",
+            server ? "server" : "client", qp_strerror(rc));
+    qp_close(p);
+    return rc;
+  }
+  printf("embedded: qpoold started in %" PRIu64 " ms\n", now_ms() - t0);
+  fflush(stdout);
+  *out = p;
+  return 0;
+}
+
+struct wake_arg {
+  qp_pool *p;
+  int server, rc;
+  uint32_t id;
+  uint64_t t;
+};
+
+static void *wake_main(void *arg) {
+  struct wake_arg *w = arg;
+  int fd = -1;
+  w->rc = w->server ? qp_incoming_get(w->p, 20000, &w->id, &fd)
+                    : qp_outgoing_get(w->p, 0, 20000, &fd);
+  w->t = now_ms();
+  if (fd >= 0)
+    close(fd);
+  return NULL;
+}
+
+static int cmd_wake(void) {
+  qp_pool *srv, *cli;
+  if (embedded_open(1, G.listen, &srv) < 0)
+    return 1;
+  G.max_cap = G.min_cap = 4;
+  struct wake_arg ws = {.p = srv, .server = 1, .id = 7};
+  pthread_t ts, tc;
+  pthread_create(&ts, NULL, wake_main, &ws);
+  usleep(300 * 1000); /* the server's IncomingGet waits on an empty pool */
+  uint64_t t0 = now_ms();
+  if (embedded_open(0, G.listen, &cli) < 0)
+    return 1;
+  /* the client's OutgoingGet(00000000) is asked before any stream exists
+   * (the first needs a handshake and the ID exchange: milliseconds) */
+  struct wake_arg wc = {.p = cli, .server = 0};
+  pthread_create(&tc, NULL, wake_main, &wc);
+  pthread_join(ts, NULL);
+  pthread_join(tc, NULL);
+  long skew = (long)ws.t - (long)wc.t;
+  printf("wake: rc=%d,%d server_ms=%" PRIu64 " client_ms=%" PRIu64
+         " skew_ms=%ld id=%08x\n",
+         ws.rc, wc.rc, ws.t - t0, wc.t - t0, skew < 0 ? -skew : skew, ws.id);
+  qp_close(cli);
+  qp_close(srv);
+  return ws.rc != 0 || wc.rc != 0 || ws.id != 0;
+}
+
+static int cmd_errors(void) {
+  int bad = 0;
+  /* a server pool on an address this process already holds */
+  int hold = -1;
+  {
+    char host[64];
+    const char *colon = strrchr(G.listen, ':');
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - G.listen), G.listen);
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)atoi(colon + 1))};
+    inet_pton(AF_INET, host, &sin.sin_addr);
+    hold = socket(AF_INET, SOCK_DGRAM, 0);
+    if (bind(hold, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+      perror("bind");
+      return 1;
+    }
+  }
+  qp_pool *p = NULL;
+  qp_server_pool_new(4, NULL, NULL, G.listen, 0, &p);
+  int rc = qp_server_manager(p);
+  printf("errors: address in use: rc=%d (%s)\n", rc, qp_strerror(rc));
+  bad |= rc != -EADDRINUSE;
+  close(hold);
+  rc = qp_server_manager(p); /* the address is free now: it starts */
+  printf("errors: after the address was freed: rc=%d (%s)\n", rc,
+         qp_strerror(rc));
+  bad |= rc != 0;
+  rc = qp_server_manager(p);
+  printf("errors: second manager call: rc=%d (%s)\n", rc, qp_strerror(rc));
+  bad |= rc != -EALREADY;
+  qp_close(p);
+  printf("errors: %s\n", bad ? "FAIL" : "ok");
+  return bad;
+}
+
+static int cmd_repeat(void) {
+  for (long i = 0; i < G.streams; i++) {
+    uint32_t id;
+    int fd = -1;
+    int rc = qp_incoming_get(G.p, 2000, &id, &fd);
+    printf("repeat: i=%ld rc=%d (%s)\n", i, rc, qp_strerror(rc));
+    fflush(stdout);
+    if (fd >= 0)
+      close(fd);
+    usleep(50 * 1000);
+  }
+  return 0;
+}
+
 static void usage(void) {
   fprintf(stderr, "usage: libqpool-peer server|client|get|stats|ctl|cancel|"
                   "attach --control PATH --pool NAME [--streams N] [--bytes "
@@ -423,6 +568,11 @@ int main(int argc, char **argv) {
       {"bytes", required_argument, NULL, 'b'},
       {"timeout-ms", required_argument, NULL, 't'},
       {"id", required_argument, NULL, 'i'},
+      {"embedded", no_argument, NULL, 'e'},
+      {"listen", required_argument, NULL, 'l'},
+      {"target", required_argument, NULL, 'T'},
+      {"min-cap", required_argument, NULL, 'm'},
+      {"max-cap", required_argument, NULL, 'M'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   optind = 2;
@@ -447,13 +597,44 @@ int main(int argc, char **argv) {
     case 'i':
       G.id = optarg;
       break;
+    case 'e':
+      G.embedded = 1;
+      break;
+    case 'l':
+      G.listen = optarg;
+      break;
+    case 'T':
+      G.target = optarg;
+      break;
+    case 'm':
+      G.min_cap = atoi(optarg);
+      break;
+    case 'M':
+      G.max_cap = atoi(optarg);
+      break;
     default:
       usage();
     }
   }
-  if (!G.pool || G.streams < 1 || G.streams > MAX_STREAMS)
+  if ((!G.pool && !G.embedded) || G.streams < 1 || G.streams > MAX_STREAMS)
     usage();
   signal(SIGPIPE, SIG_IGN);
+  if (G.embedded) {
+    if (!strcmp(cmd, "wake") || !strcmp(cmd, "errors")) {
+      if (!G.listen)
+        usage();
+      return !strcmp(cmd, "wake") ? cmd_wake() : cmd_errors();
+    }
+    G.server = !strcmp(cmd, "server");
+    if ((G.server && !G.listen) || (!G.server && !G.target) ||
+        (strcmp(cmd, "server") && strcmp(cmd, "client")))
+      usage();
+    if (embedded_open(G.server, G.server ? G.listen : G.target, &G.p) < 0)
+      return 1;
+    int ret = np_test();
+    qp_close(G.p);
+    return ret;
+  }
   int rc = qp_pool_attach(G.control, G.pool, &G.p);
   if (!strcmp(cmd, "attach")) {
     printf("attach: rc=%d (%s)\n", rc, qp_strerror(rc));
@@ -475,6 +656,8 @@ int main(int argc, char **argv) {
     ret = cmd_stats();
   } else if (!strcmp(cmd, "ctl")) {
     ret = cmd_ctl();
+  } else if (!strcmp(cmd, "repeat")) {
+    ret = cmd_repeat();
   } else if (!strcmp(cmd, "cancel")) {
     ret = cmd_cancel();
   } else {

@@ -117,6 +117,30 @@ check "qp_close cancels 4 blocked OutgoingGets (-ECANCELED)" logrun "$WORK/cance
   "$LQP" cancel --control "$WORK/cli2.sock" --pool cli --id fffffffe
 sed 's/^/# /' "$WORK/cancel.log"
 
+# --- takes go straight to the worker: qpoold granted sessions; a worker
+# crash in the middle of a run of takes is survived (the library falls back
+# to qpoold, which says EAGAIN while the worker restarts, then gets a new
+# session)
+s0=$(status_of "$WORK/srv2.status" srv sessions)
+check "qpoold granted worker sessions to the libqpool programs ($s0)" test "${s0:-0}" -ge 1
+start_bg rep "$LQP" repeat --control "$WORK/srv2.sock" --pool srv --streams 120
+wait_for "$WORK/rep.log" "i=15 " 20
+wpid=$(status_of "$WORK/srv2.status" srv pid)
+kill -9 "$wpid"
+check "a run of 120 takes goes on across a worker SIGKILL" wait "$(pid_of rep)"
+bad=$(grep "^repeat:" "$WORK/rep.log" | grep -vE "rc=(0|-11|-110) " || true)
+check "... every take succeeded, or said EAGAIN / ETIMEDOUT while the pool was down ('$bad')" test -z "$bad"
+echo "# $(grep -c 'rc=0 ' "$WORK/rep.log") of 120 took a stream; $(grep -c 'rc=-11 ' "$WORK/rep.log") EAGAIN, $(grep -c 'rc=-110 ' "$WORK/rep.log") ETIMEDOUT"
+check "... the last 20 all took a stream" \
+  test "$(grep '^repeat:' "$WORK/rep.log" | tail -20 | grep -c 'rc=0 ')" -eq 20
+n_to=$(grep -c 'rc=-110 ' "$WORK/rep.log" || true)
+check "... the client pool was back within seconds, not its 90 s idle timeout ($n_to takes of 2 s timed out)" \
+  test "$n_to" -le 5
+r=$(status_of "$WORK/srv2.status" srv resets)
+check "qpoold reset the dead worker's connection statelessly (resets=$r)" test "${r:-0}" -ge 1
+check "... and the client logged why it reconnected" grep -q "stateless reset from the peer" "$WORK/cli2.log"
+s1=$(status_of "$WORK/srv2.status" srv sessions)
+check "... through a new session after the restart (sessions $s0 -> $s1)" test "${s1:-0}" -gt "${s0:-0}"
 
 kill -TERM "$(pid_of cli2)" "$(pid_of srv2)"
 wait "$(pid_of cli2)"; rc1=$?

@@ -64,7 +64,7 @@ check "stats --json numbers match (active 4, capacity 4, 1s interval, 1 conn)" \
 check "stats --json has every PoolStats field" python3 -c "
 import json,sys
 p=json.load(open('$WORK/stats.json'))['pools'][0]
-want='name server worker worker_pid restarts ready active capacity interval_ns errors connected conns streams_created streams_taken streams_failed streams_refused setup_errors bytes_in bytes_out rejected_ip dropped_datagrams handoffs last_error'.split()
+want='name server worker worker_pid restarts ready active capacity interval_ns errors connected conns streams_created streams_taken streams_failed streams_refused setup_errors bytes_in bytes_out rejected_ip dropped_datagrams handoffs sessions stateless_resets last_error'.split()
 sys.exit(0 if all(k in p for k in want) else 1)"
 check "the taken stream counted (streams_taken >= 2, bytes_in >= 1 MiB)" \
   test "$(jget streams_taken)" -ge 2 -a "$(jget bytes_in)" -ge 1048576

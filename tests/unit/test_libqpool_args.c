@@ -82,12 +82,77 @@ static void test_null_handle(void **st) {
   assert_int_equal(qp_flush(NULL), -EINVAL);
 }
 
+static void test_embedded_args(void **st) {
+  (void)st;
+  qp_pool *p = (qp_pool *)0x1;
+  const int64_t S = QP_SECOND;
+  /* capacities, intervals, keep-alive, TLS mode, target */
+  assert_int_equal(qp_client_pool_new(0, 1, S, S, 0, "1", NULL, "h:1", &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(2, 1, S, S, 0, "1", NULL, "h:1", &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 70000, S, S, 0, "1", NULL, "h:1", &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 1, 2 * S, S, 0, "1", NULL, "h:1", &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 1, -1, S, 0, "1", NULL, "h:1", &p),
+                   -EINVAL);
+  assert_int_equal(
+      qp_client_pool_new(1, 1, S, 25 * 3600 * S, 0, "1", NULL, "h:1", &p),
+      -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, -S, "1", NULL, "h:1", &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "3", NULL, "h:1", &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "2", NULL, "h:1", &p),
+                   -EINVAL); /* mode 2 needs a host name */
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, NULL, &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "", &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "--x", &p),
+                   -EINVAL); /* never reaches qpoold's command line */
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", "a\nb", "h:1", &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "h:1", NULL),
+                   -EINVAL);
+  assert_int_equal(qp_server_pool_new(0, NULL, NULL, ":1", 0, &p), -EINVAL);
+  assert_int_equal(qp_server_pool_new(1, NULL, NULL, NULL, 0, &p), -EINVAL);
+  assert_int_equal(qp_server_pool_new(1, "-x", NULL, ":1", 0, &p), -EINVAL);
+  struct qp_tls half = {.cert_file = "c.pem", .key_file = NULL};
+  assert_int_equal(qp_server_pool_new(1, NULL, &half, ":1", 0, &p), -EINVAL);
+  assert_ptr_equal(p, (qp_pool *)0x1); /* untouched on failure */
+
+  /* a valid pool before its manager runs: nothing is started */
+  assert_int_equal(qp_client_pool_new(1, 4, 100 * QP_MILLISECOND, S, 30 * S,
+                                      NULL, NULL, "127.0.0.1:9", &p),
+                   0);
+  int fd = 5;
+  uint32_t id;
+  assert_int_equal(qp_outgoing_get(p, 0, 0, &fd), -ENOTCONN);
+  assert_int_equal(fd, -1);
+  assert_int_equal(qp_ready(p), 0);
+  assert_int_equal(qp_active(p), -ENOTCONN);
+  assert_int_equal(qp_server_manager(p), -EINVAL); /* a client pool */
+  assert_string_equal(qp_strerror(-ENOTCONN),
+                      "the pool is not running: start it with "
+                      "qp_client_manager or qp_server_manager");
+  qp_close(p);
+  assert_int_equal(
+      qp_server_pool_new(8, "127.0.0.1,::1/128", NULL, "127.0.0.1:9", 0, &p),
+      0);
+  assert_int_equal(qp_incoming_get(p, 0, &id, &fd), -ENOTCONN);
+  assert_int_equal(qp_client_manager(p), -EINVAL); /* a server pool */
+  qp_close(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_id_format_parse),
       cmocka_unit_test(test_strerror),
       cmocka_unit_test(test_attach_args),
       cmocka_unit_test(test_null_handle),
+      cmocka_unit_test(test_embedded_args),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,415 @@
+/* libqpool, embedded mode: a pool of the application's own. The pool's
+ * manager starts a private qpoold (and so its sandboxed worker) for it:
+ *   - in a new 0700 directory (under $XDG_RUNTIME_DIR, else /tmp) holding
+ *     the control socket and the readiness socket;
+ *   - with --lifeline 3, the read end of a pipe whose write end only the
+ *     application holds: when the application closes the pool or dies,
+ *     qpoold reads end of file and stops (no orphan daemons);
+ *   - with NOTIFY_SOCKET pointing at the readiness socket: qpoold sends
+ *     READY=1 once its control socket and workers are up, or ERRNO=N when it
+ *     cannot start (sd_notify protocol, as under systemd).
+ * Then the handle attaches to it like qp_pool_attach. */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "lib/internal.h"
+
+extern char **environ;
+
+#define EMB_POOL "embedded"
+#define START_MS 15000u /* qpoold's start-up: workers, TLS keys */
+#define STOP_MS 15000u  /* its graceful stop (it gives workers 8 s) */
+#define MAX_DUR (24 * 3600 * QP_SECOND)
+
+#ifndef QP_SBINDIR
+#define QP_SBINDIR "/usr/local/sbin"
+#endif
+#ifndef QP_LIB_TO_SBIN
+#define QP_LIB_TO_SBIN "../sbin"
+#endif
+
+/* ---- settings ----------------------------------------------------------- */
+
+static int add_arg(struct qp_embedded *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int add_arg(struct qp_embedded *e, const char *fmt, ...) {
+  char **n = realloc(e->argv, (size_t)(e->argc + 2) * sizeof(*n));
+  if (!n)
+    return -ENOMEM;
+  e->argv = n;
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = vasprintf(&n[e->argc], fmt, ap);
+  va_end(ap);
+  if (rc < 0)
+    return -ENOMEM;
+  n[++e->argc] = NULL;
+  return 0;
+}
+
+void qp__embedded_free(struct qp_embedded *e) {
+  if (!e)
+    return;
+  for (int i = 0; i < e->argc; i++)
+    free(e->argv[i]);
+  free(e->argv);
+  free(e);
+}
+
+static int dur_ok(int64_t d) {
+  return d >= 0 && d <= MAX_DUR;
+}
+
+/* A flag's value must not be empty, look like a flag, or hold a newline. */
+static int text_ok(const char *s) {
+  return s && *s && *s != '-' && !strpbrk(s, "\n\r");
+}
+
+static int new_pool(struct qp_embedded *e, qp_pool **out) {
+  qp_pool *p = qp__pool_alloc(EMB_POOL);
+  if (!p) {
+    qp__embedded_free(e);
+    return -ENOMEM;
+  }
+  p->emb = e;
+  e->lifeline = -1;
+  *out = p;
+  return 0;
+}
+
+int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
+                       int64_t max_ivl, int64_t keep_alive,
+                       const char *tls_mode, const char *hostname,
+                       const char *target, qp_pool **out) {
+  if (!out || min_cap < 1 || max_cap < min_cap || max_cap > 65536 ||
+      !dur_ok(min_ivl) || !dur_ok(max_ivl) || max_ivl < min_ivl ||
+      !dur_ok(keep_alive) || !text_ok(target))
+    return -EINVAL;
+  if (!tls_mode || !*tls_mode)
+    tls_mode = "1";
+  if (strcmp(tls_mode, "0") && strcmp(tls_mode, "1") && strcmp(tls_mode, "2"))
+    return -EINVAL;
+  if (hostname && *hostname && !text_ok(hostname))
+    return -EINVAL;
+  if (!strcmp(tls_mode, "2") && !(hostname && *hostname))
+    return -EINVAL; /* mode 2 verifies the server's name */
+  struct qp_embedded *e = calloc(1, sizeof(*e));
+  if (!e)
+    return -ENOMEM;
+  int rc = add_arg(e, "client");
+  rc = rc ?: add_arg(e, "--target=%s", target);
+  rc = rc ?: add_arg(e, "--min-cap=%d", min_cap);
+  rc = rc ?: add_arg(e, "--max-cap=%d", max_cap);
+  rc = rc ?: add_arg(e, "--min-interval=%" PRId64 "ns", min_ivl);
+  rc = rc ?: add_arg(e, "--max-interval=%" PRId64 "ns", max_ivl);
+  rc = rc ?: add_arg(e, "--keep-alive=%" PRId64 "ns", keep_alive);
+  rc = rc ?: add_arg(e, "--tls-mode=%s", tls_mode);
+  if (hostname && *hostname)
+    rc = rc ?: add_arg(e, "--hostname=%s", hostname);
+  if (rc) {
+    qp__embedded_free(e);
+    return rc;
+  }
+  return new_pool(e, out);
+}
+
+int qp_server_pool_new(int max_cap, const char *client_ip,
+                       const struct qp_tls *tls, const char *listen_addr,
+                       int64_t keep_alive, qp_pool **out) {
+  if (!out || max_cap < 1 || max_cap > 65536 || !dur_ok(keep_alive) ||
+      !text_ok(listen_addr) || (client_ip && *client_ip && !text_ok(client_ip)))
+    return -EINVAL;
+  if (tls && (!text_ok(tls->cert_file) || !text_ok(tls->key_file)))
+    return -EINVAL; /* both files, or tls = NULL for a self-signed one */
+  struct qp_embedded *e = calloc(1, sizeof(*e));
+  if (!e)
+    return -ENOMEM;
+  e->server = 1;
+  int rc = add_arg(e, "server");
+  rc = rc ?: add_arg(e, "--listen=%s", listen_addr);
+  rc = rc ?: add_arg(e, "--max-cap=%d", max_cap);
+  rc = rc ?: add_arg(e, "--keep-alive=%" PRId64 "ns", keep_alive);
+  if (client_ip && *client_ip)
+    rc = rc ?: add_arg(e, "--client-ip=%s", client_ip);
+  if (tls) {
+    rc = rc ?: add_arg(e, "--cert=%s", tls->cert_file);
+    rc = rc ?: add_arg(e, "--key=%s", tls->key_file);
+  }
+  if (rc) {
+    qp__embedded_free(e);
+    return rc;
+  }
+  return new_pool(e, out);
+}
+
+/* ---- the private qpoold ------------------------------------------------- */
+
+static int is_exec(const char *path) {
+  return access(path, X_OK) == 0;
+}
+
+/* $QPOOL_QPOOLD, else beside this library (a build tree), else where the
+ * install put it relative to the library, else the configured sbindir. */
+static int find_qpoold(char *out, size_t cap) {
+  const char *env = getenv("QPOOL_QPOOLD");
+  if (env && *env) {
+    snprintf(out, cap, "%s", env);
+    return is_exec(out) ? 0 : -ENOENT;
+  }
+  Dl_info info;
+  if (dladdr((void *)find_qpoold, &info) && info.dli_fname) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", info.dli_fname);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+      *slash = 0;
+      snprintf(out, cap, "%s/qpoold", dir);
+      if (is_exec(out))
+        return 0;
+      snprintf(out, cap, "%s/%s/qpoold", dir, QP_LIB_TO_SBIN);
+      if (is_exec(out))
+        return 0;
+    }
+  }
+  snprintf(out, cap, "%s/qpoold", QP_SBINDIR);
+  return is_exec(out) ? 0 : -ENOENT;
+}
+
+static void cleanup_dir(struct qp_embedded *e) {
+  if (!e->dir[0])
+    return;
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/notify", e->dir);
+  unlink(path);
+  unlink(e->control); /* qpoold removes it on a clean stop */
+  rmdir(e->dir);
+  e->dir[0] = 0;
+}
+
+/* Waits up to ms for the child to exit; SIGKILL after that. */
+static void reap(pid_t pid, unsigned ms) {
+  uint64_t deadline = qp__now_ms() + ms;
+  for (;;) {
+    pid_t r = waitpid(pid, NULL, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR))
+      return; /* gone (ECHILD: SIGCHLD ignored, reaped by the kernel) */
+    if (qp__now_ms() >= deadline)
+      break;
+    usleep(5000);
+  }
+  kill(pid, SIGKILL);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+}
+
+/* Reads sd_notify datagrams until READY=1 (0), ERRNO=N (-N), the child's
+ * exit or the deadline. */
+static int wait_ready(int nsock, pid_t pid, uint64_t deadline) {
+  for (;;) {
+    uint64_t now = qp__now_ms();
+    if (now >= deadline)
+      return -ETIMEDOUT;
+    struct pollfd pfd = {.fd = nsock, .events = POLLIN};
+    uint64_t left = deadline - now;
+    int n = poll(&pfd, 1, left > 50 ? 50 : (int)left);
+    if (n > 0) {
+      char msg[1024];
+      ssize_t len = recv(nsock, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+      if (len > 0) {
+        msg[len] = 0;
+        for (char *line = strtok(msg, "\n"); line; line = strtok(NULL, "\n")) {
+          if (!strcmp(line, "READY=1"))
+            return 0;
+          if (!strncmp(line, "ERRNO=", 6)) {
+            int e = atoi(line + 6);
+            return e > 0 ? -e : -EIO;
+          }
+        }
+      }
+      continue;
+    }
+    int status;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) /* exited without telling why: 2 is a bad setting */
+      return WIFEXITED(status) && WEXITSTATUS(status) == 2 ? -EINVAL : -ECHILD;
+  }
+}
+
+static int spawn(struct qp_embedded *e, const char *qpoold, int nsock,
+                 int lifeline_r) {
+  char ctl[160], notify[160];
+  snprintf(ctl, sizeof(ctl), "--control=%s", e->control);
+  snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s/notify", e->dir);
+  (void)nsock;
+
+  /* argv: qpoold MODE flags --name --control --lifeline --log-level */
+  const char *argv[64];
+  int n = 0;
+  argv[n++] = qpoold;
+  for (int i = 0; i < e->argc && n < 58; i++)
+    argv[n++] = e->argv[i];
+  argv[n++] = "--name=" EMB_POOL;
+  argv[n++] = ctl;
+  argv[n++] = "--lifeline=3";
+  argv[n++] = "--log-level=warn"; /* $QPOOL_LOG overrides it */
+  argv[n] = NULL;
+
+  size_t ne = 0;
+  while (environ && environ[ne])
+    ne++;
+  const char **envp = calloc(ne + 2, sizeof(*envp));
+  if (!envp)
+    return -ENOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < ne; i++)
+    if (strncmp(environ[i], "NOTIFY_SOCKET=", 14))
+      envp[k++] = environ[i];
+  envp[k++] = notify;
+  envp[k] = NULL;
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, lifeline_r, 3);
+  /* none of the application's other fds leak into qpoold */
+  posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+  posix_spawnattr_t at;
+  posix_spawnattr_init(&at);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                    POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&at, 0); /* the terminal's Ctrl-C is the app's */
+  pid_t pid;
+  int rc = posix_spawn(&pid, qpoold, &fa, &at, (char *const *)argv,
+                       (char *const *)envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  free(envp);
+  if (rc != 0)
+    return -rc;
+  e->pid = pid;
+  return 0;
+}
+
+int qp__embedded_start(qp_pool *p) {
+  struct qp_embedded *e = p->emb;
+  char qpoold[PATH_MAX];
+  int rc = find_qpoold(qpoold, sizeof(qpoold));
+  if (rc < 0)
+    return -ENOEXEC;
+
+  const char *base = getenv("XDG_RUNTIME_DIR");
+  if (!base || !*base || strlen(base) > 60 || access(base, W_OK) < 0)
+    base = "/tmp";
+  snprintf(e->dir, sizeof(e->dir), "%s/qpool-XXXXXX", base);
+  if (!mkdtemp(e->dir)) {
+    rc = -errno;
+    e->dir[0] = 0;
+    return rc;
+  }
+  snprintf(e->control, sizeof(e->control), "%.80s/control.sock", e->dir);
+
+  int nsock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%.80s/notify", e->dir);
+  int pfd[2] = {-1, -1};
+  if (nsock < 0 || bind(nsock, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+      pipe2(pfd, O_CLOEXEC) < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  /* keep the read end off fd 3, so that dup2 onto 3 clears close-on-exec */
+  int r = fcntl(pfd[0], F_DUPFD_CLOEXEC, 10);
+  if (r < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  close(pfd[0]);
+  pfd[0] = r;
+  rc = spawn(e, qpoold, nsock, pfd[0]);
+  close(pfd[0]);
+  pfd[0] = -1;
+  if (rc < 0)
+    goto fail;
+  e->lifeline = pfd[1];
+  pfd[1] = -1;
+  uint64_t deadline = qp__now_ms() + START_MS;
+  rc = wait_ready(nsock, e->pid, deadline);
+  close(nsock);
+  nsock = -1;
+  if (rc == 0)
+    rc = qp__connect(p, e->control, deadline);
+  if (rc == 0)
+    return 0;
+  qp__embedded_stop(p);
+  return rc;
+fail:
+  if (nsock >= 0)
+    close(nsock);
+  if (pfd[0] >= 0)
+    close(pfd[0]);
+  if (pfd[1] >= 0)
+    close(pfd[1]);
+  cleanup_dir(e);
+  return rc;
+}
+
+/* Closing the lifeline asks qpoold to stop (pools close gracefully; bytes
+ * in flight are delivered); waits for it, killing it after STOP_MS. */
+void qp__embedded_stop(qp_pool *p) {
+  struct qp_embedded *e = p->emb;
+  if (e->lifeline >= 0) {
+    close(e->lifeline);
+    e->lifeline = -1;
+  }
+  if (e->pid > 0) {
+    reap(e->pid, STOP_MS);
+    e->pid = 0;
+  }
+  cleanup_dir(e);
+}
+
+static int manager(qp_pool *p, int server) {
+  if (!p || !p->emb || p->emb->server != server)
+    return -EINVAL; /* attached pools are managed by their qpoold */
+  pthread_mutex_lock(&p->mu);
+  int rc = p->closing ? -ECANCELED : p->emb->state ? -EALREADY : 0;
+  if (!rc)
+    p->emb->state = 1;
+  pthread_mutex_unlock(&p->mu);
+  if (rc)
+    return rc;
+  rc = qp__embedded_start(p);
+  pthread_mutex_lock(&p->mu);
+  p->emb->state = rc < 0 ? 0 : 2;
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+int qp_client_manager(qp_pool *p) {
+  return manager(p, 0);
+}
+
+int qp_server_manager(qp_pool *p) {
+  return manager(p, 1);
+}

@@ -1,0 +1,54 @@
+/* libqpool internals shared by attached.c (the control and session
+ * channels) and embedded.c (the private qpoold). */
+#ifndef QP_LIB_INTERNAL_H
+#define QP_LIB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "qpool.h"
+
+struct chan;
+
+/* An embedded pool's settings and its private qpoold (embedded.c). */
+struct qp_embedded {
+  int server;
+  char **argv; /* qpoold's pool flags, NULL-terminated */
+  int argc;
+  int state;    /* 0 not started, 1 starting, 2 running */
+  pid_t pid;    /* qpoold's, 0 when none */
+  int lifeline; /* our end of its --lifeline pipe */
+  char dir[80];
+  char control[100];
+};
+
+struct qp_pool {
+  char *name;
+  pthread_mutex_t mu; /* everything below, and the channels' state */
+  pthread_cond_t idle_cv;
+  int closing;
+  int users; /* calls in progress */
+  uint64_t next_tag;
+  struct chan *ctl;        /* NULL until attached (embedded: manager started) */
+  struct chan *sess;       /* the worker session: NULL, alive, or dead */
+  uint64_t sess_retry_ms;  /* no new session before this time */
+  int sess_off;            /* qpoold has no sessions, or QPOOL_NO_SESSION=1 */
+  struct qp_embedded *emb; /* NULL in attached mode */
+};
+
+uint64_t qp__now_ms(void);
+qp_pool *qp__pool_alloc(const char *name);
+void qp__pool_free(qp_pool *p);
+/* Connects p to qpoold's control socket at path, checks the pool (stats)
+ * and opens a worker session. 0 or a negative errno. */
+int qp__connect(qp_pool *p, const char *path, uint64_t deadline_ms);
+/* Ends every call on p and disconnects (the channels are freed). */
+void qp__disconnect(qp_pool *p);
+
+/* embedded.c */
+int qp__embedded_start(qp_pool *p);
+void qp__embedded_stop(qp_pool *p);
+void qp__embedded_free(struct qp_embedded *e);
+
+#endif

@@ -1,0 +1,220 @@
+/* Application sessions: the take path without the supervisor.
+ *
+ * qpoold authenticates an application (SO_PEERCRED against the pool's allow
+ * lists), makes a SOCK_SEQPACKET pair, and gives one end to the application
+ * and the other to the pool's worker (MSG_SESSION). On it the application
+ * sends control.proto Requests — IncomingGet and OutgoingGet of that one
+ * pool only — and the worker answers each with a Response carrying the
+ * stream's fd: two frames and two processes per take instead of four and
+ * three. Session input is untrusted: a malformed frame ends the session;
+ * an application that does not read its answers loses its session. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control.pb-c.h"
+#include "shared/frame.h"
+#include "shared/log.h"
+#include "worker/session.h"
+
+#define MAX_SESSIONS 1024
+#define MAX_PENDING 4096 /* gets in flight per session */
+
+struct wrk_session {
+  struct wrk_session *next;
+  struct wrk_sessions *owner;
+  int fd;
+  uv_poll_t poll;
+  char pool[WRK_NAME_MAX];
+  int pending; /* gets whose callback has not run */
+  int gone;    /* closed: callbacks only release it */
+  int closed;  /* the poll handle's close callback ran */
+};
+
+struct get_ctx {
+  struct wrk_session *s;
+  uint64_t tag;
+};
+
+static void maybe_free(struct wrk_session *s) {
+  if (s->gone && s->closed && s->pending == 0)
+    free(s);
+}
+
+static void on_poll_closed(uv_handle_t *h) {
+  struct wrk_session *s = h->data;
+  s->closed = 1;
+  maybe_free(s);
+}
+
+static void session_end(struct wrk_session *s, const char *why) {
+  if (s->gone)
+    return;
+  struct wrk_sessions *ss = s->owner;
+  if (why)
+    qp_info("session of pool %s ended: %s", s->pool, why);
+  s->gone = 1;
+  for (struct wrk_session **pp = &ss->list; *pp; pp = &(*pp)->next)
+    if (*pp == s) {
+      *pp = s->next;
+      break;
+    }
+  ss->count--;
+  uv_poll_stop(&s->poll);
+  close(s->fd);
+  s->fd = -1;
+  uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+}
+
+static void respond(struct wrk_session *s, uint64_t tag, int code,
+                    const char *msg, int has_id, uint32_t id, int fd) {
+  if (s->gone)
+    return;
+  Qpool__Response r = QPOOL__RESPONSE__INIT;
+  r.tag = tag;
+  r.code = code;
+  r.message = (char *)msg;
+  r.has_stream_id = has_id;
+  r.stream_id = id;
+  int rc = qp_frame_send(s->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, fd);
+  if (rc < 0)
+    session_end(s, rc == -EAGAIN ? "the application does not read its answers"
+                                 : strerror(-rc));
+}
+
+static void on_get(wrk_pool *p, int status, uint32_t id, int fd, void *arg) {
+  (void)p;
+  struct get_ctx *g = arg;
+  struct wrk_session *s = g->s;
+  s->pending--;
+  if (status == 0)
+    respond(s, g->tag, 0, NULL, 1, id, fd);
+  else
+    respond(s, g->tag, -status,
+            status == -ETIMEDOUT ? "no stream before the timeout"
+                                 : strerror(-status),
+            0, 0, -1);
+  if (fd >= 0)
+    close(fd); /* the application holds its copy (or nobody waits) */
+  free(g);
+  maybe_free(s);
+}
+
+static void handle(struct wrk_session *s, const Qpool__Request *m) {
+  int any = m->op == QPOOL__CTL_OP__OP_INCOMING_GET;
+  if (!any && m->op != QPOOL__CTL_OP__OP_OUTGOING_GET) {
+    respond(s, m->tag, EINVAL,
+            "a session takes streams only: ask qpoold's control socket", 0, 0,
+            -1);
+    return;
+  }
+  if (m->pool && strcmp(m->pool, s->pool) != 0) {
+    respond(s, m->tag, EINVAL, "this session belongs to another pool", 0, 0,
+            -1);
+    return;
+  }
+  if (!any && !m->has_stream_id) {
+    respond(s, m->tag, EINVAL, "OutgoingGet needs a stream_id", 0, 0, -1);
+    return;
+  }
+  wrk_pool *p = s->owner->lookup(s->pool, s->owner->arg);
+  if (!p) {
+    respond(s, m->tag, ENOENT, "the pool was removed", 0, 0, -1);
+    return;
+  }
+  if (s->pending >= MAX_PENDING) {
+    respond(s, m->tag, EBUSY, "too many requests in flight", 0, 0, -1);
+    return;
+  }
+  struct get_ctx *g = malloc(sizeof(*g));
+  if (!g) {
+    respond(s, m->tag, ENOMEM, "out of memory", 0, 0, -1);
+    return;
+  }
+  g->s = s;
+  g->tag = m->tag;
+  uint64_t t = m->has_timeout_ms ? m->timeout_ms : 0;
+  int rc = any ? wrk_pool_incoming_get(p, t, on_get, g)
+               : wrk_pool_outgoing_get(p, m->stream_id, t, on_get, g);
+  if (rc < 0) { /* the callback will not run */
+    free(g);
+    respond(s, m->tag, -rc, strerror(-rc), 0, 0, -1);
+    return;
+  }
+  s->pending++;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  struct wrk_session *s = h->data;
+  (void)events;
+  if (status < 0) {
+    session_end(s, uv_strerror(status));
+    return;
+  }
+  for (int i = 0; i < 64 && !s->gone; i++) {
+    struct qp_frame f;
+    int rc = qp_frame_recv(s->fd, s->owner->buf, s->owner->bufsize, &f);
+    if (rc == -EAGAIN)
+      return;
+    if (rc <= 0) {
+      session_end(s, rc == 0 ? NULL : "bad frame");
+      return;
+    }
+    if (f.fd >= 0)
+      close(f.fd); /* requests never carry fds */
+    Qpool__Request *m = f.type == QPOOL__CTL_TYPE__CTL_REQUEST
+                            ? qpool__request__unpack(NULL, f.len, f.payload)
+                            : NULL;
+    if (!m) {
+      session_end(s, "malformed request");
+      return;
+    }
+    handle(s, m);
+    qpool__request__free_unpacked(m, NULL);
+  }
+}
+
+void wrk_sessions_init(struct wrk_sessions *ss, uv_loop_t *loop,
+                       wrk_pool *(*lookup)(const char *, void *), void *arg,
+                       uint8_t *buf, size_t bufsize) {
+  memset(ss, 0, sizeof(*ss));
+  ss->loop = loop;
+  ss->lookup = lookup;
+  ss->arg = arg;
+  ss->buf = buf;
+  ss->bufsize = bufsize;
+}
+
+int wrk_session_add(struct wrk_sessions *ss, const char *pool, int fd) {
+  if (ss->count >= MAX_SESSIONS || strlen(pool) >= WRK_NAME_MAX) {
+    qp_warn("refusing a session of pool %s: %d sessions open", pool, ss->count);
+    close(fd); /* the application sees EOF and uses qpoold instead */
+    return -EMFILE;
+  }
+  struct wrk_session *s = calloc(1, sizeof(*s));
+  if (!s) {
+    close(fd);
+    return -ENOMEM;
+  }
+  s->owner = ss;
+  s->fd = fd;
+  strcpy(s->pool, pool);
+  int rc = uv_poll_init_socket(ss->loop, &s->poll, fd);
+  if (rc < 0) {
+    close(fd);
+    free(s);
+    return rc;
+  }
+  s->poll.data = s;
+  uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  s->next = ss->list;
+  ss->list = s;
+  ss->count++;
+  return 0;
+}
+
+void wrk_sessions_close(struct wrk_sessions *ss) {
+  while (ss->list)
+    session_end(ss->list, NULL);
+}
