@@ -68,6 +68,7 @@ enum key {
   K_USER,
   K_CHROOT,
   K_LOG_LEVEL,
+  K_METRICS_LISTEN,
   K_COUNT
 };
 
@@ -104,6 +105,7 @@ static const struct keydef {
     [K_USER] = {"user", "--user", S_GLOBAL},
     [K_CHROOT] = {"chroot", "--chroot", S_GLOBAL},
     [K_LOG_LEVEL] = {"log_level", "--log-level", S_GLOBAL},
+    [K_METRICS_LISTEN] = {"metrics_listen", "--metrics-listen", S_GLOBAL},
 };
 
 /* getopt_long values: keys are OPT_KEY + key, then the flag-only options. */
@@ -138,6 +140,7 @@ static const struct option longopts[] = {
     {"allow-groups", required_argument, NULL, OPT_KEY + K_ALLOW_GROUPS},
     {"workers", required_argument, NULL, OPT_KEY + K_WORKERS},
     {"control", required_argument, NULL, OPT_KEY + K_CONTROL},
+    {"metrics-listen", required_argument, NULL, OPT_KEY + K_METRICS_LISTEN},
     {"user", required_argument, NULL, OPT_KEY + K_USER},
     {"chroot", required_argument, NULL, OPT_KEY + K_CHROOT},
     {"log-level", required_argument, NULL, OPT_KEY + K_LOG_LEVEL},
@@ -160,6 +163,9 @@ struct scratch {
   size_t npools, cap;
   int workers;
   char control[sizeof(((struct sup_config *)0)->control)];
+  char metrics_text[sizeof(((struct sup_config *)0)->metrics_text)];
+  struct sockaddr_storage metrics_addr;
+  socklen_t metrics_len;
   char user[sizeof(((struct sup_config *)0)->user)];
   char chroot[sizeof(((struct sup_config *)0)->chroot)];
   char config_file[sizeof(((struct sup_config *)0)->config_file)];
@@ -175,6 +181,8 @@ struct scratch {
     snprintf((c)->user, sizeof((c)->user), "%s", SUP_DEFAULT_USER);            \
     snprintf((c)->chroot, sizeof((c)->chroot), "%s", SUP_DEFAULT_CHROOT);      \
     (c)->config_file[0] = '\0';                                                \
+    (c)->metrics_text[0] = '\0';                                               \
+    (c)->metrics_len = 0;                                                      \
     (c)->foreground = 0;                                                       \
     (c)->lifeline = -1;                                                        \
     (c)->log_level = QP_LOG_INFO;                                              \
@@ -392,6 +400,14 @@ generic:
 
 /* listen (numeric, stored resolved) or target (syntax only: resolved by
  * finish() once everything else is known to be right). */
+static unsigned addr_port(const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET)
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+  if (ss->ss_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+  return 0;
+}
+
 static int parse_addr(struct ctx *x, int line, enum key k, const char *v,
                       struct sup_pool_cfg *p) {
   char b[QBUF], host[256];
@@ -705,6 +721,27 @@ static int set_global(struct ctx *x, enum key k, const char *v, int line) {
                 q(b, v), sizeof(sun.sun_path) - 1);
     else if (apply)
       strcpy(c->control, v);
+    break;
+  }
+  case K_METRICS_LISTEN: {
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    if (!*v || !strcmp(v, "off")) { /* the default: no HTTP endpoint */
+      if (apply) {
+        c->metrics_text[0] = '\0';
+        c->metrics_len = 0;
+      }
+    } else if (strlen(v) >= sizeof(c->metrics_text) ||
+               qp_addr_parse_numeric(v, &ss, &len) < 0 || addr_port(&ss) == 0)
+      rc = fail(x, line, name,
+                "%s is not a numeric address with a port (e.g. "
+                "127.0.0.1:9464 or [::1]:9464; \"off\" to disable)",
+                q(b, v));
+    else if (apply) {
+      strcpy(c->metrics_text, v);
+      c->metrics_addr = ss;
+      c->metrics_len = len;
+    }
     break;
   }
   case K_USER:
@@ -1233,6 +1270,9 @@ static int ctx_end(struct ctx *x, struct sup_config *out, int rc) {
     out->npools = c->npools;
     out->workers = c->workers;
     memcpy(out->control, c->control, sizeof(out->control));
+    memcpy(out->metrics_text, c->metrics_text, sizeof(out->metrics_text));
+    out->metrics_addr = c->metrics_addr;
+    out->metrics_len = c->metrics_len;
     memcpy(out->user, c->user, sizeof(out->user));
     memcpy(out->chroot, c->chroot, sizeof(out->chroot));
     memcpy(out->config_file, c->config_file, sizeof(out->config_file));
@@ -1612,6 +1652,9 @@ void sup_usage(FILE *f) {
       "  --chroot DIR         empty directory the workers are locked in\n"
       "                       (default " SUP_DEFAULT_CHROOT ")\n"
       "  --log-level LEVEL    error, warn, info or debug (default info)\n"
+      "  --metrics-listen ADDR  serve Prometheus metrics over HTTP on this\n"
+      "                       TCP address, e.g. 127.0.0.1:9464 (GET /metrics;\n"
+      "                       default off; keep it on loopback)\n"
       "  --foreground         accepted for compatibility: qpoold never "
       "detaches\n"
       "                       and logs to stderr (run it under systemd)\n"

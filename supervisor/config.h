@@ -58,8 +58,11 @@ struct sup_config {
    * are unspecified. */
   struct sup_pool_cfg pools[SUP_POOLS_MAX];
   size_t npools;
-  int workers;            /* 0 = one per pool (tenant isolation) */
-  char control[4096];     /* control socket path (fits sun_path: < 108 bytes) */
+  int workers;           /* 0 = one per pool (tenant isolation) */
+  char control[4096];    /* control socket path (fits sun_path: < 108 bytes) */
+  char metrics_text[64]; /* metrics_listen as written; "" = off */
+  struct sockaddr_storage metrics_addr; /* its numeric address */
+  socklen_t metrics_len;
   char user[64];          /* worker user (default "nobody") */
   char chroot[4096];      /* workers' chroot, an empty directory */
   char config_file[4096]; /* absolute path of the file read, "" = flags */

@@ -92,8 +92,8 @@ static struct sup_pool *find_pool(struct sup *s, const char *name) {
   return NULL;
 }
 
-static void fill_stats(const struct sup *s, const struct sup_pool *p,
-                       Qpool__PoolStats *st) {
+void sup_pool_stats(const struct sup *s, const struct sup_pool *p,
+                    Qpool__PoolStats *st) {
   const Qpool__Report *r = &p->report;
   const struct sup_worker *w = s->workers[p->worker];
   qpool__pool_stats__init(st);
@@ -140,7 +140,7 @@ static void respond_stats(struct sup_client *c, uint64_t tag,
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    fill_stats(s, only ? only : s->pools[i], &st[i]);
+    sup_pool_stats(s, only ? only : s->pools[i], &st[i]);
     ptrs[i] = &st[i];
   }
   Qpool__Response r = QPOOL__RESPONSE__INIT;

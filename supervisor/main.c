@@ -211,8 +211,13 @@ static void reload(struct sup *s) {
     if (!have)
       add_pool(s, &nc->pools[k]);
   }
+  int metrics_changed = strcmp(s->cfg->metrics_text, nc->metrics_text) != 0;
+  if (metrics_changed)
+    sup_metrics_close(s);
   free(s->cfg);
   s->cfg = nc;
+  if (metrics_changed && sup_metrics_open(s, err, sizeof(err)) < 0)
+    qp_err("reload: %s (metrics endpoint off)", err);
   qp_info("reload done: %zu pool(s)", s->npools);
 }
 
@@ -370,6 +375,7 @@ static void stop(const char *why) {
   S.stop_deadline = uv_hrtime() + STOP_GRACE_NS;
   sup_listeners_close(&S);
   sup_control_close(&S);
+  sup_metrics_close(&S);
   sup_workers_stop(&S);
   uv_timer_start(&stop_timer, on_stop_timer, 50, 50);
   maybe_exit();
@@ -395,6 +401,7 @@ int main(int argc, char **argv) {
   qp_log_set_level((enum qp_log_level)cfg->log_level);
   S.cfg = cfg;
   S.ctl_fd = -1;
+  S.http_fd = -1;
   S.argc = argc;
   S.argv = argv;
   S.loop = uv_default_loop();
@@ -404,7 +411,8 @@ int main(int argc, char **argv) {
       (rc = prepare_identity(&S, err, sizeof(err))) < 0 ||
       (rc = assign(&S, err, sizeof(err))) < 0 ||
       (rc = sup_listeners_open(&S, err, sizeof(err))) < 0 ||
-      (rc = sup_control_open(&S, err, sizeof(err))) < 0) {
+      (rc = sup_control_open(&S, err, sizeof(err))) < 0 ||
+      (rc = sup_metrics_open(&S, err, sizeof(err))) < 0) {
     qp_err("%s", err);
     /* whoever waits for READY (systemd, libqpool) learns why not */
     sd_notifyf(0, "ERRNO=%d\nSTATUS=%s", -rc, err);

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "control.pb-c.h"
 #include "ipc.pb-c.h"
 #include "shared/frame.h"
 #include "shared/handoff.h"
@@ -97,7 +98,20 @@ struct sup {
   int stopping;
   uint64_t stop_deadline;
   uint8_t buf[QP_FRAME_HDR + QP_FRAME_MAX];
+  /* metrics endpoint */
+  int http_fd;
+  uv_poll_t http_poll;
+  struct sup_http *http_conns;
+  int nhttp;
 };
+
+/* control.c: one pool's PoolStats (strings point into the pool) */
+void sup_pool_stats(const struct sup *s, const struct sup_pool *p,
+                    Qpool__PoolStats *st);
+
+/* metrics.c: the optional HTTP endpoint for Prometheus (metrics_listen) */
+int sup_metrics_open(struct sup *s, char *err, size_t errlen);
+void sup_metrics_close(struct sup *s);
 
 /* workers.c */
 int sup_workers_start(struct sup *s);

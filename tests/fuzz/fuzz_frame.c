@@ -67,6 +67,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   case 13:
     TRY(response);
     break;
+  case 14:
+    TRY(session);
+    break;
+  case 15:
+    TRY(flush);
+    break;
   default:
     TRY(report);
     break;
