@@ -1125,6 +1125,8 @@ static void hb_client(void) {
 static const char *al_ctl2;         /* set before the fork: client qpoold */
 static volatile uint64_t *al_shm_t; /* shared: the server callback time */
 static int al_via_sup;              /* takes through qpoold, no session */
+static int al_quiet; /* 1: the pool is filled once (1,024), no refill */
+#define AL_QUIET_CAP 1024
 
 static qp_pool *app_attach(const char *path, const char *pool) {
   if (al_via_sup)
@@ -1191,9 +1193,18 @@ static void al_server(void) {
   chan_printf("port %u\n", qpd_port);
   qp_pool *h = app_attach(qpd_ctl, "s");
   int known = app_wait_refill(h);
+  int n = O.lat_samples;
+  if (al_quiet) { /* every sample from the one fill: nothing refills */
+    n = n < AL_QUIET_CAP - 24 ? n : AL_QUIET_CAP - 24;
+    uint64_t end = now_ns() + 10 * (uint64_t)NS_PER_S;
+    while ((known = qp_active(h)) < n && now_ns() < end)
+      usleep(1000);
+    if (known < n)
+      die("quiet pool holds %d idle streams, not %d", known, n);
+  }
   struct dist d = {0};
   int waits = 0;
-  for (int i = 0; i < O.lat_samples; i++) {
+  for (int i = 0; i < n; i++) {
     if (known < AL_REFILL) {
       known = app_wait_refill(h);
       waits++;
@@ -1214,7 +1225,10 @@ static void al_server(void) {
 static void al_client(void) {
   loop_init();
   client_finished = 1; /* exits on the server app's "done" */
-  client_open(64, 1000000u);
+  if (al_quiet)        /* one round fills it; the next is an hour away */
+    client_open(AL_QUIET_CAP, 3600 * (uint64_t)NS_PER_S);
+  else
+    client_open(64, 1000000u);
   phase = "filling qpoold's server pool";
   wrk_pool_start(P);
   run_loop();
@@ -2369,19 +2383,22 @@ static void bench_handoff_bulk(void) {
 
 /* libqpool's qp_incoming_get with an idle stream ready (issue 4), through
  * the worker session and, for comparison, through qpoold. */
-static void api_get_run(int via_sup) {
-  const char *name = via_sup ? "qp_incoming_get via qpoold p50/p99"
-                             : "qp_incoming_get p50/p99";
+static void api_get_run(int via_sup, int quiet) {
+  const char *name = quiet     ? "qp_incoming_get, no refill p50/p99"
+                     : via_sup ? "qp_incoming_get via qpoold p50/p99"
+                               : "qp_incoming_get p50/p99";
   struct qpd q;
   char what[160], err[400], tail[200];
   struct res r;
   memset(&q, 0, sizeof(q));
   qpd_find(&q);
   snprintf(what, sizeof(what), "qp_incoming_get %s (%d samples)",
-           via_sup ? "through qpoold" : "through the worker session",
+           quiet     ? "from a pool that does not refill"
+           : via_sup ? "through qpoold"
+                     : "through the worker session",
            O.lat_samples);
   progress(what);
-  q.max_cap = 64;
+  q.max_cap = quiet ? AL_QUIET_CAP : 64;
   if (qpd_start(&q, err, sizeof(err)) < 0) {
     failures++;
     row_add(name, "error", "", "", "ERROR", "%s", err);
@@ -2390,8 +2407,9 @@ static void api_get_run(int via_sup) {
   qpd_port = q.port;
   qpd_ctl = q.sock;
   al_via_sup = via_sup;
+  al_quiet = quiet;
   run_pair(al_server, al_client, 40, 0, &r);
-  al_via_sup = 0;
+  al_via_sup = al_quiet = 0;
   log_tail(q.log, tail, sizeof(tail));
   qpd_stop(&q);
   double p50 = rget(&r, "al.get.p50") / NS_PER_US;
@@ -2407,17 +2425,25 @@ static void api_get_run(int via_sup) {
   double k = rget(&r, "al.refill_wait");
   char v[48];
   snprintf(v, sizeof(v), "%s / %s", num(p50, 1), num(p99, 1));
-  row_add(name, v, "us", via_sup ? "" : "p99 <= 100",
-          via_sup ? "info" : verdict(p99, 100, 0),
-          "%s samples, max %s us; libqpool attached to a qpoold server pool "
-          "(max-cap 64, kept full by an engine client pool, min = max 64, "
-          "1 ms rounds), an idle stream ready (refilled to >= %d via "
-          "qp_active %s times, untimed); %s",
-          num(rget(&r, "al.get.n"), 0), num(mx, 1), AL_REFILL,
-          num(isnan(k) ? 0 : k, 0),
-          via_sup ? "QPOOL_NO_SESSION=1: app -> qpoold -> worker -> qpoold "
-                    "-> app, 4 frames"
-                  : "app -> worker session -> app, 2 frames");
+  if (quiet)
+    row_add(name, v, "us", "", "info",
+            "%s samples, max %s us; as the row above, but the server pool "
+            "(max-cap %d) is filled once by a client pool whose next round "
+            "is an hour away, so the worker serves takes and their closes "
+            "only, with no refill traffic",
+            num(rget(&r, "al.get.n"), 0), num(mx, 1), AL_QUIET_CAP);
+  else
+    row_add(name, v, "us", via_sup ? "" : "p99 <= 100",
+            via_sup ? "info" : verdict(p99, 100, 0),
+            "%s samples, max %s us; libqpool attached to a qpoold server pool "
+            "(max-cap 64, kept full by an engine client pool, min = max 64, "
+            "1 ms rounds), an idle stream ready (refilled to >= %d via "
+            "qp_active %s times, untimed); %s",
+            num(rget(&r, "al.get.n"), 0), num(mx, 1), AL_REFILL,
+            num(isnan(k) ? 0 : k, 0),
+            via_sup ? "QPOOL_NO_SESSION=1: app -> qpoold -> worker -> qpoold "
+                      "-> app, 4 frames"
+                    : "app -> worker session -> app, 2 frames");
 }
 
 static void api_pair_run(int via_sup) {
@@ -2502,8 +2528,9 @@ static void bench_api_latency(void) {
             "skipped (qpoold not built)");
     return;
   }
-  api_get_run(0);
-  api_get_run(1);
+  api_get_run(0, 0);
+  api_get_run(0, 1);
+  api_get_run(1, 0);
   api_pair_run(0);
   api_pair_run(1);
 }

@@ -44,4 +44,32 @@ CM
 check "a CMake project finds it with find_package(qpool)" logrun "$WORK/cm.log" \
   bash -c "cmake -S '$WORK/cm' -B '$WORK/cm/b' -DCMAKE_PREFIX_PATH='$root' && cmake --build '$WORK/cm/b'"
 check "... and runs" logrun "$WORK/demo2.log" "$WORK/cm/b/demo" "$WORK/none.sock"
+
+# embedded mode from the installed files: the library finds the installed
+# qpoold relative to itself (../sbin), which finds its qpool-worker
+cat >"$WORK/emb.c" <<'C'
+#include <stdio.h>
+#include <unistd.h>
+#include <qpool.h>
+int main(int argc, char **argv) {
+  qp_pool *p;
+  int rc = qp_server_pool_new(4, "127.0.0.1", NULL, argv[1], 0, &p);
+  if (rc == 0)
+    rc = qp_server_manager(p);
+  int ready = 0;
+  for (int i = 0; rc == 0 && i < 100 && (ready = qp_ready(p)) != 1; i++)
+    usleep(50 * 1000);
+  printf("embedded: rc=%d (%s) ready=%d\n", rc, qp_strerror(rc), ready);
+  if (rc == 0)
+    qp_close(p);
+  return rc == 0 && ready == 1 ? 0 : 1;
+}
+C
+check "an embedded-mode program builds against the installed library" logrun "$WORK/cc2.log" \
+  cc $san -o "$WORK/emb" "$WORK/emb.c" $(pkg-config --cflags --libs qpool)
+port=$(free_port)
+mkdir -p "$WORK/rt"
+check "... and runs its private qpoold from the installed sbin directory" logrun "$WORK/emb.log" \
+  env -u QPOOL_QPOOLD XDG_RUNTIME_DIR="$WORK/rt" "$WORK/emb" "127.0.0.1:$port"
+sed 's/^/# /' "$WORK/emb.log"
 finish
