@@ -195,6 +195,13 @@ QP_API int qp_flush(qp_pool *p);
  * stopped). */
 QP_API void qp_close(qp_pool *p);
 
+/* The control socket of the qpoold that runs p's pool (embedded mode: the
+ * private one, once the manager started it) and the pool's name there, for
+ * qpoolctl (`qpoolctl --control PATH watch`). NULL when there is none yet.
+ * The strings live as long as p. Not blocking. */
+QP_API const char *qp_control_path(qp_pool *p);
+QP_API const char *qp_pool_name(qp_pool *p);
+
 /* A sentence for a negative errno value returned by this library (the sign
  * is ignored). Never NULL; the string is static. Thread-safe. */
 QP_API const char *qp_strerror(int err);

@@ -493,7 +493,21 @@ qp_pool *qp__pool_alloc(const char *name) {
   return p;
 }
 
+const char *qp_control_path(qp_pool *p) {
+  if (!p)
+    return NULL;
+  pthread_mutex_lock(&p->mu);
+  const char *s = p->path;
+  pthread_mutex_unlock(&p->mu);
+  return s;
+}
+
+const char *qp_pool_name(qp_pool *p) {
+  return p ? p->name : NULL;
+}
+
 void qp__pool_free(qp_pool *p) {
+  free(p->path);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->idle_cv);
   free(p->name);
@@ -540,8 +554,13 @@ int qp__connect(qp_pool *p, const char *path, uint64_t deadline_ms) {
     close(sock);
     return -ENOMEM;
   }
+  char *dup = strdup(path);
   pthread_mutex_lock(&p->mu);
   p->ctl = c;
+  if (!p->path)
+    p->path = dup;
+  else
+    free(dup);
   pthread_mutex_unlock(&p->mu);
   /* the pool must exist (and the caller may see it) */
   (void)deadline_ms;

@@ -35,6 +35,7 @@ struct qp_pool {
   uint64_t sess_retry_ms;  /* no new session before this time */
   int sess_off;            /* qpoold has no sessions, or QPOOL_NO_SESSION=1 */
   struct qp_embedded *emb; /* NULL in attached mode */
+  char *path;              /* the control socket, once connected */
 };
 
 uint64_t qp__now_ms(void);
