@@ -115,6 +115,7 @@ enum {
   OPT_FOREGROUND,
   OPT_CONFIG,
   OPT_LIFELINE,
+  OPT_CHECK,
 };
 
 static const struct option longopts[] = {
@@ -122,6 +123,7 @@ static const struct option longopts[] = {
     {"foreground", no_argument, NULL, OPT_FOREGROUND},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"lifeline", required_argument, NULL, OPT_LIFELINE},
+    {"check", no_argument, NULL, OPT_CHECK},
     {"listen", required_argument, NULL, OPT_KEY + K_LISTEN},
     {"target", required_argument, NULL, OPT_KEY + K_TARGET},
     {"min-cap", required_argument, NULL, OPT_KEY + K_MIN_CAP},
@@ -169,7 +171,7 @@ struct scratch {
   char user[sizeof(((struct sup_config *)0)->user)];
   char chroot[sizeof(((struct sup_config *)0)->chroot)];
   char config_file[sizeof(((struct sup_config *)0)->config_file)];
-  int foreground, log_level, lifeline;
+  int foreground, log_level, lifeline, check;
 };
 
 /* The global defaults, for a sup_config or a scratch. */
@@ -185,6 +187,7 @@ struct scratch {
     (c)->metrics_len = 0;                                                      \
     (c)->foreground = 0;                                                       \
     (c)->lifeline = -1;                                                        \
+    (c)->check = 0;                                                            \
     (c)->log_level = QP_LOG_INFO;                                              \
   } while (0)
 
@@ -1278,6 +1281,7 @@ static int ctx_end(struct ctx *x, struct sup_config *out, int rc) {
     memcpy(out->config_file, c->config_file, sizeof(out->config_file));
     out->foreground = c->foreground;
     out->lifeline = c->lifeline;
+    out->check = c->check;
     out->log_level = c->log_level;
   } else {
     rc = -EINVAL;
@@ -1371,6 +1375,8 @@ static const char *opt_display(int val) {
     return "--config";
   case OPT_LIFELINE:
     return "--lifeline";
+  case OPT_CHECK:
+    return "--check";
   }
   return "?";
 }
@@ -1471,6 +1477,8 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
     }
     if (o == OPT_FOREGROUND) {
       x->c->foreground = 1;
+    } else if (o == OPT_CHECK) {
+      x->c->check = 1;
     } else if (o == OPT_LIFELINE) {
       char *end;
       errno = 0;
@@ -1655,6 +1663,9 @@ void sup_usage(FILE *f) {
       "  --metrics-listen ADDR  serve Prometheus metrics over HTTP on this\n"
       "                       TCP address, e.g. 127.0.0.1:9464 (GET /metrics;\n"
       "                       default off; keep it on loopback)\n"
+      "  --check              check the flags / config file, print a summary "
+      "and exit\n"
+      "                       (0: valid, 2: not)\n"
       "  --foreground         accepted for compatibility: qpoold never "
       "detaches\n"
       "                       and logs to stderr (run it under systemd)\n"

@@ -67,6 +67,7 @@ struct sup_config {
   char chroot[4096];      /* workers' chroot, an empty directory */
   char config_file[4096]; /* absolute path of the file read, "" = flags */
   int foreground;         /* --foreground */
+  int check;              /* --check: validate, print, exit */
   int lifeline;           /* --lifeline FD: stop at its EOF; -1 = none */
   int log_level;          /* enum qp_log_level, default QP_LOG_INFO */
 };

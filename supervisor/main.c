@@ -398,6 +398,15 @@ int main(int argc, char **argv) {
     sd_notifyf(0, "ERRNO=%d\nSTATUS=%s", EINVAL, err);
     return 2;
   }
+  if (cfg->check) { /* like nginx -t: nothing is opened or started */
+    printf("qpoold: configuration ok: %zu pool(s)", cfg->npools);
+    for (size_t i = 0; i < cfg->npools; i++)
+      printf("%s %s (%s)", i ? "," : ":", cfg->pools[i].name,
+             cfg->pools[i].server ? "server" : "client");
+    printf("\n");
+    free(cfg);
+    return 0;
+  }
   qp_log_set_level((enum qp_log_level)cfg->log_level);
   S.cfg = cfg;
   S.ctl_fd = -1;

@@ -5,11 +5,22 @@
 . "$(dirname "$0")/lib.sh"
 root="$WORK/root"
 check "cmake --install succeeds" logrun "$WORK/install.log" cmake --install "$QP_BIN" --prefix "$root"
-for f in sbin/qpoold sbin/qpool-worker sbin/qpoolctl include/qpool.h \
-  lib/pkgconfig/qpool.pc lib/cmake/qpool/qpoolConfig.cmake share/man/man8/qpoolctl.8; do
+for f in sbin/qpoold sbin/qpool-worker sbin/qpoolctl bin/qpool-tunnel include/qpool.h \
+  lib/pkgconfig/qpool.pc lib/cmake/qpool/qpoolConfig.cmake share/man/man8/qpoolctl.8 \
+  share/man/man8/qpoold.8 share/man/man3/qpool.3 lib/systemd/system/qpoold.service; do
   check "installed: $f" test -e "$root/$f"
 done
 check "installed: libqpool.so" bash -c "ls '$root'/lib/libqpool.so* >/dev/null"
+# the unit names the configured sbin directory; point it at this install
+sbindir=$(sed -n 's/^ExecStart=\(.*\)\/qpoold .*/\1/p' "$root/lib/systemd/system/qpoold.service")
+sed "s|$sbindir/qpoold|$root/sbin/qpoold|g" "$root/lib/systemd/system/qpoold.service" >"$WORK/qpoold.service"
+if command -v systemd-analyze >/dev/null; then
+  check "systemd-analyze verify accepts the unit" logrun "$WORK/verify.log" \
+    systemd-analyze verify --man=no "$WORK/qpoold.service"
+  sed 's/^/# /' "$WORK/verify.log"
+fi
+check "the unit is Type=notify and reloads with SIGHUP" \
+  bash -c "grep -q '^Type=notify' '$WORK/qpoold.service' && grep -q 'kill -HUP' '$WORK/qpoold.service'"
 san=""
 grep -q '^QP_SANITIZE:BOOL=ON' "$QP_BIN/CMakeCache.txt" && san="-fsanitize=address,undefined"
 cat >"$WORK/demo.c" <<'C'
