@@ -120,8 +120,11 @@ QP_API int qp_server_pool_new(int max_cap, const char *client_ip,
  * side), -EALREADY (already started), -ENOEXEC (qpoold not found: it is
  * looked for in $QPOOL_QPOOLD, beside libqpool, then in the installed
  * sbin directory), -EADDRINUSE and other errors qpoold reported at start
- * (its log, on the application's stderr, says more), -ETIMEDOUT (qpoold did
- * not start within 15 s). qpoold and its worker log warnings and errors to
+ * (its log, on the application's stderr, says more), -EINVAL also when
+ * qpoold cannot read a file named in the settings (certificate, key),
+ * -EIO (qpoold exited during its start), -ETIMEDOUT (qpoold did not start
+ * within 15 s), -ECANCELED (qp_close was called meanwhile). A failed call
+ * may be retried. qpoold and its worker log warnings and errors to
  * the application's stderr ($QPOOL_LOG=error|warn|info|debug changes that).
  * Blocking: yes, until qpoold is up (typically a few ms). */
 QP_API int qp_client_manager(qp_pool *p);
@@ -135,8 +138,9 @@ QP_API int qp_server_manager(qp_pool *p);
  * errno with *out untouched: -ENOENT no such pool, -ECONNREFUSED no qpoold at
  * that path (also when the socket file does not exist), -EACCES not allowed,
  * -ETIMEDOUT qpoold did not answer, -EINVAL bad argument, -ENOMEM.
- * Blocking: yes (connect + one request). Starts one background thread per
- * handle, which reads qpoold's answers. */
+ * Blocking: yes (connect + two requests: the check and the worker
+ * session), at most 5 s. The library starts no thread: callers waiting on
+ * a handle take turns reading its sockets. */
 QP_API int qp_pool_attach(const char *socket_path, const char *pool_name,
                           qp_pool **out);
 

@@ -133,7 +133,8 @@ static void pump(qp_pool *p, struct chan *c, uint64_t deadline) {
       if (w) {
         unlink_waiter(c, w);
         w->done = 1;
-        w->code = m->code;
+        /* an answer whose stream fd this process had no room for */
+        w->code = f.fd_lost && m->code == 0 ? EMFILE : m->code;
         w->id = m->has_stream_id ? m->stream_id : 0;
         w->fd = f.fd;
         f.fd = -1;
@@ -202,7 +203,9 @@ static int roundtrip(qp_pool *p, struct chan *c, Qpool__Request *r,
   rc = send_request(c, r, deadline);
   if (rc < 0) {
     pthread_mutex_lock(&p->mu);
-    if (rc == -ECONNRESET)
+    if (p->closing)
+      rc = -ECANCELED; /* qp_close shut the socket under us */
+    else if (rc == -ECONNRESET)
       chan_kill(c, rc);
   } else {
     pthread_mutex_lock(&p->mu);
@@ -264,6 +267,13 @@ static void leave(qp_pool *p) {
   pthread_mutex_unlock(&p->mu);
 }
 
+int qp__enter(qp_pool *p) {
+  return enter(p);
+}
+void qp__leave(qp_pool *p) {
+  leave(p);
+}
+
 /* A request on the control channel (caller inside enter/leave). */
 static int ctl_roundtrip(qp_pool *p, Qpool__Request *r, uint64_t deadline,
                          struct waiter *w) {
@@ -307,7 +317,7 @@ static int open_session(qp_pool *p, int *fd) {
 static struct chan *session_hold(qp_pool *p) {
   pthread_mutex_lock(&p->mu);
   struct chan *s = p->sess;
-  if (!p->sess_off && !(s && !s->dead) && p->ctl &&
+  if (!p->sess_off && !p->closing && !(s && !s->dead) && p->ctl &&
       qp__now_ms() >= p->sess_retry_ms) {
     p->sess_retry_ms = qp__now_ms() + QP_SESS_RETRY; /* one opener at once */
     pthread_mutex_unlock(&p->mu);
@@ -317,6 +327,10 @@ static struct chan *session_hold(qp_pool *p) {
     if (rc == 0 && !n)
       close(fd);
     pthread_mutex_lock(&p->mu);
+    if (n && p->closing) { /* qp_close ran meanwhile: nobody wants it */
+      chan_free(n);
+      n = NULL;
+    }
     if (n) {
       struct chan *old = p->sess;
       p->sess = n;
@@ -354,13 +368,20 @@ static int get(qp_pool *p, int any, uint32_t sid, uint32_t timeout_ms,
   rc = -ECONNRESET;
   if (s) {
     rc = roundtrip(p, s, &r, deadline, &w);
+    /* the worker no longer runs this pool (reload, removal): retire the
+     * session; qpoold knows whether the pool still exists */
+    int retire = rc == 0 && (w.code == ENOENT || w.code == ECANCELED);
+    if (retire) {
+      waiter_free(&w);
+      rc = -ECONNRESET;
+    }
     pthread_mutex_lock(&p->mu);
+    if (retire && !p->closing && !s->dead) {
+      shutdown(s->sock, SHUT_RDWR); /* wakes its leader */
+      chan_kill(s, -ECONNRESET);
+    }
     chan_release(p, s);
     pthread_mutex_unlock(&p->mu);
-    if (rc == 0 && w.code == ENOENT) { /* the worker lost the pool (reload) */
-      waiter_free(&w);
-      rc = -ECONNRESET; /* qpoold knows whether it still exists */
-    }
   }
   /* no session, or it ended without an answer: through qpoold (which says
    * EAGAIN while the worker restarts) */
@@ -514,21 +535,38 @@ void qp__pool_free(qp_pool *p) {
   free(p);
 }
 
-void qp__disconnect(qp_pool *p) {
-  pthread_mutex_lock(&p->mu);
-  p->closing = 1;
+/* Frees p's channels (p->mu held, no call in progress). */
+static void drop_channels(qp_pool *p) {
   struct chan *cs[2] = {p->ctl, p->sess};
-  for (int i = 0; i < 2; i++)
-    if (cs[i]) {
-      shutdown(cs[i]->sock, SHUT_RDWR); /* wakes a leader in poll() */
-      chan_kill(cs[i], -ECANCELED);
-    }
-  while (p->users > 0)
-    pthread_cond_wait(&p->idle_cv, &p->mu);
   p->ctl = p->sess = NULL;
   for (int i = 0; i < 2; i++)
     if (cs[i] && cs[i]->refs == 0)
       chan_free(cs[i]);
+}
+
+void qp__disconnect(qp_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  p->closing = 1;
+  for (;;) {
+    /* wake every caller: a leader in poll() by the shutdown; the channels
+     * are read again after each wait, as a call may have replaced one */
+    struct chan *cs[2] = {p->ctl, p->sess};
+    for (int i = 0; i < 2; i++)
+      if (cs[i]) {
+        shutdown(cs[i]->sock, SHUT_RDWR);
+        chan_kill(cs[i], -ECANCELED);
+      }
+    if (p->users == 0)
+      break;
+    pthread_cond_wait(&p->idle_cv, &p->mu);
+  }
+  drop_channels(p);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void qp__reset(qp_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  drop_channels(p);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -537,13 +575,25 @@ int qp__connect(qp_pool *p, const char *path, uint64_t deadline_ms) {
   if (strlen(path) >= sizeof(sa.sun_path))
     return -EINVAL;
   strcpy(sa.sun_path, path);
-  int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (sock < 0)
     return -errno;
-  int rc;
-  do
-    rc = connect(sock, (struct sockaddr *)&sa, sizeof(sa));
-  while (rc < 0 && errno == EINTR);
+  int rc = connect(sock, (struct sockaddr *)&sa, sizeof(sa));
+  if (rc < 0 && (errno == EAGAIN || errno == EINPROGRESS || errno == EINTR)) {
+    /* qpoold's backlog is full: wait for room, not past the deadline */
+    uint64_t now = qp__now_ms();
+    struct pollfd pfd = {.fd = sock, .events = POLLOUT};
+    int left = deadline_ms > now ? (int)(deadline_ms - now) : 0;
+    if (poll(&pfd, 1, left) <= 0) {
+      close(sock);
+      return -ETIMEDOUT;
+    }
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    getsockopt(sock, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    rc = soerr ? -1 : 0;
+    errno = soerr;
+  }
   if (rc < 0) {
     rc = errno == ENOENT || errno == ENOTSOCK ? -ECONNREFUSED : -errno;
     close(sock);
@@ -556,14 +606,19 @@ int qp__connect(qp_pool *p, const char *path, uint64_t deadline_ms) {
   }
   char *dup = strdup(path);
   pthread_mutex_lock(&p->mu);
-  p->ctl = c;
-  if (!p->path)
-    p->path = dup;
-  else
+  if (p->closing || p->ctl) { /* qp_close ran meanwhile (or a bug) */
+    pthread_mutex_unlock(&p->mu);
+    chan_free(c);
     free(dup);
+    return -ECANCELED;
+  }
+  p->ctl = c;
+  if (dup) {
+    free(p->path);
+    p->path = dup;
+  }
   pthread_mutex_unlock(&p->mu);
   /* the pool must exist (and the caller may see it) */
-  (void)deadline_ms;
   Qpool__PoolStats st;
   rc = simple(p, QPOOL__CTL_OP__OP_STATS, &st);
   if (rc == 0) { /* a session now, so that the first take is fast */

@@ -218,13 +218,33 @@ static void reap(pid_t pid, unsigned ms) {
     ;
 }
 
-/* Reads sd_notify datagrams until READY=1 (0), ERRNO=N (-N), the child's
- * exit or the deadline. */
-static int wait_ready(int nsock, pid_t pid, uint64_t deadline) {
+/* qpoold's start-up errors in this API's terms: a file it could not read
+ * is a bad setting, not "no pool of that name". */
+static int start_error(int e) {
+  switch (e) {
+  case ENOENT:
+  case EACCES:
+  case EISDIR:
+  case ENOTDIR:
+    return -EINVAL;
+  default:
+    return e > 0 ? -e : -EIO;
+  }
+}
+
+/* Reads sd_notify datagrams until READY=1 (0), ERRNO=N (an error), the
+ * child's exit (then *reaped = 1), qp_close or the deadline. */
+static int wait_ready(qp_pool *p, int nsock, pid_t pid, uint64_t deadline,
+                      int *reaped) {
   for (;;) {
     uint64_t now = qp__now_ms();
     if (now >= deadline)
       return -ETIMEDOUT;
+    pthread_mutex_lock(&p->mu);
+    int closing = p->closing;
+    pthread_mutex_unlock(&p->mu);
+    if (closing)
+      return -ECANCELED;
     struct pollfd pfd = {.fd = nsock, .events = POLLIN};
     uint64_t left = deadline - now;
     int n = poll(&pfd, 1, left > 50 ? 50 : (int)left);
@@ -233,21 +253,23 @@ static int wait_ready(int nsock, pid_t pid, uint64_t deadline) {
       ssize_t len = recv(nsock, msg, sizeof(msg) - 1, MSG_DONTWAIT);
       if (len > 0) {
         msg[len] = 0;
-        for (char *line = strtok(msg, "\n"); line; line = strtok(NULL, "\n")) {
+        char *save = NULL;
+        for (char *line = strtok_r(msg, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
           if (!strcmp(line, "READY=1"))
             return 0;
-          if (!strncmp(line, "ERRNO=", 6)) {
-            int e = atoi(line + 6);
-            return e > 0 ? -e : -EIO;
-          }
+          if (!strncmp(line, "ERRNO=", 6))
+            return start_error(atoi(line + 6));
         }
       }
       continue;
     }
     int status;
     pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) /* exited without telling why: 2 is a bad setting */
-      return WIFEXITED(status) && WEXITSTATUS(status) == 2 ? -EINVAL : -ECHILD;
+    if (r == pid) { /* exited without telling why: 2 is a bad setting */
+      *reaped = 1;
+      return WIFEXITED(status) && WEXITSTATUS(status) == 2 ? -EINVAL : -EIO;
+    }
   }
 }
 
@@ -286,6 +308,14 @@ static int spawn(struct qp_embedded *e, const char *qpoold, int nsock,
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  /* stdout and stderr as the application has them; closed ones (or ones
+   * that close on exec) become /dev/null, so that none of qpoold's own
+   * sockets lands on fd 1 or 2 */
+  for (int fd = 1; fd <= 2; fd++) {
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0 || (fl & FD_CLOEXEC))
+      posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_WRONLY, 0);
+  }
   posix_spawn_file_actions_adddup2(&fa, lifeline_r, 3);
   /* none of the application's other fds leak into qpoold */
   posix_spawn_file_actions_addclosefrom_np(&fa, 4);
@@ -354,13 +384,17 @@ int qp__embedded_start(qp_pool *p) {
   e->lifeline = pfd[1];
   pfd[1] = -1;
   uint64_t deadline = qp__now_ms() + START_MS;
-  rc = wait_ready(nsock, e->pid, deadline);
+  int reaped = 0;
+  rc = wait_ready(p, nsock, e->pid, deadline, &reaped);
   close(nsock);
   nsock = -1;
+  if (reaped)
+    e->pid = 0; /* waited for already: its pid may be reused */
   if (rc == 0)
     rc = qp__connect(p, e->control, deadline);
   if (rc == 0)
     return 0;
+  qp__reset(p); /* no channel to the qpoold that is going away */
   qp__embedded_stop(p);
   return rc;
 fail:
@@ -391,18 +425,22 @@ void qp__embedded_stop(qp_pool *p) {
 
 static int manager(qp_pool *p, int server) {
   if (!p || !p->emb || p->emb->server != server)
-    return -EINVAL; /* attached pools are managed by their qpoold */
+    return -EINVAL;      /* attached pools are managed by their qpoold */
+  int rc = qp__enter(p); /* a call in progress: qp_close waits for it */
+  if (rc < 0)
+    return rc;
   pthread_mutex_lock(&p->mu);
-  int rc = p->closing ? -ECANCELED : p->emb->state ? -EALREADY : 0;
+  rc = p->emb->state ? -EALREADY : 0;
   if (!rc)
     p->emb->state = 1;
   pthread_mutex_unlock(&p->mu);
-  if (rc)
-    return rc;
-  rc = qp__embedded_start(p);
-  pthread_mutex_lock(&p->mu);
-  p->emb->state = rc < 0 ? 0 : 2;
-  pthread_mutex_unlock(&p->mu);
+  if (rc == 0) {
+    rc = qp__embedded_start(p);
+    pthread_mutex_lock(&p->mu);
+    p->emb->state = rc < 0 ? 0 : 2;
+    pthread_mutex_unlock(&p->mu);
+  }
+  qp__leave(p);
   return rc;
 }
 

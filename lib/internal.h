@@ -46,6 +46,11 @@ void qp__pool_free(qp_pool *p);
 int qp__connect(qp_pool *p, const char *path, uint64_t deadline_ms);
 /* Ends every call on p and disconnects (the channels are freed). */
 void qp__disconnect(qp_pool *p);
+/* Frees p's channels after a failed start (no call may be in progress). */
+void qp__reset(qp_pool *p);
+/* Counts a call in progress (qp_close waits for it): 0 or -ECANCELED. */
+int qp__enter(qp_pool *p);
+void qp__leave(qp_pool *p);
 
 /* embedded.c */
 int qp__embedded_start(qp_pool *p);

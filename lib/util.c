@@ -42,6 +42,10 @@ const char *qp_strerror(int err) {
     return "cannot find the qpoold program (set QPOOL_QPOOLD to its path)";
   case EADDRINUSE:
     return "the listen address is in use";
+  case EIO:
+    return "qpoold stopped during its start (its log says why)";
+  case EMFILE:
+    return "this process has no file descriptor left for the stream";
   default: {
     /* strerrordesc_np (glibc >= 2.32) is thread-safe and static */
     const char *s = strerrordesc_np(err);

@@ -122,11 +122,14 @@ int qp_frame_recv(int sock, uint8_t *buf, size_t cap, struct qp_frame *f) {
   if (n == 0 && mh.msg_controllen == 0)
     return 0;
   f->fd = -1;
+  f->fd_lost = 0;
   int rc = 0;
-  if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+  if (mh.msg_flags & MSG_TRUNC)
     rc = -EMSGSIZE;
   else
     rc = qp_frame_parse(buf, (size_t)n, f);
+  if (rc == 0 && (mh.msg_flags & MSG_CTRUNC))
+    f->fd_lost = 1; /* out of fds: the frame stands, its fd is gone */
   if (rc == 0) {
     int nfds = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))

@@ -15,7 +15,9 @@ struct qp_frame {
   uint16_t type;
   const uint8_t *payload; /* points into the caller's buffer */
   size_t len;
-  int fd; /* received fd or -1; the caller owns it */
+  int fd;      /* received fd or -1; the caller owns it */
+  int fd_lost; /* the sender attached an fd this process could not take
+                  (out of fds: MSG_CTRUNC); fd is -1 */
 };
 
 /* Validates a whole received frame (pure; fuzzed). Returns 0 and fills

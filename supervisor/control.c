@@ -72,8 +72,14 @@ static void client_drop(struct sup_client *c) {
     return;
   c->gone = 1;
   for (struct sup_pending *p = s->pending; p; p = p->next)
-    if (p->client == c)
-      p->client = NULL; /* its stream, when it comes, is closed */
+    if (p->client == c) {
+      p->client = NULL; /* its answer, when it comes, goes nowhere */
+      /* and the worker takes no stream for it */
+      Qpool__Cancel m = QPOOL__CANCEL__INIT;
+      m.token = p->token;
+      sup_worker_send(s, s->workers[p->worker], QPOOL__MSG_TYPE__MSG_CANCEL,
+                      &m.base, -1);
+    }
   for (struct sup_client **pp = &s->clients; *pp; pp = &(*pp)->next)
     if (*pp == c) {
       *pp = c->next;

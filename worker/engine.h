@@ -105,6 +105,11 @@ int wrk_pool_incoming_get(wrk_pool *p, uint64_t timeout_ms, wrk_get_cb cb,
 int wrk_pool_outgoing_get(wrk_pool *p, uint32_t id, uint64_t timeout_ms,
                           wrk_get_cb cb, void *arg);
 
+/* Withdraws a get whose requester left: its callback runs (deferred) with
+ * -ECANCELED, and no stream is taken for it. Returns 0, or -ENOENT when no
+ * pending get has this arg (already answered). */
+int wrk_pool_get_cancel(wrk_pool *p, void *arg);
+
 int wrk_pool_ready(const wrk_pool *p);  /* 1 once started */
 int wrk_pool_active(const wrk_pool *p); /* idle streams in the pool */
 int wrk_pool_capacity(const wrk_pool *p);

@@ -293,9 +293,23 @@ static void handle_shutdown(const Qpool__Shutdown *m) {
   on_pool_closed(NULL);
 }
 
+/* Gets asked by the supervisor and not answered yet (for Cancel). */
+struct sup_get {
+  struct sup_get *next;
+  uint64_t token;
+  char pool[WRK_NAME_MAX];
+};
+static struct sup_get *sup_gets;
+
 static void on_get(wrk_pool *p, int status, uint32_t id, int fd, void *arg) {
   (void)p;
-  uint64_t *token = arg;
+  struct sup_get *g = arg;
+  for (struct sup_get **pp = &sup_gets; *pp; pp = &(*pp)->next)
+    if (*pp == g) {
+      *pp = g->next;
+      break;
+    }
+  uint64_t *token = &g->token;
   Qpool__GetResult r = QPOOL__GET_RESULT__INIT;
   r.token = *token;
   r.status = status;
@@ -304,26 +318,41 @@ static void on_get(wrk_pool *p, int status, uint32_t id, int fd, void *arg) {
   send_msg(QPOOL__MSG_TYPE__MSG_GET_RESULT, &r.base, status == 0 ? fd : -1);
   if (fd >= 0)
     close(fd); /* the supervisor holds the application's copy now */
-  free(token);
+  free(g);
 }
 
 static void handle_get(const Qpool__Get *m) {
   struct wpool *w = find_pool(m->pool);
-  uint64_t *token = malloc(sizeof(*token));
+  struct sup_get *g = calloc(1, sizeof(*g));
   int rc = -ENOENT;
-  if (token && w && w->p) {
-    *token = m->token;
-    rc = m->any ? wrk_pool_incoming_get(w->p, m->timeout_ms, on_get, token)
+  if (g && w && w->p) {
+    g->token = m->token;
+    snprintf(g->pool, sizeof(g->pool), "%s", m->pool);
+    g->next = sup_gets; /* listed first: the callback never runs inline */
+    sup_gets = g;
+    rc = m->any ? wrk_pool_incoming_get(w->p, m->timeout_ms, on_get, g)
                 : wrk_pool_outgoing_get(w->p, m->stream_id, m->timeout_ms,
-                                        on_get, token);
+                                        on_get, g);
+    if (rc < 0)
+      sup_gets = g->next;
   }
   if (rc < 0) { /* the callback will not run: answer now */
     Qpool__GetResult r = QPOOL__GET_RESULT__INIT;
     r.token = m->token;
-    r.status = token ? rc : -ENOMEM;
+    r.status = g ? rc : -ENOMEM;
     send_msg(QPOOL__MSG_TYPE__MSG_GET_RESULT, &r.base, -1);
-    free(token);
+    free(g);
   }
+}
+
+static void handle_cancel(const Qpool__Cancel *m) {
+  for (struct sup_get *g = sup_gets; g; g = g->next)
+    if (g->token == m->token) {
+      struct wpool *w = find_pool(g->pool);
+      if (w && w->p)
+        wrk_pool_get_cancel(w->p, g);
+      return;
+    }
 }
 
 static wrk_pool *lookup_pool(const char *name, void *arg) {
@@ -418,6 +447,12 @@ static void dispatch(struct qp_frame *f) {
     UNPACK(Session, session, f);
     handle_session(m, f->fd);
     qpool__session__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_CANCEL: {
+    UNPACK(Cancel, cancel, f);
+    handle_cancel(m);
+    qpool__cancel__free_unpacked(m, NULL);
     break;
   }
   case QPOOL__MSG_TYPE__MSG_FLUSH: {

@@ -708,6 +708,17 @@ int wrk_pool_outgoing_get(wrk_pool *p, uint32_t id, uint64_t timeout_ms,
   return waiter_add(p, 0, id, timeout_ms, cb, arg);
 }
 
+int wrk_pool_get_cancel(wrk_pool *p, void *arg) {
+  for (struct wrk_list *n = p->waiters.next; n != &p->waiters; n = n->next) {
+    struct wrk_waiter *w = wrk_container(n, struct wrk_waiter, link);
+    if (w->arg == arg) {
+      waiter_done(w, -ECANCELED, w->id, -1);
+      return 0;
+    }
+  }
+  return -ENOENT;
+}
+
 /* ---- simple accessors ------------------------------------------------------
  */
 

@@ -9,6 +9,7 @@
  * three. Session input is untrusted: a malformed frame ends the session;
  * an application that does not read its answers loses its session. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +21,20 @@
 
 #define MAX_SESSIONS 1024
 #define MAX_PENDING 4096 /* gets in flight per session */
+#define MAX_QUEUED 4096  /* answers waiting for room in the socket */
+
+struct get_ctx {
+  struct get_ctx *next, *prev; /* the session's gets in flight */
+  struct wrk_session *s;
+  uint64_t tag;
+};
+
+struct out {
+  struct out *next;
+  uint8_t *frame;
+  size_t len;
+  int fd; /* the stream, or -1 */
+};
 
 struct wrk_session {
   struct wrk_session *next;
@@ -27,15 +42,15 @@ struct wrk_session {
   int fd;
   uv_poll_t poll;
   char pool[WRK_NAME_MAX];
-  int pending; /* gets whose callback has not run */
-  int gone;    /* closed: callbacks only release it */
-  int closed;  /* the poll handle's close callback ran */
+  struct get_ctx gets; /* list head */
+  int pending;         /* gets whose callback has not run */
+  struct out *out, *out_tail;
+  int nout;
+  int gone;   /* closed: callbacks only release it */
+  int closed; /* the poll handle's close callback ran */
 };
 
-struct get_ctx {
-  struct wrk_session *s;
-  uint64_t tag;
-};
+static void on_readable(uv_poll_t *h, int status, int events);
 
 static void maybe_free(struct wrk_session *s) {
   if (s->gone && s->closed && s->pending == 0)
@@ -61,12 +76,54 @@ static void session_end(struct wrk_session *s, const char *why) {
       break;
     }
   ss->count--;
+  /* its gets in flight are withdrawn: no stream is taken for an
+   * application that left (their callbacks run later with ECANCELED) */
+  wrk_pool *p = ss->lookup(s->pool, ss->arg);
+  for (struct get_ctx *g = s->gets.next; g != &s->gets; g = g->next)
+    if (p)
+      wrk_pool_get_cancel(p, g);
+  while (s->out) { /* answers never delivered: their streams close */
+    struct out *o = s->out;
+    s->out = o->next;
+    if (o->fd >= 0)
+      close(o->fd);
+    free(o->frame);
+    free(o);
+  }
+  s->out_tail = NULL;
+  s->nout = 0;
   uv_poll_stop(&s->poll);
   close(s->fd);
   s->fd = -1;
   uv_close((uv_handle_t *)&s->poll, on_poll_closed);
 }
 
+/* Sends queued answers in order while the socket takes them. */
+static void flush_out(struct wrk_session *s) {
+  while (s->out) {
+    struct out *o = s->out;
+    int rc = qp_frame_send_raw(s->fd, o->frame, o->len, o->fd);
+    if (rc == -EAGAIN)
+      return;
+    s->out = o->next;
+    if (!s->out)
+      s->out_tail = NULL;
+    s->nout--;
+    if (o->fd >= 0)
+      close(o->fd);
+    free(o->frame);
+    free(o);
+    if (rc < 0) {
+      session_end(s, strerror(-rc));
+      return;
+    }
+  }
+  uv_poll_start(&s->poll, UV_READABLE, on_readable); /* nothing waits */
+}
+
+/* Answers a request. When the application's socket is full the answer
+ * waits in order (with its stream) until there is room: a slow reader
+ * delays its own answers but loses nothing, up to MAX_QUEUED of them. */
 static void respond(struct wrk_session *s, uint64_t tag, int code,
                     const char *msg, int has_id, uint32_t id, int fd) {
   if (s->gone)
@@ -77,16 +134,49 @@ static void respond(struct wrk_session *s, uint64_t tag, int code,
   r.message = (char *)msg;
   r.has_stream_id = has_id;
   r.stream_id = id;
-  int rc = qp_frame_send(s->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, fd);
-  if (rc < 0)
-    session_end(s, rc == -EAGAIN ? "the application does not read its answers"
-                                 : strerror(-rc));
+  int rc = -EAGAIN;
+  if (!s->out)
+    rc = qp_frame_send(s->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, fd);
+  if (rc == 0)
+    return;
+  if (rc != -EAGAIN) {
+    session_end(s, strerror(-rc));
+    return;
+  }
+  if (s->nout >= MAX_QUEUED) {
+    session_end(s, "the application does not read its answers");
+    return;
+  }
+  struct out *o = calloc(1, sizeof(*o));
+  long len =
+      o ? qp_frame_pack(QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, &o->frame)
+        : -ENOMEM;
+  o = len < 0 ? (free(o), NULL) : o;
+  int dup = o && fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+  if (!o || (fd >= 0 && dup < 0)) {
+    if (o)
+      free(o->frame);
+    free(o);
+    session_end(s, "out of memory for its answers");
+    return;
+  }
+  o->len = (size_t)len;
+  o->fd = dup;
+  if (s->out_tail)
+    s->out_tail->next = o;
+  else
+    s->out = o;
+  s->out_tail = o;
+  s->nout++;
+  uv_poll_start(&s->poll, UV_READABLE | UV_WRITABLE, on_readable);
 }
 
 static void on_get(wrk_pool *p, int status, uint32_t id, int fd, void *arg) {
   (void)p;
   struct get_ctx *g = arg;
   struct wrk_session *s = g->s;
+  g->prev->next = g->next;
+  g->next->prev = g->prev;
   s->pending--;
   if (status == 0)
     respond(s, g->tag, 0, NULL, 1, id, fd);
@@ -134,10 +224,16 @@ static void handle(struct wrk_session *s, const Qpool__Request *m) {
   }
   g->s = s;
   g->tag = m->tag;
+  g->next = s->gets.next; /* linked before the call: a cancel may follow */
+  g->prev = &s->gets;
+  s->gets.next->prev = g;
+  s->gets.next = g;
   uint64_t t = m->has_timeout_ms ? m->timeout_ms : 0;
   int rc = any ? wrk_pool_incoming_get(p, t, on_get, g)
                : wrk_pool_outgoing_get(p, m->stream_id, t, on_get, g);
   if (rc < 0) { /* the callback will not run */
+    g->prev->next = g->next;
+    g->next->prev = g->prev;
     free(g);
     respond(s, m->tag, -rc, strerror(-rc), 0, 0, -1);
     return;
@@ -147,11 +243,14 @@ static void handle(struct wrk_session *s, const Qpool__Request *m) {
 
 static void on_readable(uv_poll_t *h, int status, int events) {
   struct wrk_session *s = h->data;
-  (void)events;
   if (status < 0) {
     session_end(s, uv_strerror(status));
     return;
   }
+  if (events & UV_WRITABLE)
+    flush_out(s);
+  if (s->gone || !(events & UV_READABLE))
+    return;
   for (int i = 0; i < 64 && !s->gone; i++) {
     struct qp_frame f;
     int rc = qp_frame_recv(s->fd, s->owner->buf, s->owner->bufsize, &f);
@@ -199,6 +298,7 @@ int wrk_session_add(struct wrk_sessions *ss, const char *pool, int fd) {
   }
   s->owner = ss;
   s->fd = fd;
+  s->gets.next = s->gets.prev = &s->gets;
   strcpy(s->pool, pool);
   int rc = uv_poll_init_socket(ss->loop, &s->poll, fd);
   if (rc < 0) {

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (m)                                                                     \
       protobuf_c_message_free_unpacked(m, NULL);                               \
   } while (0)
-  switch (f.type % 16) {
+  switch (f.type % 17) {
   case 0:
     TRY(hello);
     break;
@@ -72,6 +72,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     break;
   case 15:
     TRY(flush);
+    break;
+  case 16:
+    TRY(cancel);
     break;
   default:
     TRY(report);

@@ -501,6 +501,17 @@ static int cmd_wake(void) {
   return ws.rc != 0 || wc.rc != 0 || ws.id != 0;
 }
 
+struct mgr_arg {
+  qp_pool *p;
+  int rc;
+};
+
+static void *mgr_main(void *arg) {
+  struct mgr_arg *m = arg;
+  m->rc = qp_server_manager(m->p);
+  return NULL;
+}
+
 static int cmd_errors(void) {
   int bad = 0;
   /* a server pool on an address this process already holds */
@@ -532,6 +543,29 @@ static int cmd_errors(void) {
   printf("errors: second manager call: rc=%d (%s)\n", rc, qp_strerror(rc));
   bad |= rc != -EALREADY;
   qp_close(p);
+  /* qp_close while the manager starts qpoold in another thread: the
+   * manager returns (started, or -ECANCELED) before qp_close does. The
+   * manager is known to be inside once its private directory exists. */
+  const char *rt = getenv("XDG_RUNTIME_DIR");
+  for (int delay_ms = 0; delay_ms <= 40 && rt; delay_ms += 20) {
+    qp_server_pool_new(4, NULL, NULL, G.listen, 0, &p);
+    struct mgr_arg m = {.p = p, .rc = 1};
+    pthread_t t;
+    pthread_create(&t, NULL, mgr_main, &m);
+    for (int i = 0; i < 2000; i++) {
+      char cmd[256];
+      snprintf(cmd, sizeof(cmd), "ls -d '%s'/qpool-* >/dev/null 2>&1", rt);
+      if (system(cmd) == 0)
+        break;
+      usleep(1000);
+    }
+    usleep((useconds_t)delay_ms * 1000);
+    qp_close(p);
+    pthread_join(t, NULL);
+    printf("errors: qp_close %d ms into the manager: manager rc=%d (%s)\n",
+           delay_ms, m.rc, qp_strerror(m.rc));
+    bad |= m.rc != 0 && m.rc != -ECANCELED;
+  }
   printf("errors: %s\n", bad ? "FAIL" : "ok");
   return bad;
 }

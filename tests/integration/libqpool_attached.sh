@@ -142,6 +142,31 @@ check "... and the client logged why it reconnected" grep -q "stateless reset fr
 s1=$(status_of "$WORK/srv2.status" srv sessions)
 check "... through a new session after the restart (sessions $s0 -> $s1)" test "${s1:-0}" -gt "${s0:-0}"
 
+# --- gets of an application that left take no stream: 4 IncomingGets wait
+# on an empty pool, qp_close cancels them, then streams arrive: none of them
+# is taken (through the worker session, and through qpoold)
+for mode in session qpoold; do
+  port3=$(free_port)
+  export QPOOL_STATUS_FILE="$WORK/s3$mode.status"
+  start_bg "s3$mode" "$QPOOLD" server --name s3 --listen "127.0.0.1:$port3" --max-cap 8 \
+    --chroot "$WORK/empty" --control "$WORK/s3$mode.sock"
+  unset QPOOL_STATUS_FILE
+  wait_for "$WORK/s3$mode.log" "running 1 pool" 10
+  nosess=""
+  [ "$mode" = qpoold ] && nosess=1
+  check "$mode: qp_close cancels 4 IncomingGets blocked on an empty pool" logrun "$WORK/c3$mode.log" \
+    env QPOOL_NO_SESSION=$nosess "$LQP" cancel --control "$WORK/s3$mode.sock" --pool s3
+  start_bg "c3$mode" "$QPOOLD" client --name c3 --target "127.0.0.1:$port3" --min-cap 8 --max-cap 8 \
+    --min-interval 100ms --max-interval 100ms --chroot "$WORK/empty" --control "$WORK/c3$mode.sock"
+  check "$mode: the streams that come later stay idle in the pool (8)" \
+    wait_status "$WORK/s3$mode.status" s3 active 8 20
+  check "$mode: ... none was taken for the cancelled gets (taken=$(status_of "$WORK/s3$mode.status" s3 taken))" \
+    test "$(status_of "$WORK/s3$mode.status" s3 taken)" = 0
+  kill -TERM "$(pid_of "c3$mode")" "$(pid_of "s3$mode")"
+  wait "$(pid_of "c3$mode")" || true
+  wait "$(pid_of "s3$mode")" || true
+done
+
 kill -TERM "$(pid_of cli2)" "$(pid_of srv2)"
 wait "$(pid_of cli2)"; rc1=$?
 wait "$(pid_of srv2)"; rc2=$?

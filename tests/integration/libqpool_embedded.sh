@@ -60,7 +60,7 @@ check "... within 5 s of the client pool's start, far before the 20 s timeout ($
 
 # --- errors
 port=$(free_port)
-check "embedded errors: address in use -> -EADDRINUSE; manager twice -> -EALREADY" \
+check "embedded errors: address in use -> -EADDRINUSE; manager twice -> -EALREADY; qp_close during the manager -> it returns first" \
   logrun "$WORK/errors.log" "$LQP" errors --embedded --listen "127.0.0.1:$port"
 grep "^errors:" "$WORK/errors.log" | sed 's/^/# /'
 check "qpoold's own reason is in the application's log" \

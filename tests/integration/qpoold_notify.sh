@@ -32,11 +32,12 @@ kill -TERM "$(pid_of q)"
 check "SIGTERM: STOPPING=1" wait_for "$WORK/notify.log" "STOPPING=1" 10
 check "qpoold exits 0" wait "$(pid_of q)"
 # the port is busy: qpoold says why, in the protocol too
-python3 -c "import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('127.0.0.1',$port)); time.sleep(8)" &
+python3 -u -c "import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); time.sleep(20)" >"$WORK/holder" &
 PIDS+=($!)
-sleep 0.3
+for _ in $(seq 1 100); do [ -s "$WORK/holder" ] && break; sleep 0.05; done
+port=$(cat "$WORK/holder")
 set +e
-NOTIFY_SOCKET="$WORK/notify" "$QPOOLD" server --name s --listen "127.0.0.1:$port" \
+NOTIFY_SOCKET="$WORK/notify" timeout 20 "$QPOOLD" server --name s --listen "127.0.0.1:$port" \
   --chroot "$WORK/empty" --control "$WORK/q2.sock" >"$WORK/q2.log" 2>&1
 rc=$?
 set -e
