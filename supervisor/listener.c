@@ -158,6 +158,8 @@ static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
   enum qp_pkt_class cls = qp_quic_classify(pkt, len, 18, &h, &why);
   if (cls == QP_PKT_DROP) {
     p->dropped++;
+    qp_debug("pool %s: dropped %zu bytes from %s: %s", p->cfg.name, len,
+             qp_addr_format(src, a, sizeof(a)), qp_drop_reason_str(why));
     return;
   }
   if (cls == QP_PKT_NEED_VN) {

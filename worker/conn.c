@@ -213,6 +213,11 @@ static void settings_init(wrk_conn *c, ngtcp2_settings *st,
   tp->max_idle_timeout = ka ? 3 * ka : 30 * NGTCP2_SECONDS;
   tp->max_udp_payload_size = 65527;
   tp->active_connection_id_limit = 4;
+  /* no QUIC-bit greasing (RFC 9287, on by default in ngtcp2): when a worker
+   * dies, its peers' 1-RTT packets reach qpoold's listener, which must
+   * recognise them as QUIC (fixed bit set) to answer with a stateless
+   * reset */
+  tp->grease_quic_bit = 0;
 }
 
 static wrk_conn *conn_alloc(wrk_pool *p, int fd) {

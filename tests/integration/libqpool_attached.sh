@@ -73,7 +73,7 @@ start_bg ntsrv "$LQP" server --control "$WORK/srv2.sock" --pool srv --streams 10
 sleep 0.5
 export QPOOL_STATUS_FILE="$WORK/cli2.status"
 start_bg cli2 "$QPOOLD" client --name cli --target "127.0.0.1:$port" --min-cap 64 \
-  --max-cap 64 --min-interval 100ms --max-interval 1s --chroot "$WORK/empty" \
+  --max-cap 64 --min-interval 100ms --max-interval 1s --keep-alive 3s --chroot "$WORK/empty" \
   --control "$WORK/cli2.sock"
 unset QPOOL_STATUS_FILE
 wait_for "$WORK/cli2.log" "running 1 pool" 10
@@ -134,7 +134,7 @@ echo "# $(grep -c 'rc=0 ' "$WORK/rep.log") of 120 took a stream; $(grep -c 'rc=-
 check "... the last 20 all took a stream" \
   test "$(grep '^repeat:' "$WORK/rep.log" | tail -20 | grep -c 'rc=0 ')" -eq 20
 n_to=$(grep -c 'rc=-110 ' "$WORK/rep.log" || true)
-check "... the client pool was back within seconds, not its 90 s idle timeout ($n_to takes of 2 s timed out)" \
+check "... the client pool was back within about one keep-alive (3 s), not its idle timeout ($n_to takes of 2 s timed out)" \
   test "$n_to" -le 5
 r=$(status_of "$WORK/srv2.status" srv resets)
 check "qpoold reset the dead worker's connection statelessly (resets=$r)" test "${r:-0}" -ge 1
