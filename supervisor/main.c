@@ -316,6 +316,20 @@ static void on_stop_timer(uv_timer_t *t) {
 
 static void stop(const char *why);
 
+void sup_check_ready(struct sup *s) {
+  if (s->ready_sent || s->stopping)
+    return;
+  for (int i = 0; i < s->nworkers; i++)
+    if (s->workers[i]->pid > 0 && !s->workers[i]->hello)
+      return;
+  for (size_t i = 0; i < s->npools; i++)
+    if (!s->pools[i]->has_report)
+      return;
+  s->ready_sent = 1;
+  sd_notifyf(0, "READY=1\nSTATUS=%zu pool(s) in %d worker(s)\nMAINPID=%ld",
+             s->npools, s->nworkers, (long)getpid());
+}
+
 static void on_signal(uv_signal_t *h, int sig) {
   (void)h;
   if (sig == SIGCHLD) {
@@ -460,8 +474,7 @@ int main(int argc, char **argv) {
     uv_poll_start(&lifeline, UV_READABLE | UV_DISCONNECT, on_lifeline);
   }
   qp_info("running %zu pool(s) in %d worker(s)", S.npools, S.nworkers);
-  sd_notifyf(0, "READY=1\nSTATUS=%zu pool(s) in %d worker(s)\nMAINPID=%ld",
-             S.npools, S.nworkers, (long)getpid());
+  sup_check_ready(&S); /* READY=1 when the workers are up (no pools: now) */
   uv_run(S.loop, UV_RUN_DEFAULT);
   uv_walk(S.loop, close_all, NULL);
   uv_run(S.loop, UV_RUN_DEFAULT);

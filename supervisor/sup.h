@@ -98,6 +98,7 @@ struct sup {
   int stopping;
   uint64_t stop_deadline;
   uint8_t buf[QP_FRAME_HDR + QP_FRAME_MAX];
+  int ready_sent; /* sd_notify READY=1 went out */
   /* metrics endpoint */
   int http_fd;
   uv_poll_t http_poll;
@@ -112,6 +113,9 @@ void sup_pool_stats(const struct sup *s, const struct sup_pool *p,
 /* metrics.c: the optional HTTP endpoint for Prometheus (metrics_listen) */
 int sup_metrics_open(struct sup *s, char *err, size_t errlen);
 void sup_metrics_close(struct sup *s);
+
+/* main.c: READY=1 once every worker said Hello and every pool reported */
+void sup_check_ready(struct sup *s);
 
 /* workers.c */
 int sup_workers_start(struct sup *s);

@@ -389,6 +389,7 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
       w->hello = 1;
       qp_debug("worker %d: hello (pid %u, %s)", w->slot, m->pid, m->version);
       qpool__hello__free_unpacked(m, NULL);
+      sup_check_ready(s);
       break;
     }
     case QPOOL__MSG_TYPE__MSG_DIAL_REQUEST: {
@@ -423,6 +424,7 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
       qpool__report__free_unpacked(m, NULL);
       if (changed)
         sup_control_notify(s);
+      sup_check_ready(s);
       break;
     }
     case QPOOL__MSG_TYPE__MSG_PROBE_RESULT: {

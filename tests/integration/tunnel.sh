@@ -113,6 +113,7 @@ wait_for "$WORK/tcli3.log" "connected to the tunnel server" 30
 check "back to nginx" bash -c "curl -sSf --max-time 20 -o /dev/null '$url/1k'"
 tpid=$(pid_of tsrv)
 fds_before=$(ls /proc/"$tpid"/fd | wc -l)
+ls -l /proc/"$tpid"/fd >"$WORK/fds_before.txt" 2>&1 || true
 
 # --- an unreachable forward target: nginx down for a moment
 kill -TERM "$(pid_of nginx)"; wait "$(pid_of nginx)" || true
@@ -133,8 +134,15 @@ for _ in $(seq 1 100); do
   [ "$fds_after" -le "$fds_before" ] && break
   sleep 0.1
 done
+ls -l /proc/"$tpid"/fd >"$WORK/fds_after.txt" 2>&1 || true
 check "the server end holds no more fds than before ($fds_before -> $fds_after)" \
   test "$fds_after" -le "$fds_before"
+if [ "$fds_after" -gt "$fds_before" ]; then
+  diff "$WORK/fds_before.txt" "$WORK/fds_after.txt" | sed 's/^/# /' || true
+  ss -tanpe 2>/dev/null | grep "pid=$tpid," | sed 's/^/# tcp: /' || true
+  ss -xpe 2>/dev/null | grep "pid=$tpid," | sed 's/^/# unix: /' || true
+  echo "# threads: $(ls /proc/$tpid/task | wc -l)"
+fi
 
 # --- a wrong pre-shared key: refused with a clear message on both ends
 kill -TERM "$(pid_of tcli3)"; wait "$(pid_of tcli3)" || true
