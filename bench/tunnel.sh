@@ -32,22 +32,7 @@ head -c 1024 /dev/urandom >"$work/www/1k"
 chmod 755 "$work/www"
 chmod 644 "$work/www/1k"
 nport=$(tcp_port)
-cat >"$work/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  server { listen 127.0.0.1:$nport; root $work/www; }
-}
-EOF
+"$(dirname "$0")/../tests/helpers/nginx-conf" "$work/nginx" "$nport" "$work/www" >"$work/nginx/nginx.conf"
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" >/dev/null 2>&1 &
 pids+=($!)
 iport=$(tcp_port)

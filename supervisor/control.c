@@ -14,6 +14,7 @@
 #include <pwd.h>
 
 #include "control.pb-c.h"
+#include "shared/ctl_request.h"
 #include "shared/log.h"
 #include "supervisor/sup.h"
 
@@ -336,23 +337,14 @@ static void on_client(uv_poll_t *h, int status, int events) {
     return;
   }
   for (int i = 0; i < 64 && !c->gone; i++) {
-    struct qp_frame f;
-    int rc = qp_frame_recv(c->fd, s->buf, sizeof(s->buf), &f);
+    Qpool__Request *m;
+    const char *why;
+    int rc = qp_ctl_recv_request(c->fd, s->buf, sizeof(s->buf), &m, &why);
     if (rc == -EAGAIN)
       return;
-    if (rc <= 0) { /* closed, or a bad frame: this client only */
+    if (rc <= 0) { /* closed, or bad input: this client only */
       if (rc < 0)
-        qp_info("control: dropping a client: bad frame (%s)", strerror(-rc));
-      client_drop(c);
-      return;
-    }
-    if (f.fd >= 0)
-      close(f.fd); /* requests never carry fds */
-    Qpool__Request *m = f.type == QPOOL__CTL_TYPE__CTL_REQUEST
-                            ? qpool__request__unpack(NULL, f.len, f.payload)
-                            : NULL;
-    if (!m) {
-      qp_info("control: dropping a client: malformed request");
+        qp_info("control: dropping a client: %s (%s)", why, strerror(-rc));
       client_drop(c);
       return;
     }

@@ -401,6 +401,30 @@ static int connect_forward(void) {
   return fd;
 }
 
+/* ---- pools -------------------------------------------------------------- */
+
+/* This end's pool, started (its private qpoold running), or exits. */
+static qp_pool *start_pool(void) {
+  qp_pool *p;
+  struct qp_tls tls = {O.cert, O.key};
+  int rc =
+      O.server
+          ? qp_server_pool_new(O.max_cap, O.client_ip, O.cert ? &tls : NULL,
+                               O.tunnel, (int64_t)O.keep_alive, &p)
+          : qp_client_pool_new(O.min_cap, O.max_cap, (int64_t)O.min_ivl,
+                               (int64_t)O.max_ivl, (int64_t)O.keep_alive,
+                               O.tls_mode, O.hostname, O.tunnel, &p);
+  if (rc < 0)
+    die("%s pool: %s", O.server ? "server" : "client", qp_strerror(rc));
+  rc = O.server ? qp_server_manager(p) : qp_client_manager(p);
+  if (rc < 0) {
+    qp_close(p);
+    die("cannot run the %s pool for %s: %s", O.server ? "server" : "client",
+        O.tunnel, qp_strerror(rc));
+  }
+  return p;
+}
+
 /* ---- server ------------------------------------------------------------- */
 
 static struct {
@@ -561,19 +585,10 @@ static int run_server(void) {
   pthread_t at;
   if (pthread_create(&at, NULL, accept_main, &lfd) != 0)
     die("cannot start the accept thread");
-  struct qp_tls tls = {O.cert, O.key};
   int status = 0;
   for (unsigned gen = 1; !atomic_load(&O.stop); gen++) {
-    qp_pool *p;
-    int rc = qp_server_pool_new(O.max_cap, O.client_ip, O.cert ? &tls : NULL,
-                                O.tunnel, (int64_t)O.keep_alive, &p);
-    if (rc < 0)
-      die("server pool: %s", qp_strerror(rc));
-    rc = qp_server_manager(p);
-    if (rc < 0) {
-      qp_close(p);
-      die("cannot run the server pool on %s: %s", O.tunnel, qp_strerror(rc));
-    }
+    qp_pool *p = start_pool();
+    int rc = -ETIMEDOUT;
     qp_info("tunnel %s: waiting for the client (control stream 00000000); "
             "users on %s; pool control socket %s (qpoolctl --control %s "
             "watch)",
@@ -743,17 +758,8 @@ static int client_handshake(struct ctl *c, char key[2 * MAC_LEN + 1]) {
 }
 
 static int run_client(void) {
-  qp_pool *p;
-  int rc = qp_client_pool_new(O.min_cap, O.max_cap, (int64_t)O.min_ivl,
-                              (int64_t)O.max_ivl, (int64_t)O.keep_alive,
-                              O.tls_mode, O.hostname, O.tunnel, &p);
-  if (rc < 0)
-    die("client pool: %s", qp_strerror(rc));
-  rc = qp_client_manager(p);
-  if (rc < 0) {
-    qp_close(p);
-    die("cannot run the client pool for %s: %s", O.tunnel, qp_strerror(rc));
-  }
+  qp_pool *p = start_pool();
+  int rc;
   qp_info("tunnel %s: forwarding to %s; pool control socket %s (qpoolctl "
           "--control %s watch)",
           O.tunnel, O.forward, qp_control_path(p), qp_control_path(p));

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "control.pb-c.h"
+#include "shared/ctl_request.h"
 #include "shared/frame.h"
 #include "shared/log.h"
 #include "worker/session.h"
@@ -252,21 +253,14 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   if (s->gone || !(events & UV_READABLE))
     return;
   for (int i = 0; i < 64 && !s->gone; i++) {
-    struct qp_frame f;
-    int rc = qp_frame_recv(s->fd, s->owner->buf, s->owner->bufsize, &f);
+    Qpool__Request *m;
+    const char *why;
+    int rc =
+        qp_ctl_recv_request(s->fd, s->owner->buf, s->owner->bufsize, &m, &why);
     if (rc == -EAGAIN)
       return;
     if (rc <= 0) {
-      session_end(s, rc == 0 ? NULL : "bad frame");
-      return;
-    }
-    if (f.fd >= 0)
-      close(f.fd); /* requests never carry fds */
-    Qpool__Request *m = f.type == QPOOL__CTL_TYPE__CTL_REQUEST
-                            ? qpool__request__unpack(NULL, f.len, f.payload)
-                            : NULL;
-    if (!m) {
-      session_end(s, "malformed request");
+      session_end(s, why);
       return;
     }
     handle(s, m);

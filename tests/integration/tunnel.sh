@@ -28,26 +28,7 @@ for spec in 1k:1024 64k:65536 1m:1048576 16m:16777216 256m:268435456; do
 done
 chmod 644 "$WORK"/www/*
 nport=$(tcp_port)
-cat >"$WORK/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  sendfile on;
-  server {
-    listen 127.0.0.1:$nport;
-    root $WORK/www;
-  }
-}
-EOF
+"$QP_SRC/tests/helpers/nginx-conf" "$WORK/nginx" "$nport" "$WORK/www" >"$WORK/nginx/nginx.conf"
 start_nginx() {
   start_bg nginx "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
   for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$nport/1k" && return 0; sleep 0.05; done
