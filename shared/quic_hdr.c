@@ -44,9 +44,9 @@ enum qp_pkt_class qp_quic_classify(const uint8_t *pkt, size_t len,
   uint8_t b0 = pkt[0];
 
   if (!(b0 & HDR_FORM_LONG)) {
-    /* Short header: flags, then a DCID of the length we issue. */
-    if (!(b0 & HDR_FIXED_BIT))
-      return drop(QP_DROP_FIXED_BIT, why);
+    /* Short header: flags, then a DCID of the length we issue. The fixed
+     * bit may be 0: ngtcp2 always advertises "greasing the QUIC bit"
+     * (RFC 9287), so peers clear it at random once connected. */
     if (short_dcidlen > QP_QUIC_MAX_CIDLEN)
       return drop(QP_DROP_CIDLEN, why);
     if (len - 1 < short_dcidlen)
@@ -73,13 +73,15 @@ enum qp_pkt_class qp_quic_classify(const uint8_t *pkt, size_t len,
     return len >= QP_QUIC_MIN_INITIAL ? QP_PKT_NEED_VN
                                       : drop(QP_DROP_SMALL_UNKNOWN, why);
 
-  if (!(b0 & HDR_FIXED_BIT))
-    return drop(QP_DROP_FIXED_BIT, why);
   if (h->dcidlen > QP_QUIC_MAX_CIDLEN || h->scidlen > QP_QUIC_MAX_CIDLEN)
     return drop(QP_DROP_CIDLEN, why);
   h->type = (uint8_t)((b0 >> 4) & 3);
-  if (h->type != 0)
+  if (h->type != 0) /* may be greased (fixed bit 0) once connected */
     return QP_PKT_LONG;
+  /* an Initial opens a connection: no greasing before the peer's
+   * transport parameters are known */
+  if (!(b0 & HDR_FIXED_BIT))
+    return drop(QP_DROP_FIXED_BIT, why);
   if (len < QP_QUIC_MIN_INITIAL)
     return drop(QP_DROP_SMALL_INITIAL, why);
   return QP_PKT_INITIAL;

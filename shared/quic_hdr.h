@@ -22,7 +22,8 @@ enum qp_drop_reason {
   QP_DROP_EMPTY,
   QP_DROP_TRUNCATED,     /* header runs past the datagram */
   QP_DROP_CIDLEN,        /* a connection ID longer than 20 bytes in v1 */
-  QP_DROP_FIXED_BIT,     /* v1 packet with the fixed bit clear */
+  QP_DROP_FIXED_BIT,     /* v1 Initial with the fixed bit clear (other
+                            packets may be greased: RFC 9287) */
   QP_DROP_SMALL_INITIAL, /* v1 Initial shorter than 1200 bytes */
   QP_DROP_SMALL_UNKNOWN, /* unknown version in < 1200 bytes: no VN */
   QP_DROP_VN,            /* a Version Negotiation packet (server never gets) */
