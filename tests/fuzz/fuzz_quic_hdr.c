@@ -47,11 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(!h.is_long && h.version == 0 && h.scidlen == 0);
     CHECK(h.dcidlen == short_dcidlen && len >= 1 + short_dcidlen);
     CHECK(memcmp(h.dcid, pkt + 1, h.dcidlen) == 0);
-    CHECK(pkt[0] & 0x40);
-    break;
+    break; /* the fixed bit may be greased (RFC 9287) */
   case QP_PKT_INITIAL:
   case QP_PKT_LONG:
-    CHECK(h.is_long && h.version == 1 && (pkt[0] & 0x40));
+    CHECK(h.is_long && h.version == 1);
+    CHECK(c == QP_PKT_LONG || (pkt[0] & 0x40)); /* Initials: never greased */
     CHECK(h.dcidlen <= QP_QUIC_MAX_CIDLEN && h.scidlen <= QP_QUIC_MAX_CIDLEN);
     CHECK(h.type == ((pkt[0] >> 4) & 3));
     CHECK((c == QP_PKT_INITIAL) == (h.type == 0));
