@@ -16,6 +16,14 @@ unset QPOOL_QPOOLD QPOOL_CONTROL
 export XDG_RUNTIME_DIR="$WORK/run"
 mkdir -p "$XDG_RUNTIME_DIR"
 private() { pgrep -f -- "--control=$XDG_RUNTIME_DIR/qpool-" || true; }
+# alive PIDS...: those of PIDS still running (other tests' processes do not
+# count: only the pids recorded here are looked at)
+alive() { local p out=""; for p in "$@"; do kill -0 "$p" 2>/dev/null && out="$out $p"; done; echo "$out"; }
+gone_within() { # SECONDS PIDS...: 0 once none of PIDS runs
+  local s=$1 i; shift
+  for ((i = 0; i < s * 20; i++)); do [ -z "$(alive "$@")" ] && return 0; sleep 0.05; done
+  return 1
+}
 
 # --- np-test, both ends embedded. The server program waits for the control
 # stream 00000000 on its empty pool; the client program's pool brings it.
@@ -39,8 +47,7 @@ sed 's/^/# cli: /' "$WORK/ntcli.log" | grep -v "INFO" || true
 sed 's/^/# srv: /' "$WORK/ntsrv.log" | grep -v "INFO" || true
 left=$(private)
 check "qp_close stopped both private qpoolds (left: '${left}')" test -z "$left"
-check "... and their workers (left: '$(pgrep -x qpool-worker -P 1 || true)')" \
-  bash -c "! pgrep -x qpool-worker -P 1 >/dev/null"
+check "... and the server's worker ($workers; left:$(alive $workers))" gone_within 10 $workers
 check "... and removed their private directories" \
   test -z "$(ls -A "$XDG_RUNTIME_DIR")"
 
@@ -73,6 +80,7 @@ start_bg victim "$LQP" server --embedded --listen "127.0.0.1:$port" --max-cap 8 
 wait_for "$WORK/victim.log" "embedded: qpoold started" 20
 q=$(private)
 check "the victim's private qpoold runs ($q)" test -n "$q"
+vworkers=$(for x in $q; do pgrep -P "$x" -x qpool-worker; done || true)
 kill -9 "$(pid_of victim)"
 gone=0
 for _ in $(seq 1 200); do
@@ -80,5 +88,5 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 check "after the application's SIGKILL its qpoold and worker exit (lifeline)" test "$gone" -eq 1
-check "... with no worker left behind" bash -c "! pgrep -x qpool-worker -P 1 >/dev/null"
+check "... with no worker left behind ($vworkers; left:$(alive $vworkers))" gone_within 10 $vworkers
 finish
