@@ -273,12 +273,10 @@ static int wait_ready(qp_pool *p, int nsock, pid_t pid, uint64_t deadline,
   }
 }
 
-static int spawn(struct qp_embedded *e, const char *qpoold, int nsock,
-                 int lifeline_r) {
+static int spawn(struct qp_embedded *e, const char *qpoold, int lifeline_r) {
   char ctl[160], notify[160];
   snprintf(ctl, sizeof(ctl), "--control=%s", e->control);
   snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s/notify", e->dir);
-  (void)nsock;
 
   /* argv: qpoold MODE flags --name --control --lifeline --log-level */
   const char *argv[64];
@@ -376,7 +374,7 @@ int qp__embedded_start(qp_pool *p) {
   }
   close(pfd[0]);
   pfd[0] = r;
-  rc = spawn(e, qpoold, nsock, pfd[0]);
+  rc = spawn(e, qpoold, pfd[0]);
   close(pfd[0]);
   pfd[0] = -1;
   if (rc < 0)

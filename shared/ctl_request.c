@@ -1,4 +1,5 @@
-/* Reading an application's request off a SEQPACKET socket. */
+/* Reading an application's request off a SEQPACKET socket, and filling
+ * the answer. */
 #include <errno.h>
 #include <unistd.h>
 
@@ -26,4 +27,14 @@ int qp_ctl_recv_request(int sock, uint8_t *buf, size_t cap,
     return -EPROTO;
   }
   return 1;
+}
+
+void qp_ctl_response_init(Qpool__Response *r, uint64_t tag, int code,
+                          const char *msg, int has_id, uint32_t id) {
+  qpool__response__init(r);
+  r->tag = tag;
+  r->code = code;
+  r->message = (char *)msg;
+  r->has_stream_id = has_id;
+  r->stream_id = id;
 }

@@ -19,4 +19,9 @@
 int qp_ctl_recv_request(int sock, uint8_t *buf, size_t cap,
                         Qpool__Request **out, const char **why);
 
+/* Fills an answer: tag, code (0 or a positive errno), message (may be
+ * NULL) and, when has_id, the taken stream's ID. */
+void qp_ctl_response_init(Qpool__Response *r, uint64_t tag, int code,
+                          const char *msg, int has_id, uint32_t id);
+
 #endif

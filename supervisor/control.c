@@ -48,12 +48,8 @@ static void respond(struct sup_client *c, uint64_t tag, int code,
                     const char *msg, int has_id, uint32_t id, int fd) {
   if (!c || c->gone)
     return;
-  Qpool__Response r = QPOOL__RESPONSE__INIT;
-  r.tag = tag;
-  r.code = code;
-  r.message = (char *)msg;
-  r.has_stream_id = has_id;
-  r.stream_id = id;
+  Qpool__Response r;
+  qp_ctl_response_init(&r, tag, code, msg, has_id, id);
   int rc = qp_frame_send(c->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, fd);
   if (rc < 0) { /* a client that does not read its answers is dropped */
     qp_info("control: dropping a client: %s",
@@ -133,30 +129,36 @@ void sup_pool_stats(const struct sup *s, const struct sup_pool *p,
   st->last_error = (char *)p->last_error;
 }
 
-/* Answers with the stats of one pool (p) or of all pools (p == NULL). */
-static void respond_stats(struct sup_client *c, uint64_t tag,
-                          const struct sup_pool *only) {
-  struct sup *s = c->s;
-  size_t n = only ? 1 : s->npools;
-  Qpool__PoolStats *st = calloc(n ? n : 1, sizeof(*st));
-  Qpool__PoolStats **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-  if (!st || !ptrs) {
-    free(st);
-    free(ptrs);
-    respond(c, tag, ENOMEM, "out of memory", 0, 0, -1);
-    return;
-  }
-  for (size_t i = 0; i < n; i++) {
+Qpool__PoolStats **sup_stats_collect(const struct sup *s,
+                                     const struct sup_pool *only, size_t *n) {
+  *n = only ? 1 : s->npools;
+  /* one block: the pointer array, then the structs it points at */
+  Qpool__PoolStats **ptrs =
+      malloc((*n ? *n : 1) * (sizeof(*ptrs) + sizeof(Qpool__PoolStats)));
+  if (!ptrs)
+    return NULL;
+  Qpool__PoolStats *st = (Qpool__PoolStats *)(ptrs + (*n ? *n : 1));
+  for (size_t i = 0; i < *n; i++) {
     sup_pool_stats(s, only ? only : s->pools[i], &st[i]);
     ptrs[i] = &st[i];
   }
-  Qpool__Response r = QPOOL__RESPONSE__INIT;
-  r.tag = tag;
-  r.code = 0;
+  return ptrs;
+}
+
+/* Answers with the stats of one pool (p) or of all pools (p == NULL). */
+static void respond_stats(struct sup_client *c, uint64_t tag,
+                          const struct sup_pool *only) {
+  size_t n;
+  Qpool__PoolStats **ptrs = sup_stats_collect(c->s, only, &n);
+  if (!ptrs) {
+    respond(c, tag, ENOMEM, "out of memory", 0, 0, -1);
+    return;
+  }
+  Qpool__Response r;
+  qp_ctl_response_init(&r, tag, 0, NULL, 0, 0);
   r.n_pools = n;
   r.pools = ptrs;
   int rc = qp_frame_send(c->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, -1);
-  free(st);
   free(ptrs);
   if (rc < 0) {
     qp_info("control: dropping a client: %s",

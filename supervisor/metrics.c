@@ -65,17 +65,11 @@ static char *metrics_text(struct sup *s, size_t *len) {
   FILE *f = open_memstream(&buf, len);
   if (!f)
     return NULL;
-  Qpool__PoolStats *st = calloc(s->npools ? s->npools : 1, sizeof(*st));
-  Qpool__PoolStats **ptrs = calloc(s->npools ? s->npools : 1, sizeof(*ptrs));
-  if (st && ptrs) {
-    for (size_t i = 0; i < s->npools; i++) {
-      sup_pool_stats(s, s->pools[i], &st[i]);
-      ptrs[i] = &st[i];
-    }
-    qp_metrics_write(f, ptrs, s->npools);
-  }
-  int bad = !st || !ptrs || ferror(f);
-  free(st);
+  size_t n;
+  Qpool__PoolStats **ptrs = sup_stats_collect(s, NULL, &n);
+  if (ptrs)
+    qp_metrics_write(f, ptrs, n);
+  int bad = !ptrs || ferror(f);
   free(ptrs);
   if (fclose(f) != 0 || bad) {
     free(buf);

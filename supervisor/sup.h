@@ -109,6 +109,10 @@ struct sup {
 /* control.c: one pool's PoolStats (strings point into the pool) */
 void sup_pool_stats(const struct sup *s, const struct sup_pool *p,
                     Qpool__PoolStats *st);
+/* Stats of pool `only`, or of every pool when NULL: *n pointers in one
+ * malloc'ed block (free() it), NULL when out of memory. */
+Qpool__PoolStats **sup_stats_collect(const struct sup *s,
+                                     const struct sup_pool *only, size_t *n);
 
 /* metrics.c: the optional HTTP endpoint for Prometheus (metrics_listen) */
 int sup_metrics_open(struct sup *s, char *err, size_t errlen);

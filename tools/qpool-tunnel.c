@@ -119,6 +119,16 @@ static int mac_equal(const char *a, const char *b) {
   return diff == 0;
 }
 
+/* The handshake's values: HMAC(psk, "LABEL|snonce|cnonce"), for the
+ * labels client (its proof), server (the server's proof) and session (the
+ * key of the OPEN messages). */
+static void derive(const char *label, const char *sn, const char *cn,
+                   char out[2 * MAC_LEN + 1]) {
+  char msg[256];
+  snprintf(msg, sizeof(msg), "%s|%s|%s", label, sn, cn);
+  mac(O.psk, O.psk_len, msg, out);
+}
+
 static void nonce(char out[2 * NONCE_LEN + 1]) {
   uint8_t b[NONCE_LEN];
   if (gnutls_rnd(GNUTLS_RND_NONCE, b, sizeof(b)) < 0)
@@ -545,7 +555,6 @@ static int server_handshake(struct ctl *c) {
     return -1;
   }
   char cn[128], cm[128];
-  char msg[256];
   if (sscanf(line, "QPT1 AUTH %127s %127s", cn, cm) != 2 ||
       !is_hex(cn, 2 * NONCE_LEN) || !is_hex(cm, 2 * MAC_LEN)) {
     qp_warn("tunnel client: malformed AUTH message (not qpool-tunnel, or "
@@ -553,21 +562,18 @@ static int server_handshake(struct ctl *c) {
     ctl_write(c, "QPT1 ERROR malformed\n");
     return -1;
   }
-  snprintf(msg, sizeof(msg), "client|%s|%s", sn, cn);
-  mac(O.psk, O.psk_len, msg, m);
+  derive("client", sn, cn, m);
   if (!mac_equal(m, cm)) {
     qp_warn("tunnel client refused: pre-shared key mismatch (--psk or "
             "--psk-file differ between the two ends)");
     ctl_write(c, "QPT1 ERROR psk\n");
     return -1;
   }
-  snprintf(msg, sizeof(msg), "server|%s|%s", sn, cn);
-  mac(O.psk, O.psk_len, msg, m);
+  derive("server", sn, cn, m);
   snprintf(line, sizeof(line), "QPT1 OK %s\n", m);
   if (ctl_write(c, line) < 0)
     return -1;
-  snprintf(msg, sizeof(msg), "session|%s|%s", sn, cn);
-  mac(O.psk, O.psk_len, msg, S.key);
+  derive("session", sn, cn, S.key);
   return 0;
 }
 
@@ -585,8 +591,7 @@ static int run_server(void) {
   pthread_t at;
   if (pthread_create(&at, NULL, accept_main, &lfd) != 0)
     die("cannot start the accept thread");
-  int status = 0;
-  for (unsigned gen = 1; !atomic_load(&O.stop); gen++) {
+  while (!atomic_load(&O.stop)) {
     qp_pool *p = start_pool();
     int rc = -ETIMEDOUT;
     qp_info("tunnel %s: waiting for the client (control stream 00000000); "
@@ -664,12 +669,11 @@ static int run_server(void) {
     qp_close(p);
     if (!atomic_load(&O.stop))
       usleep(200 * 1000); /* a client with a wrong key: not a busy loop */
-    (void)gen;
   }
   pthread_join(at, NULL);
   close(lfd);
   qp_info("stopped (%ld connections served)", atomic_load(&O.conns_total));
-  return status;
+  return 0;
 }
 
 /* ---- client ------------------------------------------------------------- */
@@ -714,7 +718,6 @@ static void *open_main(void *arg) {
  * exits with a clear message when the server refused our key. */
 static int client_handshake(struct ctl *c, char key[2 * MAC_LEN + 1]) {
   char line[LINE_MAX_LEN], sn[128], cn[2 * NONCE_LEN + 1], m[2 * MAC_LEN + 1];
-  char msg[256];
   int rc = ctl_read(c, line, sizeof(line), 10000);
   if (rc <= 0) {
     qp_warn("control stream: no HELLO from the server (%s)",
@@ -727,8 +730,7 @@ static int client_handshake(struct ctl *c, char key[2 * MAC_LEN + 1]) {
     return -1;
   }
   nonce(cn);
-  snprintf(msg, sizeof(msg), "client|%s|%s", sn, cn);
-  mac(O.psk, O.psk_len, msg, m);
+  derive("client", sn, cn, m);
   snprintf(line, sizeof(line), "QPT1 AUTH %s %s\n", cn, m);
   if (ctl_write(c, line) < 0)
     return -1;
@@ -746,14 +748,12 @@ static int client_handshake(struct ctl *c, char key[2 * MAC_LEN + 1]) {
     qp_warn("the tunnel server refused us: %s", arg);
     return -1;
   }
-  snprintf(msg, sizeof(msg), "server|%s|%s", sn, cn);
-  mac(O.psk, O.psk_len, msg, m);
+  derive("server", sn, cn, m);
   if (sscanf(line, "QPT1 OK %127s", arg) != 1 || !mac_equal(arg, m))
     die("the tunnel server could not prove it knows the pre-shared key: "
         "--psk / --psk-file differ between the two ends (or this is not "
         "the expected server)");
-  snprintf(msg, sizeof(msg), "session|%s|%s", sn, cn);
-  mac(O.psk, O.psk_len, msg, key);
+  derive("session", sn, cn, key);
   return 0;
 }
 

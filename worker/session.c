@@ -129,12 +129,8 @@ static void respond(struct wrk_session *s, uint64_t tag, int code,
                     const char *msg, int has_id, uint32_t id, int fd) {
   if (s->gone)
     return;
-  Qpool__Response r = QPOOL__RESPONSE__INIT;
-  r.tag = tag;
-  r.code = code;
-  r.message = (char *)msg;
-  r.has_stream_id = has_id;
-  r.stream_id = id;
+  Qpool__Response r;
+  qp_ctl_response_init(&r, tag, code, msg, has_id, id);
   int rc = -EAGAIN;
   if (!s->out)
     rc = qp_frame_send(s->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, fd);
