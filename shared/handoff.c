@@ -2,6 +2,7 @@
 #include "shared/handoff.h"
 
 #include "shared/addr.h"
+#include "shared/udp_listen.h"
 
 #include <errno.h>
 #include <string.h>
@@ -11,43 +12,15 @@
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
-static int set_reuse(int fd, int family) {
-  int one = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-    return -errno;
-  if (family == AF_INET6)
-    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-  return 0;
-}
-
-int qp_listen_udp(const struct sockaddr *sa, socklen_t len) {
-  int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    return -errno;
-  int rc = set_reuse(fd, sa->sa_family);
-  if (rc == 0 && bind(fd, sa, len) < 0)
-    rc = -errno;
-  if (rc < 0) {
-    close(fd);
-    return rc;
-  }
-  int sz = 8 << 20;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-  return fd;
-}
-
 int qp_handoff_socket(const struct sockaddr *local, socklen_t local_len,
                       const struct sockaddr *peer, socklen_t peer_len) {
   if (local->sa_family != peer->sa_family)
     return -EAFNOSUPPORT;
-  int fd = socket(peer->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int fd = qp_udp_group_socket(peer->sa_family, 0);
   if (fd < 0)
-    return -errno;
-  int rc = set_reuse(fd, peer->sa_family);
-  if (rc == 0 &&
-      (bind(fd, local, local_len) < 0 || connect(fd, peer, peer_len) < 0))
+    return fd;
+  int rc = 0;
+  if (bind(fd, local, local_len) < 0 || connect(fd, peer, peer_len) < 0)
     rc = -errno;
   if (rc < 0) {
     close(fd);

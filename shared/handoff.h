@@ -1,6 +1,6 @@
-/* Listener primitives shared by qpoold and the standalone engine: bind a UDP
- * listener for hand-off, create a connection's own connected socket, answer
- * unknown versions and refuse clients statelessly. */
+/* Listener primitives shared by qpoold and the standalone engine: create a
+ * connection's own connected socket (the listener itself: udp_listen.h),
+ * answer unknown versions and refuse clients statelessly. */
 #ifndef QP_SHARED_HANDOFF_H
 #define QP_SHARED_HANDOFF_H
 
@@ -10,12 +10,10 @@
 
 #include "shared/quic_hdr.h"
 
-/* A non-blocking UDP socket bound to sa with SO_REUSEADDR|SO_REUSEPORT (the
- * group hand-off sockets join). Returns the fd or a negative errno. */
-int qp_listen_udp(const struct sockaddr *sa, socklen_t len);
-
-/* A socket bound to the listener's address and connected to peer: from then
- * on the kernel delivers that 4-tuple to it alone. Returns fd or -errno. */
+/* A socket bound to the address of a listener from qp_udp_listen (it joins
+ * the listener's SO_REUSEPORT group: same process, same uid) and connected
+ * to peer: from then on the kernel delivers that 4-tuple to it alone.
+ * Returns the fd (the caller owns it) or -errno. */
 int qp_handoff_socket(const struct sockaddr *local, socklen_t local_len,
                       const struct sockaddr *peer, socklen_t peer_len);
 

@@ -17,6 +17,7 @@
 #include "shared/addr.h"
 #include "shared/log.h"
 #include "shared/quic_hdr.h"
+#include "shared/udp_listen.h"
 #include "supervisor/sup.h"
 
 static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
@@ -212,25 +213,66 @@ static void on_listener(uv_poll_t *h, int status, int events) {
   }
 }
 
-int sup_listener_open(struct sup *s, struct sup_pool *p, char *err,
-                      size_t errlen) {
-  char a[QP_ADDR_STRLEN];
+/* Sockets of pools a running reload removed, kept for the pools the same
+ * reload adds on their address (qpoold has one loop and one reload at a
+ * time, so this can be file-wide). */
+static struct parked {
+  int fd;
+  struct sockaddr_storage addr;
+} parked[SUP_POOLS_MAX];
+static size_t nparked;
+
+void sup_listener_park(struct sup_pool *p) {
+  if (p->lfd < 0)
+    return;
+  if (nparked == SUP_POOLS_MAX) {
+    close(p->lfd);
+    return;
+  }
+  parked[nparked].fd = p->lfd;
+  memcpy(&parked[nparked++].addr, &p->cfg.addr, sizeof(p->cfg.addr));
+}
+
+void sup_listeners_unpark(void) {
+  while (nparked > 0)
+    close(parked[--nparked].fd);
+}
+
+static int unpark(const struct sockaddr *sa) {
+  for (size_t i = 0; i < nparked; i++)
+    if (qp_addr_equal((struct sockaddr *)&parked[i].addr, sa)) {
+      int fd = parked[i].fd;
+      parked[i] = parked[--nparked];
+      return fd;
+    }
+  return -1;
+}
+
+int sup_listener_open(struct sup_pool *p, char *err, size_t errlen) {
+  char a[QP_ADDR_STRLEN], why[512];
   const struct sockaddr *sa = (const struct sockaddr *)&p->cfg.addr;
-  p->lfd = -1;
-  int fd = qp_listen_udp(sa, p->cfg.addr_len);
+  /* a pool the running reload removed still owns this address (its
+   * connections linger on it): its socket carries on */
+  int fd = unpark(sa);
+  const char *kept = fd >= 0 ? ", socket kept across the reload" : "";
+  if (fd < 0)
+    fd = qp_udp_listen(sa, p->cfg.addr_len, why, sizeof(why));
   if (fd < 0) {
-    snprintf(err, errlen, "pool %s: cannot listen on %s: %s", p->cfg.name,
-             qp_addr_format(sa, a, sizeof(a)), strerror(-fd));
+    snprintf(err, errlen, "pool %s: %s", p->cfg.name, why);
+    p->lfd = -1;
     return fd;
   }
   p->lfd = fd;
   qp_ratelimit_init(&p->refusals, 20, 20);
-  uv_poll_init_socket(s->loop, &p->lpoll, fd);
+  qp_info("pool %s: listening on %s (worker %d%s)", p->cfg.name,
+          qp_addr_format(sa, a, sizeof(a)), p->worker, kept);
+  return 0;
+}
+
+void sup_listener_start(struct sup *s, struct sup_pool *p) {
+  uv_poll_init_socket(s->loop, &p->lpoll, p->lfd);
   p->lpoll.data = p;
   uv_poll_start(&p->lpoll, UV_READABLE, on_listener);
-  qp_info("pool %s: listening on %s (worker %d)", p->cfg.name,
-          qp_addr_format(sa, a, sizeof(a)), p->worker);
-  return 0;
 }
 
 int sup_listeners_open(struct sup *s, char *err, size_t errlen) {
@@ -239,9 +281,10 @@ int sup_listeners_open(struct sup *s, char *err, size_t errlen) {
     p->lfd = -1;
     if (!p->cfg.server)
       continue;
-    int rc = sup_listener_open(s, p, err, errlen);
+    int rc = sup_listener_open(p, err, errlen);
     if (rc < 0)
       return rc;
+    sup_listener_start(s, p);
   }
   return 0;
 }

@@ -128,7 +128,7 @@ static void remove_pool(struct sup *s, size_t i) {
   s->pools[i] = s->pools[--s->npools];
   if (p->lfd >= 0) {
     uv_poll_stop(&p->lpoll);
-    close(p->lfd);
+    sup_listener_park(p); /* an added pool may take it over */
     p->lfd = -1;
     p->lpoll.data = p;
     uv_close((uv_handle_t *)&p->lpoll, on_pool_listener_closed);
@@ -157,22 +157,25 @@ static void add_pool(struct sup *s, const struct sup_pool_cfg *pc) {
     return;
   }
   int new_worker = s->cfg->workers == 0;
-  if (new_worker) {
-    if (s->nworkers == SUP_POOLS_MAX || sup_worker_add(s) < 0) {
-      qp_err("reload: pool %s not added: cannot start a worker", pc->name);
-      pool_free(p);
-      return;
-    }
-    p->worker = s->nworkers - 1;
-  } else {
-    p->worker = pc->worker >= 0 ? pc->worker % s->nworkers
+  p->worker = new_worker        ? s->nworkers
+              : pc->worker >= 0 ? pc->worker % s->nworkers
                                 : (int)(s->npools % (size_t)s->nworkers);
-  }
-  if (p->cfg.server && sup_listener_open(s, p, err, sizeof(err)) < 0) {
+  /* the listener first: a taken address fails this pool alone and leaves
+   * no worker slot behind */
+  if (p->cfg.server && sup_listener_open(p, err, sizeof(err)) < 0) {
     qp_err("reload: pool %s not added: %s", pc->name, err);
     pool_free(p);
     return;
   }
+  if (new_worker && (s->nworkers == SUP_POOLS_MAX || sup_worker_add(s) < 0)) {
+    qp_err("reload: pool %s not added: cannot start a worker", pc->name);
+    if (p->lfd >= 0)
+      close(p->lfd);
+    pool_free(p);
+    return;
+  }
+  if (p->lfd >= 0)
+    sup_listener_start(s, p);
   s->pools[s->npools++] = p;
   struct sup_worker *w = s->workers[p->worker];
   if (new_worker)
@@ -211,6 +214,7 @@ static void reload(struct sup *s) {
     if (!have)
       add_pool(s, &nc->pools[k]);
   }
+  sup_listeners_unpark();
   int metrics_changed = strcmp(s->cfg->metrics_text, nc->metrics_text) != 0;
   if (metrics_changed)
     sup_metrics_close(s);

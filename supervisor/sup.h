@@ -140,9 +140,24 @@ int sup_workers_running(const struct sup *s);
 void sup_on_child_exit(struct sup *s, pid_t pid, int status);
 
 /* listener.c */
+/* Opens and starts the listener of every server pool (at start). Returns 0,
+ * or the first error (err says which pool and why); a second server on an
+ * address gets -EADDRINUSE. */
 int sup_listeners_open(struct sup *s, char *err, size_t errlen);
-int sup_listener_open(struct sup *s, struct sup_pool *p, char *err,
-                      size_t errlen);
+/* Binds server pool p's listener, exclusively (shared/udp_listen.h), or
+ * takes over the socket a pool removed by the running reload left on the
+ * same address (sup_listener_park). Returns 0 with p->lfd set (p owns it),
+ * or a negative errno with err ("pool NAME: cannot listen on ADDR: why,
+ * naming the holder") and p->lfd -1. Not read until sup_listener_start. */
+int sup_listener_open(struct sup_pool *p, char *err, size_t errlen);
+void sup_listener_start(struct sup *s, struct sup_pool *p);
+/* Reload: pool p is being removed; its socket is kept (ownership moves
+ * here) for a pool the same reload adds on that address, since the removed
+ * pool's lingering connections keep the port bound and a new exclusive
+ * bind would fail. The caller stops polling p->lfd and forgets it. */
+void sup_listener_park(struct sup_pool *p);
+/* End of a reload: closes the parked sockets no added pool took. */
+void sup_listeners_unpark(void);
 void sup_listeners_close(struct sup *s);
 
 /* control.c */

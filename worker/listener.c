@@ -13,6 +13,7 @@
 #include "shared/log.h"
 #include "shared/handoff.h"
 #include "shared/quic_hdr.h"
+#include "shared/udp_listen.h"
 #include "worker/internal.h"
 
 #define CLOSE_RATE 20.0  /* stateless closes per second ... */
@@ -22,15 +23,13 @@ static int on_listener_pkt(void *arg, const uint8_t *pkt, size_t len,
                            const struct sockaddr *src, socklen_t srclen);
 
 int wrk_listener_open(wrk_pool *p, char *err, size_t errlen) {
-  char a[QP_ADDR_STRLEN];
-  const struct sockaddr *sa = (const struct sockaddr *)&p->cfg.listen;
-  int fd = qp_listen_udp(sa, p->cfg.listen_len);
+  /* exclusive: a second server on this address fails here, saying who
+   * holds it; only our hand-off sockets join the listener afterwards */
+  int fd = qp_udp_listen((const struct sockaddr *)&p->cfg.listen,
+                         p->cfg.listen_len, err, errlen);
   int rc;
-  if (fd < 0) {
-    snprintf(err, errlen, "cannot listen on %s: %s",
-             qp_addr_format(sa, a, sizeof(a)), strerror(-fd));
+  if (fd < 0)
     return fd;
-  }
   /* the hand-off sockets bind exactly the address we got (port 0 -> real) */
   p->cfg.listen_len = sizeof(p->cfg.listen);
   getsockname(fd, (struct sockaddr *)&p->cfg.listen, &p->cfg.listen_len);
