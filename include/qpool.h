@@ -76,10 +76,17 @@ typedef struct qp_pool qp_pool;
 #define QP_MILLISECOND INT64_C(1000000)
 #define QP_SECOND INT64_C(1000000000)
 
-/* Server TLS material: PEM files read by qpoold at start. */
+/* TLS files, read and checked by qpoold when the manager starts it (a file
+ * that is missing, empty, a directory, not PEM, or a key that does not
+ * match its certificate makes the manager fail with -EINVAL; qpoold's
+ * message, naming the file, is on stderr). Initialise every field you do
+ * not use to NULL (e.g. `struct qp_tls t = {.ca_file = "ca.pem"};`). */
 struct qp_tls {
-  const char *cert_file; /* certificate chain */
-  const char *key_file;  /* its private key */
+  const char *cert_file; /* server: certificate chain (PEM) */
+  const char *key_file;  /* server: its private key (PEM) */
+  /* client, tls_mode "2" (qp_client_pool_tls): the CA bundle (PEM) that
+   * replaces the system trust store. Server pools do not read it. */
+  const char *ca_file;
 };
 
 /* Embedded mode, client side (the reference's NewClientPool): a pool that
@@ -89,8 +96,10 @@ struct qp_tls {
  * (min_ivl <= interval <= max_ivl) by the rules of the protocol.
  * keep_alive: PING period, idle timeout 3x; 0 = neither. tls_mode: "0" no
  * verification, "1" (NULL too) the server's self-signed certificate, not
- * verified, "2" verified against the system trust store and `hostname`
- * (required for "2"; sent as SNI in any mode when given). Durations are
+ * verified, "2" verified against the system trust store ($SSL_CERT_FILE,
+ * else /etc/ssl/certs/ca-certificates.crt; or the CA file given with
+ * qp_client_pool_tls) and `hostname` (required for "2"; sent as SNI in any
+ * mode when given). Durations are
  * 0..24 h.
  * Returns 0 and a new handle in *out, or -EINVAL (bad setting) / -ENOMEM.
  * Nothing runs yet: start it with qp_client_manager. Not blocking. */
@@ -99,13 +108,26 @@ QP_API int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
                               const char *tls_mode, const char *hostname,
                               const char *target, qp_pool **out);
 
+/* Embedded mode, client side: TLS files for a pool made by
+ * qp_client_pool_new with tls_mode "2", before its manager starts.
+ * tls->ca_file names the PEM CA bundle the server's certificate must chain
+ * to, instead of the system trust store; cert_file and key_file must be
+ * NULL (client certificates are not supported). The path is copied.
+ * Returns 0, or -EINVAL (p is not an embedded client pool in tls_mode "2",
+ * its manager already started, ca_file NULL or empty, cert_file or key_file
+ * set) / -ENOMEM. The file is read when the manager starts (see struct
+ * qp_tls). Not blocking. */
+QP_API int qp_client_pool_tls(qp_pool *p, const struct qp_tls *tls);
+
 /* Embedded mode, server side (the reference's NewServerPool): a pool that
  * listens on UDP `listen_addr` ("host:port", ":port" every IPv4 address,
  * "[::]:port") and holds at most max_cap idle streams (1..65536).
  * client_ip: NULL or "" for anyone, else a comma list of addresses and
  * CIDRs ("192.0.2.7,2001:db8::/32") allowed to connect; others are refused
  * before the handshake. tls: NULL for a self-signed certificate made in
- * memory at start, else both PEM files. keep_alive as for clients.
+ * memory at start, else both PEM files (checked when the manager starts:
+ * a bad one is an error, never replaced by a self-signed certificate).
+ * keep_alive as for clients.
  * Returns 0 and *out, or -EINVAL / -ENOMEM. Start it with
  * qp_server_manager. Not blocking. */
 QP_API int qp_server_pool_new(int max_cap, const char *client_ip,
@@ -120,8 +142,11 @@ QP_API int qp_server_pool_new(int max_cap, const char *client_ip,
  * side), -EALREADY (already started), -ENOEXEC (qpoold not found: it is
  * looked for in $QPOOL_QPOOLD, beside libqpool, then in the installed
  * sbin directory), -EADDRINUSE and other errors qpoold reported at start
- * (its log, on the application's stderr, says more), -EINVAL also when
- * qpoold cannot read a file named in the settings (certificate, key),
+ * (its log, on the application's stderr, says more), -EINVAL also when a
+ * TLS file named in the settings (certificate, key, CA bundle; in tls_mode
+ * "2" without one, the system bundle) cannot be read, is empty, is not PEM
+ * or holds a key that does not match the certificate, or when the pool
+ * cannot start in qpoold's worker,
  * -EIO (qpoold exited during its start), -ETIMEDOUT (qpoold did not start
  * within 15 s), -ECANCELED (qp_close was called meanwhile). A failed call
  * may be retried. qpoold and its worker log warnings and errors to

@@ -112,6 +112,7 @@ int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
   struct qp_embedded *e = calloc(1, sizeof(*e));
   if (!e)
     return -ENOMEM;
+  e->tls_mode = tls_mode[0];
   int rc = add_arg(e, "client");
   rc = rc ?: add_arg(e, "--target=%s", target);
   rc = rc ?: add_arg(e, "--min-cap=%d", min_cap);
@@ -127,6 +128,19 @@ int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
     return rc;
   }
   return new_pool(e, out);
+}
+
+int qp_client_pool_tls(qp_pool *p, const struct qp_tls *tls) {
+  if (!p || !p->emb || p->emb->server || !tls || !text_ok(tls->ca_file) ||
+      tls->cert_file || tls->key_file)
+    return -EINVAL;
+  pthread_mutex_lock(&p->mu);
+  struct qp_embedded *e = p->emb;
+  int rc = e->state || e->has_ca || e->tls_mode != '2' ? -EINVAL : 0;
+  if (rc == 0 && (rc = add_arg(e, "--ca=%s", tls->ca_file)) == 0)
+    e->has_ca = 1;
+  pthread_mutex_unlock(&p->mu);
+  return rc;
 }
 
 int qp_server_pool_new(int max_cap, const char *client_ip,

@@ -16,9 +16,11 @@ struct qp_embedded {
   int server;
   char **argv; /* qpoold's pool flags, NULL-terminated */
   int argc;
-  int state;    /* 0 not started, 1 starting, 2 running */
-  pid_t pid;    /* qpoold's, 0 when none */
-  int lifeline; /* our end of its --lifeline pipe */
+  char tls_mode; /* client: '0', '1' or '2' */
+  int has_ca;    /* client: --ca given (qp_client_pool_tls) */
+  int state;     /* 0 not started, 1 starting, 2 running */
+  pid_t pid;     /* qpoold's, 0 when none */
+  int lifeline;  /* our end of its --lifeline pipe */
   char dir[80];
   char control[100];
 };

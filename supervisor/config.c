@@ -794,7 +794,7 @@ static int set_global(struct ctx *x, enum key k, const char *v, int line) {
 
 static int finish_pool(struct ctx *x, struct sup_pool_cfg *p,
                        struct pool_meta *m) {
-  char sect[SUP_NAME_MAX + 8], b1[64], b2[64];
+  char sect[SUP_NAME_MAX + 8], b1[64], b2[64], qb[QBUF];
   unsigned mode = p->server ? S_SERVER : S_CLIENT;
   const char *mname = p->server ? "server" : "client";
   snprintf(sect, sizeof(sect), "[pool %s]", p->name);
@@ -817,11 +817,11 @@ static int finish_pool(struct ctx *x, struct sup_pool_cfg *p,
                 keys[ak].ini, mname);
   }
   if (m->line[K_CERT] && !m->line[K_KEY])
-    return fail(x, m->line[K_CERT], kname(x, K_CERT), "needs %s too",
-                kname(x, K_KEY));
+    return fail(x, m->line[K_CERT], kname(x, K_CERT), "%s needs %s too",
+                q(qb, p->cert_file), kname(x, K_KEY));
   if (m->line[K_KEY] && !m->line[K_CERT])
-    return fail(x, m->line[K_KEY], kname(x, K_KEY), "needs %s too",
-                kname(x, K_CERT));
+    return fail(x, m->line[K_KEY], kname(x, K_KEY), "%s needs %s too",
+                q(qb, p->key_file), kname(x, K_CERT));
   if (p->tls_mode == '2' && !p->hostname[0])
     return fail(x, m->line[K_TLS_MODE], kname(x, K_TLS_MODE),
                 "2 needs %s (the name the server certificate is checked "

@@ -105,7 +105,9 @@ void sup_pool_stats(const struct sup *s, const struct sup_pool *p,
   st->worker = p->worker;
   st->worker_pid = w->pid > 0 ? (uint32_t)w->pid : 0;
   st->restarts = w->restarts;
-  st->ready = w->pid > 0 && w->hello && p->has_report;
+  st->ready = w->pid > 0 && w->hello && p->has_report && !p->failed;
+  st->has_failed = 1;
+  st->failed = p->failed;
   st->active = r->active;
   st->capacity = p->has_report   ? r->capacity
                  : p->cfg.server ? p->cfg.max_cap

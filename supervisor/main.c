@@ -25,33 +25,12 @@ static uv_signal_t sig_term, sig_int, sig_chld, sig_usr1, sig_usr2, sig_hup;
 static uv_timer_t status_timer, stop_timer;
 static uv_poll_t lifeline;
 static const char *status_path;
-
-static int read_file(const char *path, char **out, size_t *len, char *err,
-                     size_t errlen) {
-  if (!path || !*path)
-    return 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "cannot read %.512s: %s", path, strerror(errno));
-    return -errno;
-  }
-  char *buf = malloc(1 << 20);
-  size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-  fclose(f);
-  if (!buf) {
-    snprintf(err, errlen, "out of memory");
-    return -ENOMEM;
-  }
-  buf[n] = 0;
-  *out = buf;
-  *len = n;
-  return 0;
-}
+static int exit_status;
 
 static void pool_free(struct sup_pool *p);
 
-/* A pool object for cfg with its TLS material read (before any sandbox:
- * workers cannot open files). Returns NULL with err set. */
+/* A pool object for cfg with its TLS material read and checked (workers
+ * cannot open files). Returns NULL with err set. */
 static struct sup_pool *pool_new(const struct sup_pool_cfg *pc, char *err,
                                  size_t errlen) {
   struct sup_pool *p = calloc(1, sizeof(*p));
@@ -67,24 +46,28 @@ static struct sup_pool *pool_new(const struct sup_pool_cfg *pc, char *err,
     free(p);
     return NULL;
   }
-  if (read_file(pc->cert_file, &p->cert_pem, &p->cert_len, err, errlen) < 0 ||
-      read_file(pc->key_file, &p->key_pem, &p->key_len, err, errlen) < 0 ||
-      read_file(pc->ca_file, &p->ca_pem, &p->ca_len, err, errlen) < 0) {
-    pool_free(p);
+  if (sup_tls_load(pc, &p->tls, err, errlen) < 0) {
+    free(p);
     return NULL;
   }
-  char ignored[256];
-  if (!pc->server && pc->tls_mode == '2' && !p->ca_pem) /* system store, */
-    (void)read_file(SUP_SYSTEM_CA_BUNDLE, &p->ca_pem, &p->ca_len, ignored,
-                    sizeof(ignored)); /* read here: workers cannot */
   return p;
 }
 
 static void pool_free(struct sup_pool *p) {
-  free(p->cert_pem);
-  free(p->key_pem);
-  free(p->ca_pem);
+  sup_tls_free(&p->tls);
   free(p);
+}
+
+/* --check: every pool's TLS files, read and checked as at start. */
+static int check_tls(const struct sup_config *c, char *err, size_t errlen) {
+  for (size_t i = 0; i < c->npools; i++) {
+    struct sup_tls t;
+    int rc = sup_tls_load(&c->pools[i], &t, err, errlen);
+    if (rc < 0)
+      return rc;
+    sup_tls_free(&t);
+  }
+  return 0;
 }
 
 /* Pools -> workers: `workers = 0` gives each pool its own worker (tenant
@@ -146,14 +129,13 @@ static void remove_pool(struct sup *s, size_t i) {
   }
 }
 
-static void add_pool(struct sup *s, const struct sup_pool_cfg *pc) {
+/* Adds p (made by pool_new; owned from now on). */
+static void add_pool(struct sup *s, struct sup_pool *p) {
   char err[1024];
-  struct sup_pool *p = pool_new(pc, err, sizeof(err));
-  if (!p || s->npools == SUP_POOLS_MAX) {
-    qp_err("reload: pool %s not added: %s", pc->name,
-           p ? "too many pools" : err);
-    if (p)
-      pool_free(p);
+  const struct sup_pool_cfg *pc = &p->cfg;
+  if (s->npools == SUP_POOLS_MAX) {
+    qp_err("reload: pool %s not added: too many pools", pc->name);
+    pool_free(p);
     return;
   }
   int new_worker = s->cfg->workers == 0;
@@ -197,6 +179,29 @@ static void reload(struct sup *s) {
     free(nc);
     return;
   }
+  /* the pools to add are made first, their TLS files read and checked: a
+   * bad file, like a bad key, leaves the running configuration untouched */
+  struct sup_pool **fresh = calloc(nc->npools ? nc->npools : 1, sizeof(*fresh));
+  for (size_t k = 0; fresh && k < nc->npools; k++) {
+    int have = 0;
+    for (size_t i = 0; i < s->npools; i++)
+      have |= !strcmp(s->pools[i]->cfg.name, nc->pools[k].name) &&
+              sup_pool_cfg_equal(&nc->pools[k], &s->pools[i]->cfg);
+    if (!have && !(fresh[k] = pool_new(&nc->pools[k], err, sizeof(err)))) {
+      qp_err("reload failed, keeping the running configuration: %s", err);
+      for (size_t j = 0; j < k; j++)
+        if (fresh[j])
+          pool_free(fresh[j]);
+      free(fresh);
+      free(nc);
+      return;
+    }
+  }
+  if (!fresh) {
+    qp_err("reload failed, keeping the running configuration: out of memory");
+    free(nc);
+    return;
+  }
   if (nc->workers != s->cfg->workers)
     qp_warn("reload: \"workers\" changes need a restart; keeping %d",
             s->cfg->workers);
@@ -207,13 +212,10 @@ static void reload(struct sup *s) {
     if (!n || !sup_pool_cfg_equal(n, &p->cfg))
       remove_pool(s, i);
   }
-  for (size_t k = 0; k < nc->npools; k++) {
-    int have = 0;
-    for (size_t i = 0; i < s->npools; i++)
-      have |= !strcmp(s->pools[i]->cfg.name, nc->pools[k].name);
-    if (!have)
-      add_pool(s, &nc->pools[k]);
-  }
+  for (size_t k = 0; k < nc->npools; k++)
+    if (fresh[k])
+      add_pool(s, fresh[k]);
+  free(fresh);
   sup_listeners_unpark();
   int metrics_changed = strcmp(s->cfg->metrics_text, nc->metrics_text) != 0;
   if (metrics_changed)
@@ -329,6 +331,14 @@ void sup_check_ready(struct sup *s) {
   for (size_t i = 0; i < s->npools; i++)
     if (!s->pools[i]->has_report)
       return;
+  for (size_t i = 0; i < s->npools; i++)
+    if (s->pools[i]->failed) { /* at start, a pool that cannot run fails it */
+      sd_notifyf(0, "ERRNO=%d\nSTATUS=pool %s cannot start: %s", EINVAL,
+                 s->pools[i]->cfg.name, s->pools[i]->last_error);
+      exit_status = 1;
+      stop("a pool cannot start");
+      return;
+    }
   s->ready_sent = 1;
   sd_notifyf(0, "READY=1\nSTATUS=%zu pool(s) in %d worker(s)\nMAINPID=%ld",
              s->npools, s->nworkers, (long)getpid());
@@ -416,7 +426,12 @@ int main(int argc, char **argv) {
     sd_notifyf(0, "ERRNO=%d\nSTATUS=%s", EINVAL, err);
     return 2;
   }
-  if (cfg->check) { /* like nginx -t: nothing is opened or started */
+  if (cfg->check) { /* like nginx -t: nothing is started */
+    if (check_tls(cfg, err, sizeof(err)) < 0) {
+      fprintf(stderr, "qpoold: %s\n", err);
+      free(cfg);
+      return 2;
+    }
     printf("qpoold: configuration ok: %zu pool(s)", cfg->npools);
     for (size_t i = 0; i < cfg->npools; i++)
       printf("%s %s (%s)", i ? "," : ":", cfg->pools[i].name,
@@ -434,9 +449,13 @@ int main(int argc, char **argv) {
   S.loop = uv_default_loop();
   S.loop->data = &S;
   signal(SIGPIPE, SIG_IGN);
+  if ((rc = assign(&S, err, sizeof(err))) < 0) { /* TLS files: a setting */
+    qp_err("%s", err);
+    sd_notifyf(0, "ERRNO=%d\nSTATUS=%s", -rc, err);
+    return 2;
+  }
   if ((rc = find_worker(&S, argv[0], err, sizeof(err))) < 0 ||
       (rc = prepare_identity(&S, err, sizeof(err))) < 0 ||
-      (rc = assign(&S, err, sizeof(err))) < 0 ||
       (rc = sup_listeners_open(&S, err, sizeof(err))) < 0 ||
       (rc = sup_control_open(&S, err, sizeof(err))) < 0 ||
       (rc = sup_metrics_open(&S, err, sizeof(err))) < 0) {
@@ -489,5 +508,5 @@ int main(int argc, char **argv) {
   free(S.pools);
   free(S.workers);
   free(S.cfg);
-  return 0;
+  return exit_status;
 }

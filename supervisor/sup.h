@@ -13,14 +13,28 @@
 #include "shared/handoff.h"
 #include "supervisor/config.h"
 
+/* The system CA bundle of client pools in TLS mode 2 without a CA file:
+ * $SSL_CERT_FILE when set (as OpenSSL and Go read it), else the file
+ * Debian's GnuTLS uses. */
 #define SUP_SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
-#define SUP_RECENT_PEERS 256 /* hand-offs remembered for stragglers */
+#define SUP_TLS_PEM_MAX (64u << 10) /* a certificate chain or key file */
+#define SUP_TLS_CA_MAX (8u << 20)   /* a CA bundle */
+#define SUP_RECENT_PEERS 256        /* hand-offs remembered for stragglers */
 #define SUP_STRAGGLER_NS (5 * UINT64_C(1000000000))
 
 struct sup_peer {
   struct sockaddr_storage addr;
   socklen_t len;
   uint64_t until_ns;
+};
+
+/* A pool's TLS material, read and checked by qpoold (tls.c). */
+struct sup_tls {
+  char *cert_pem, *key_pem; /* server: both, or neither (self-signed) */
+  size_t cert_len, key_len;
+  int ca_fd;    /* client, tls_mode 2: the CA bundle in a sealed memfd that
+                   travels with PoolAdd; -1 otherwise */
+  int ca_count; /* certificates in it */
 };
 
 struct sup_pool {
@@ -36,9 +50,10 @@ struct sup_pool {
   uint64_t rejected_ip, dropped, handoffs, vn_sent, sessions, resets;
   uint8_t reset_secret[32]; /* server: stateless reset token key */
   uint64_t app_errors; /* AddError / ResetError / ErrorCount (apps own it) */
-  /* TLS material read before any worker starts */
-  char *cert_pem, *key_pem, *ca_pem;
-  size_t cert_len, key_len, ca_len;
+  struct sup_tls tls;  /* read and checked before any worker starts */
+  /* could not start (the worker refused its settings, or they could not be
+   * sent): last_error says why; cleared by a report of a running pool */
+  int failed;
   /* the worker's latest report */
   Qpool__Report report;
   char last_error[256];
@@ -128,11 +143,17 @@ int sup_workers_start(struct sup *s);
 int sup_worker_add(struct sup *s);
 /* Starts (spawns) worker w: it gets every pool assigned to it. */
 int sup_workers_start_one(struct sup *s, struct sup_worker *w);
+/* Sends p's PoolAdd (with its CA bundle's fd in TLS mode 2); a pool whose
+ * settings cannot be sent is marked failed (sup_pool_failed). */
 void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
-                          const struct sup_pool *p);
+                          struct sup_pool *p);
+/* Marks p as unable to start, with a sentence: logged at ERROR, shown by
+ * qpoolctl status; before READY=1 it stops qpoold's start. */
+void sup_pool_failed(struct sup *s, struct sup_pool *p, const char *why);
 /* Sends (or queues, when the worker's socket is full) one message; fd (or
  * -1) stays the caller's. Returns 0, or -EBUSY when the queue is full (the
- * message is not sent: the caller answers its requester), or -ENOTCONN. */
+ * message is not sent: the caller answers its requester), -EMSGSIZE (too
+ * big for a frame: never sent), or -ENOTCONN. */
 int sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
                     const ProtobufCMessage *m, int fd);
 void sup_workers_stop(struct sup *s);
@@ -171,6 +192,20 @@ int sup_control_get_result(struct sup *s, struct sup_worker *w,
 void sup_control_worker_gone(struct sup *s, struct sup_worker *w);
 /* A report changed: WATCH subscribers get the new stats. */
 void sup_control_notify(struct sup *s);
+
+/* tls.c */
+/* Reads and checks pc's TLS files as the worker will use them: a server's
+ * certificate chain and key (both or neither; PEM; they must match), a
+ * client's CA bundle in tls_mode 2 (its --ca file, else the system bundle).
+ * Returns 0 with *t filled (free it with sup_tls_free), or a negative errno
+ * with a sentence naming the pool and the file in err (*t then holds
+ * nothing). */
+int sup_tls_load(const struct sup_pool_cfg *pc, struct sup_tls *t, char *err,
+                 size_t errlen);
+void sup_tls_free(struct sup_tls *t);
+/* Path of the system CA bundle; *from_env (may be NULL) tells whether it
+ * came from $SSL_CERT_FILE. */
+const char *sup_tls_system_ca(int *from_env);
 
 /* status.c */
 void sup_status_write(const struct sup *s, const char *path);

@@ -84,6 +84,8 @@ int sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
     return -ENOTCONN;
   if (!w->out) {
     int rc = qp_frame_send(w->fd, (uint16_t)t, m, fd);
+    if (rc == -EMSGSIZE)
+      return rc; /* the caller says what did not fit */
     if (rc != -EAGAIN) {
       if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
         qp_warn("worker %d: cannot send message %d: %s", w->slot, t,
@@ -99,7 +101,7 @@ int sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
       free(o->frame);
       free(o);
     }
-    return -EBUSY;
+    return len == -EMSGSIZE ? -EMSGSIZE : -EBUSY;
   }
   o->len = (size_t)len;
   o->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
@@ -114,8 +116,19 @@ int sup_worker_send(struct sup *s, struct sup_worker *w, Qpool__MsgType t,
   return 0;
 }
 
+void sup_pool_failed(struct sup *s, struct sup_pool *p, const char *why) {
+  if (p->failed && !strcmp(p->last_error, why))
+    return; /* said already (a failed pool is reported every second) */
+  qp_err("pool %s cannot start: %s", p->cfg.name, why);
+  snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+  p->failed = 1;
+  p->has_report = 1; /* nothing more will come: READY must not wait */
+  sup_control_notify(s);
+  sup_check_ready(s);
+}
+
 void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
-                          const struct sup_pool *p) {
+                          struct sup_pool *p) {
   const struct sup_pool_cfg *c = &p->cfg;
   Qpool__PoolAdd m = QPOOL__POOL_ADD__INIT;
   char mode[2] = {c->tls_mode ? c->tls_mode : '1', 0};
@@ -137,19 +150,23 @@ void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
     m.has_setup_timeout_ns = 1;
     m.setup_timeout_ns = c->setup_timeout_ns;
   }
-  if (p->cert_pem && p->key_pem) {
+  if (p->tls.cert_pem && p->tls.key_pem) {
     m.has_cert_pem = m.has_key_pem = 1;
-    m.cert_pem.data = (uint8_t *)p->cert_pem;
-    m.cert_pem.len = p->cert_len;
-    m.key_pem.data = (uint8_t *)p->key_pem;
-    m.key_pem.len = p->key_len;
+    m.cert_pem.data = (uint8_t *)p->tls.cert_pem;
+    m.cert_pem.len = p->tls.cert_len;
+    m.key_pem.data = (uint8_t *)p->tls.key_pem;
+    m.key_pem.len = p->tls.key_len;
   }
-  if (p->ca_pem) {
-    m.has_ca_pem = 1;
-    m.ca_pem.data = (uint8_t *)p->ca_pem;
-    m.ca_pem.len = p->ca_len;
+  /* the CA bundle (hundreds of KiB for the system one) never fits a
+   * frame: it travels as the fd of a sealed memfd */
+  int rc = sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_POOL_ADD, &m.base,
+                           p->tls.ca_fd);
+  if (rc < 0) {
+    char why[256];
+    snprintf(why, sizeof(why), "cannot send its settings to worker %d: %s",
+             w->slot, strerror(-rc));
+    sup_pool_failed(s, p, why);
   }
-  sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_POOL_ADD, &m.base, -1);
 }
 
 static void send_config(struct sup *s, struct sup_worker *w) {
@@ -340,13 +357,23 @@ static void handle_dial(struct sup *s, struct sup_worker *w, struct sup_pool *p,
     close(fd);
 }
 
-static void store_report(struct sup_pool *p, const Qpool__Report *m) {
+static void store_report(struct sup *s, struct sup_pool *p,
+                         const Qpool__Report *m) {
+  if (m->has_failed && m->failed) { /* the worker could not create it */
+    p->report = (Qpool__Report)QPOOL__REPORT__INIT;
+    sup_pool_failed(s, p,
+                    m->last_error && *m->last_error
+                        ? m->last_error
+                        : "the worker could not start it");
+    return;
+  }
   p->report = *m;
   snprintf(p->last_error, sizeof(p->last_error), "%s",
            m->last_error ? m->last_error : "");
   p->report.name = NULL;
   p->report.last_error = NULL;
   p->has_report = 1;
+  p->failed = 0;
 }
 
 /* Worker input is hostile: anything malformed or unexpected ends it. */
@@ -420,7 +447,7 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
                     m->interval_ns != p->report.interval_ns ||
                     m->connected != p->report.connected ||
                     m->conns != p->report.conns;
-      store_report(p, m);
+      store_report(s, p, m);
       qpool__report__free_unpacked(m, NULL);
       if (changed)
         sup_control_notify(s);

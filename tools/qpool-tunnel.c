@@ -416,7 +416,7 @@ static int connect_forward(void) {
 /* This end's pool, started (its private qpoold running), or exits. */
 static qp_pool *start_pool(void) {
   qp_pool *p;
-  struct qp_tls tls = {O.cert, O.key};
+  struct qp_tls tls = {.cert_file = O.cert, .key_file = O.key};
   int rc =
       O.server
           ? qp_server_pool_new(O.max_cap, O.client_ip, O.cert ? &tls : NULL,

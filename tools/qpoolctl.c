@@ -227,6 +227,8 @@ static void need_args(int argc, char **argv, int want, const char *names) {
 /* ---- formatting ---------------------------------------------------------- */
 
 static const char *pool_state(const Qpool__PoolStats *p) {
+  if (p->has_failed && p->failed)
+    return "failed"; /* LAST ERROR says why */
   if (p->worker_pid == 0)
     return "restarting";
   if (!p->ready)
@@ -305,6 +307,7 @@ static json_t *stats_json(const Qpool__Response *m) {
     json_object_set_new(o, "worker_pid", ju64(p->worker_pid));
     json_object_set_new(o, "restarts", ju64(p->restarts));
     json_object_set_new(o, "ready", json_boolean(p->ready));
+    json_object_set_new(o, "failed", json_boolean(p->has_failed && p->failed));
     json_object_set_new(o, "active", json_integer(p->active));
     json_object_set_new(o, "capacity", json_integer(p->capacity));
     json_object_set_new(o, "interval_ns", ju64(p->interval_ns));

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "ipc.pb-c.h"
 #include "shared/frame.h"
@@ -29,6 +31,7 @@ struct wpool {
   char name[WRK_NAME_MAX];
   Qpool__Report last;
   char last_error[512];
+  char sent_error[512]; /* last_error of the last report sent */
   uint64_t last_sent;
   int failed; /* could not be created: reported, never started */
 };
@@ -97,6 +100,8 @@ static void report_pool(struct wpool *w, int force) {
   r.connected = st.connected;
   r.conns = st.conns;
   r.last_error = (char *)err;
+  r.has_failed = w->failed;
+  r.failed = w->failed;
   uint64_t now = uv_hrtime();
   Qpool__Report *l = &w->last;
   int changed = r.active != l->active || r.capacity != l->capacity ||
@@ -104,13 +109,15 @@ static void report_pool(struct wpool *w, int force) {
                 r.connected != l->connected || r.conns != l->conns ||
                 r.streams_created != l->streams_created ||
                 r.streams_taken != l->streams_taken ||
-                r.streams_failed != l->streams_failed;
+                r.streams_failed != l->streams_failed ||
+                strcmp(err, w->sent_error) != 0; /* a reason: at once */
   if (!force && !changed && now - w->last_sent < REPORT_MAX_NS)
     return;
   send_msg(QPOOL__MSG_TYPE__MSG_REPORT, &r.base, -1);
   *l = r;
   l->name = NULL;
   l->last_error = NULL;
+  snprintf(w->sent_error, sizeof(w->sent_error), "%s", err);
   w->last_sent = now;
 }
 
@@ -130,9 +137,36 @@ static void on_dial(wrk_pool *p, uint64_t seq, void *arg) {
   send_msg(QPOOL__MSG_TYPE__MSG_DIAL_REQUEST, &m.base, -1);
 }
 
-static void handle_pool_add(const Qpool__PoolAdd *m) {
+/* The CA bundle that came with a PoolAdd: a sealed memfd, mapped (reading
+ * it needs no open(), so this works in the sandbox too). Returns 0 with the
+ * mapping in *data (munmap it), or -EINVAL with a sentence in err. */
+static int map_ca(int fd, void **data, size_t *len, char *err, size_t errlen) {
+  struct stat st;
+  if (fd < 0) {
+    snprintf(err, errlen, "no CA bundle came with the settings (tls mode 2)");
+    return -EINVAL;
+  }
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+    snprintf(err, errlen, "the CA bundle from the supervisor is unusable");
+    return -EINVAL;
+  }
+  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED) {
+    snprintf(err, errlen, "cannot map the CA bundle: %s", strerror(errno));
+    return -EINVAL;
+  }
+  *data = p;
+  *len = (size_t)st.st_size;
+  return 0;
+}
+
+/* fd: the CA bundle of a client pool in tls mode 2 (owned: closed here). */
+static void handle_pool_add(const Qpool__PoolAdd *m, int fd) {
   if (find_pool(m->name))
     die("supervisor added pool %s twice", m->name);
+  int mode2 = !m->server && m->tls_mode[0] == '2';
+  if (fd >= 0 && !mode2)
+    die("PoolAdd of pool %s carries an fd it has no use for", m->name);
   struct wpool *w = calloc(1, sizeof(*w));
   if (!w)
     die("out of memory");
@@ -149,24 +183,42 @@ static void handle_pool_add(const Qpool__PoolAdd *m) {
   cfg.hostname = m->hostname;
   if (m->has_setup_timeout_ns)
     cfg.setup_timeout_ns = m->setup_timeout_ns;
-  if (m->has_cert_pem && m->has_key_pem) {
+  char err[512];
+  int rc = 0;
+  /* a configured certificate is used or the pool fails: never replaced by
+   * a self-signed one (that is only for a server given neither) */
+  if (m->has_cert_pem || m->has_key_pem) {
+    if (!m->has_cert_pem || !m->has_key_pem || m->cert_pem.len == 0 ||
+        m->key_pem.len == 0) {
+      snprintf(err, sizeof(err),
+               "the settings hold a certificate without "
+               "its key, or an empty one");
+      rc = -EINVAL;
+    }
     cfg.cert_pem = (const char *)m->cert_pem.data;
     cfg.cert_pem_len = m->cert_pem.len;
     cfg.key_pem = (const char *)m->key_pem.data;
     cfg.key_pem_len = m->key_pem.len;
   }
-  if (m->has_ca_pem) {
-    cfg.ca_pem = (const char *)m->ca_pem.data;
-    cfg.ca_pem_len = m->ca_pem.len;
+  void *ca = NULL;
+  size_t ca_len = 0;
+  if (rc == 0 && mode2 &&
+      (rc = map_ca(fd, &ca, &ca_len, err, sizeof(err))) == 0) {
+    cfg.ca_pem = ca;
+    cfg.ca_pem_len = ca_len;
   }
+  if (fd >= 0)
+    close(fd);
   if (m->has_reset_secret) {
     cfg.reset_secret = m->reset_secret.data;
     cfg.reset_secret_len = m->reset_secret.len;
   }
   cfg.external_listener = 1;
   cfg.dial = on_dial;
-  char err[512];
-  int rc = wrk_pool_new(&W.loop, &cfg, &w->p, err, sizeof(err));
+  if (rc == 0)
+    rc = wrk_pool_new(&W.loop, &cfg, &w->p, err, sizeof(err));
+  if (ca)
+    munmap(ca, ca_len); /* the credentials hold their own copy */
   if (rc < 0) {
     qp_err("pool %s: %s", m->name, err);
     snprintf(w->last_error, sizeof(w->last_error), "%s", err);
@@ -385,7 +437,8 @@ static void handle_probe(const Qpool__Probe *m) {
     die("malformed " #T " message from the supervisor");
 
 static void dispatch(struct qp_frame *f) {
-  int wants_fd = f->type == QPOOL__MSG_TYPE__MSG_HANDOFF ||
+  int wants_fd = f->type == QPOOL__MSG_TYPE__MSG_POOL_ADD ||
+                 f->type == QPOOL__MSG_TYPE__MSG_HANDOFF ||
                  f->type == QPOOL__MSG_TYPE__MSG_DIAL_REPLY ||
                  f->type == QPOOL__MSG_TYPE__MSG_SESSION;
   if (f->fd >= 0 && !wants_fd)
@@ -393,7 +446,7 @@ static void dispatch(struct qp_frame *f) {
   switch (f->type) {
   case QPOOL__MSG_TYPE__MSG_POOL_ADD: {
     UNPACK(PoolAdd, pool_add, f);
-    handle_pool_add(m);
+    handle_pool_add(m, f->fd);
     qpool__pool_add__free_unpacked(m, NULL);
     break;
   }

@@ -125,7 +125,12 @@ int wrk_tls_server_new(struct wrk_tls **out, const char *cert_file,
       wrk_tls_free(t);
       return fail(err, errlen, -EINVAL, what, rc);
     }
-  } else if (pem && pem->cert && pem->key) {
+  } else if (pem && (pem->cert || pem->key)) {
+    if (!pem->cert || !pem->key || !pem->cert_len || !pem->key_len) {
+      wrk_tls_free(t); /* never a self-signed one instead */
+      return fail(err, errlen, -EINVAL,
+                  "a certificate needs its key (both PEM, not empty)", 0);
+    }
     gnutls_datum_t c = {(unsigned char *)pem->cert, (unsigned)pem->cert_len};
     gnutls_datum_t k = {(unsigned char *)pem->key, (unsigned)pem->key_len};
     rc = gnutls_certificate_set_x509_key_mem(t->cred, &c, &k,
@@ -168,7 +173,9 @@ int wrk_tls_client_new(struct wrk_tls **out, char mode, const char *hostname,
     if (rc <= 0) {
       char what[512];
       snprintf(what, sizeof(what), "no trusted CA loaded from %s",
-               ca_file ? ca_file : "the system trust store");
+               ca_file   ? ca_file
+               : ca.data ? "the CA bundle (PEM)"
+                         : "the system trust store");
       wrk_tls_free(t);
       return fail(err, errlen, -EINVAL, what, rc < 0 ? rc : 0);
     }

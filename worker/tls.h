@@ -22,15 +22,16 @@ struct wrk_tls_pem {
   size_t ca_len;
 };
 
-/* Server credentials from PEM files, or a self-signed ECDSA P-256
- * certificate made in memory when cert_file is NULL. Returns 0 and *out, or
- * a negative errno with a sentence in err. */
+/* Server credentials from PEM files, else from PEM bytes (pem->cert and
+ * pem->key, both non-empty: one without the other is an error), else -- only
+ * when neither is given -- a self-signed ECDSA P-256 certificate made in
+ * memory. Returns 0 and *out, or a negative errno with a sentence in err. */
 int wrk_tls_server_new(struct wrk_tls **out, const char *cert_file,
                        const char *key_file, const struct wrk_tls_pem *pem,
                        const char *alpn, char *err, size_t errlen);
 /* Client credentials for tls_mode '0'/'1' (no verification) or '2' (verify
- * the chain against ca_file, or the system trust store when NULL, and the
- * hostname). */
+ * the chain against ca_file, else pem->ca (PEM bytes), else GnuTLS's system
+ * trust store, and the hostname). */
 int wrk_tls_client_new(struct wrk_tls **out, char mode, const char *hostname,
                        const char *ca_file, const struct wrk_tls_pem *pem,
                        const char *alpn, char *err, size_t errlen);

@@ -5,7 +5,10 @@
  *   libqpool-peer client --embedded --target ADDR [--min-cap N] [--max-cap N]
  *       the np-test exchange on a pool of the program's own (embedded mode:
  *       qp_server_pool_new / qp_client_pool_new + manager); prints
- *       "embedded: qpoold started in T ms" first
+ *       "embedded: qpoold started in T ms" first; TLS: [--cert FILE --key
+ *       FILE] (server), [--tls-mode M] [--hostname H] [--ca FILE] (client,
+ *       --ca through qp_client_pool_tls); a manager that fails prints
+ *       "embedded: manager rc=R (sentence)"
  *   libqpool-peer wake --embedded --listen ADDR
  *       both ends in this process: an IncomingGet (server) and an
  *       OutgoingGet(00000000) (client) wait before the client pool exists;
@@ -63,6 +66,7 @@ static struct {
   const char *id;
   int embedded, min_cap, max_cap;
   const char *listen, *target;
+  const char *tls_mode, *hostname, *ca, *cert, *key; /* embedded TLS */
   qp_pool *p;
   atomic_int failed, done;
   pthread_mutex_t mu;
@@ -432,19 +436,34 @@ static int cmd_cancel(void) {
 
 static int embedded_open(int server, const char *addr, qp_pool **out) {
   qp_pool *p = NULL;
+  struct qp_tls stls = {.cert_file = G.cert, .key_file = G.key};
   int rc =
       server
-          ? qp_server_pool_new(G.max_cap, NULL, NULL, addr, 30 * QP_SECOND, &p)
+          ? qp_server_pool_new(G.max_cap, NULL, G.cert || G.key ? &stls : NULL,
+                               addr, 30 * QP_SECOND, &p)
           : qp_client_pool_new(G.min_cap, G.max_cap, 100 * QP_MILLISECOND,
-                               QP_SECOND, 30 * QP_SECOND, "1", NULL, addr, &p);
+                               QP_SECOND, 30 * QP_SECOND,
+                               G.tls_mode ? G.tls_mode : "1", G.hostname, addr,
+                               &p);
   if (rc < 0) {
     fprintf(stderr, "np-test: FAIL qp_%s_pool_new: %s\n",
             server ? "server" : "client", qp_strerror(rc));
     return rc;
   }
+  if (!server && G.ca) {
+    struct qp_tls ctls = {.ca_file = G.ca};
+    if ((rc = qp_client_pool_tls(p, &ctls)) < 0) {
+      fprintf(stderr, "np-test: FAIL qp_client_pool_tls: %s\n",
+              qp_strerror(rc));
+      qp_close(p);
+      return rc;
+    }
+  }
   uint64_t t0 = now_ms();
   rc = server ? qp_server_manager(p) : qp_client_manager(p);
   if (rc < 0) {
+    printf("embedded: manager rc=%d (%s)\n", rc, qp_strerror(rc));
+    fflush(stdout);
     fprintf(stderr, "np-test: FAIL qp_%s_manager: %s\n",
             server ? "server" : "client", qp_strerror(rc));
     qp_close(p);
@@ -607,6 +626,11 @@ int main(int argc, char **argv) {
       {"target", required_argument, NULL, 'T'},
       {"min-cap", required_argument, NULL, 'm'},
       {"max-cap", required_argument, NULL, 'M'},
+      {"tls-mode", required_argument, NULL, 'S'},
+      {"hostname", required_argument, NULL, 'H'},
+      {"ca", required_argument, NULL, 'A'},
+      {"cert", required_argument, NULL, 'C'},
+      {"key", required_argument, NULL, 'K'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   optind = 2;
@@ -645,6 +669,21 @@ int main(int argc, char **argv) {
       break;
     case 'M':
       G.max_cap = atoi(optarg);
+      break;
+    case 'S':
+      G.tls_mode = optarg;
+      break;
+    case 'H':
+      G.hostname = optarg;
+      break;
+    case 'A':
+      G.ca = optarg;
+      break;
+    case 'C':
+      G.cert = optarg;
+      break;
+    case 'K':
+      G.key = optarg;
       break;
     default:
       usage();

@@ -146,6 +146,36 @@ static void test_embedded_args(void **st) {
   qp_close(p);
 }
 
+/* qp_client_pool_tls: a CA file for an embedded client pool in tls_mode
+ * "2" (qpoold gets it as --ca: qpoold_tls_system.sh); everything else is
+ * refused. */
+static void test_client_pool_tls(void **st) {
+  (void)st;
+  const int64_t S = QP_SECOND;
+  qp_pool *p = NULL;
+  struct qp_tls ca = {.ca_file = "/etc/qpool/ca.pem"};
+  assert_int_equal(qp_client_pool_tls(NULL, &ca), -EINVAL);
+  assert_int_equal(
+      qp_client_pool_new(1, 1, S, S, 0, "2", "relay.example", "h:1", &p), 0);
+  assert_int_equal(qp_client_pool_tls(p, NULL), -EINVAL);
+  struct qp_tls none = {0}, empty = {.ca_file = ""}, dash = {.ca_file = "--x"},
+                cert = {.cert_file = "c", .key_file = "k", .ca_file = "ca"};
+  assert_int_equal(qp_client_pool_tls(p, &none), -EINVAL);
+  assert_int_equal(qp_client_pool_tls(p, &empty), -EINVAL);
+  assert_int_equal(qp_client_pool_tls(p, &dash), -EINVAL);
+  assert_int_equal(qp_client_pool_tls(p, &cert), -EINVAL);
+  assert_int_equal(qp_client_pool_tls(p, &ca), 0);
+  assert_int_equal(qp_client_pool_tls(p, &ca), -EINVAL); /* once */
+  qp_close(p);
+  /* modes 0 and 1 verify nothing: a CA file would be a silent no-op */
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "h:1", &p), 0);
+  assert_int_equal(qp_client_pool_tls(p, &ca), -EINVAL);
+  qp_close(p);
+  assert_int_equal(qp_server_pool_new(1, NULL, NULL, ":1", 0, &p), 0);
+  assert_int_equal(qp_client_pool_tls(p, &ca), -EINVAL); /* a server */
+  qp_close(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_id_format_parse),
@@ -153,6 +183,7 @@ int main(void) {
       cmocka_unit_test(test_attach_args),
       cmocka_unit_test(test_null_handle),
       cmocka_unit_test(test_embedded_args),
+      cmocka_unit_test(test_client_pool_tls),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
