@@ -90,18 +90,26 @@ struct qp_tls {
 };
 
 /* Embedded mode, client side (the reference's NewClientPool): a pool that
- * dials `target` ("host:port", "[v6]:port"; host names are resolved) and
- * keeps between min_cap and max_cap idle streams ready (1 <= min_cap <=
- * max_cap <= 65536), adjusting its capacity and its interval between rounds
- * (min_ivl <= interval <= max_ivl) by the rules of the protocol.
- * keep_alive: PING period, idle timeout 3x; 0 = neither. tls_mode: "0" no
+ * dials `target` ("host:port", "[v6]:port"; a host name is resolved at each
+ * connection attempt, so a name that does not resolve yet is retried and a
+ * changed address is followed) and keeps between min_cap and max_cap idle
+ * streams ready, adjusting its capacity and its interval between rounds
+ * (min_ivl <= interval <= max_ivl) by the rules of the protocol. As the
+ * reference, it fixes up rather than refuses: a capacity below 1 becomes 1,
+ * an interval of 0 or less 1 s, a min above its max is swapped (a warning
+ * on stderr names the argument and the value used). Capacities above 65535
+ * are refused. A failed connection is retried after 500 ms, then 1 s, 2 s,
+ * 4 s, 5 s (reset once connected).
+ * keep_alive: PING period, idle timeout 3x; 0 = no PINGs and quic-go's
+ * default idle timeout of 30 s (as the reference with 0). tls_mode: "0" no
  * verification, "1" (NULL too) the server's self-signed certificate, not
  * verified, "2" verified against the system trust store ($SSL_CERT_FILE,
  * else /etc/ssl/certs/ca-certificates.crt; or the CA file given with
  * qp_client_pool_tls) and `hostname` (required for "2"; sent as SNI in any
- * mode when given). Durations are
- * 0..24 h.
- * Returns 0 and a new handle in *out, or -EINVAL (bad setting) / -ENOMEM.
+ * mode when given). Durations are at most 24 h; keep_alive >= 0.
+ * Returns 0 and a new handle in *out, or -EINVAL (out NULL, target not
+ * "host:port" with a port 1-65535, unknown tls_mode, a value out of range)
+ * / -ENOMEM.
  * Nothing runs yet: start it with qp_client_manager. Not blocking. */
 QP_API int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
                               int64_t max_ivl, int64_t keep_alive,
@@ -121,15 +129,17 @@ QP_API int qp_client_pool_tls(qp_pool *p, const struct qp_tls *tls);
 
 /* Embedded mode, server side (the reference's NewServerPool): a pool that
  * listens on UDP `listen_addr` ("host:port", ":port" every IPv4 address,
- * "[::]:port") and holds at most max_cap idle streams (1..65536).
+ * "[::]:port"; numeric) and holds at most max_cap idle streams (below 1:
+ * 1, with a warning on stderr, as the reference; above 65535: refused).
  * client_ip: NULL or "" for anyone, else a comma list of addresses and
  * CIDRs ("192.0.2.7,2001:db8::/32") allowed to connect; others are refused
  * before the handshake. tls: NULL for a self-signed certificate made in
  * memory at start, else both PEM files (checked when the manager starts:
  * a bad one is an error, never replaced by a self-signed certificate).
  * keep_alive as for clients.
- * Returns 0 and *out, or -EINVAL / -ENOMEM. Start it with
- * qp_server_manager. Not blocking. */
+ * Returns 0 and *out, or -EINVAL (out NULL, listen_addr not a numeric
+ * address with a port 1-65535, a value out of range) / -ENOMEM. Start it
+ * with qp_server_manager. Not blocking. */
 QP_API int qp_server_pool_new(int max_cap, const char *client_ip,
                               const struct qp_tls *tls, const char *listen_addr,
                               int64_t keep_alive, qp_pool **out);

@@ -29,13 +29,16 @@
 #include <sys/wait.h>
 
 #include "lib/internal.h"
+#include "shared/addr.h"
+#include "shared/duration.h"
+#include "shared/pool_params.h"
+#include "worker/pool_rules.h"
 
 extern char **environ;
 
 #define EMB_POOL "embedded"
 #define START_MS 15000u /* qpoold's start-up: workers, TLS keys */
 #define STOP_MS 15000u  /* its graceful stop (it gives workers 8 s) */
-#define MAX_DUR (24 * 3600 * QP_SECOND)
 
 #ifndef QP_SBINDIR
 #define QP_SBINDIR "/usr/local/sbin"
@@ -72,13 +75,73 @@ void qp__embedded_free(struct qp_embedded *e) {
   free(e);
 }
 
-static int dur_ok(int64_t d) {
-  return d >= 0 && d <= MAX_DUR;
-}
-
 /* A flag's value must not be empty, look like a flag, or hold a newline. */
 static int text_ok(const char *s) {
   return s && *s && *s != '-' && !strpbrk(s, "\n\r");
+}
+
+static int dur_ok(int64_t d) {
+  return d >= 0 && (uint64_t)d <= QP_DURATION_MAX_NS;
+}
+
+/* "host:port" or "[v6]:port" with a port 1-65535; numeric_only: no host
+ * name (a listener binds an address). */
+static int addr_ok(const char *s, int numeric_only) {
+  char host[256];
+  unsigned port;
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (!text_ok(s) || qp_addr_split(s, host, sizeof(host), &port, 0) < 0)
+    return 0;
+  int numeric = qp_addr_parse_numeric(s, &ss, &len) == 0;
+  return numeric || (!numeric_only && *host && *s != '[');
+}
+
+static void dur_text(int64_t ns, char *buf, size_t len) {
+  if (ns < 0) {
+    buf[0] = '-';
+    qp_duration_format((uint64_t)0 - (uint64_t)ns, buf + 1, len - 1);
+  } else {
+    qp_duration_format((uint64_t)ns, buf, len);
+  }
+}
+
+/* Code ported from the Go package passes what its constructors fix up
+ * (PROTOCOL.md "Normalise"): capacities below 1 become 1, intervals of 0
+ * or less 1s, a min above its max is swapped. The same rule as the engine's
+ * (worker/pool_rules.c), and a warning on stderr naming what was used. */
+static void normalize(const char *fn, int server, int *min_cap, int *max_cap,
+                      int64_t *min_ivl, int64_t *max_ivl) {
+  struct qp_rules r;
+  qp_rules_normalize(&r, *min_cap, *max_cap, *min_ivl, *max_ivl);
+  if (server && (r.max_cap != *max_cap))
+    fprintf(stderr,
+            "qpool: %s: max_cap %d: using %d (as the Go package: a capacity "
+            "below 1 is 1)\n",
+            fn, *max_cap, r.max_cap);
+  else if (!server && (r.min_cap != *min_cap || r.max_cap != *max_cap))
+    fprintf(stderr,
+            "qpool: %s: min_cap %d, max_cap %d: using min_cap %d, max_cap %d "
+            "(as the Go package: a capacity below 1 is 1, min above max is "
+            "swapped)\n",
+            fn, *min_cap, *max_cap, r.min_cap, r.max_cap);
+  if (!server && ((uint64_t)*min_ivl != r.min_ivl || *min_ivl < 0 ||
+                  (uint64_t)*max_ivl != r.max_ivl || *max_ivl < 0)) {
+    char a[40], b[40], c[40], d[40];
+    dur_text(*min_ivl, a, sizeof(a));
+    dur_text(*max_ivl, b, sizeof(b));
+    dur_text((int64_t)r.min_ivl, c, sizeof(c));
+    dur_text((int64_t)r.max_ivl, d, sizeof(d));
+    fprintf(stderr,
+            "qpool: %s: min_ivl %s, max_ivl %s: using min_ivl %s, max_ivl %s "
+            "(as the Go package: an interval of 0 or less is 1s, min above "
+            "max is swapped)\n",
+            fn, a, b, c, d);
+  }
+  *min_cap = r.min_cap;
+  *max_cap = r.max_cap;
+  *min_ivl = (int64_t)r.min_ivl;
+  *max_ivl = (int64_t)r.max_ivl;
 }
 
 static int new_pool(struct qp_embedded *e, qp_pool **out) {
@@ -97,9 +160,7 @@ int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
                        int64_t max_ivl, int64_t keep_alive,
                        const char *tls_mode, const char *hostname,
                        const char *target, qp_pool **out) {
-  if (!out || min_cap < 1 || max_cap < min_cap || max_cap > 65536 ||
-      !dur_ok(min_ivl) || !dur_ok(max_ivl) || max_ivl < min_ivl ||
-      !dur_ok(keep_alive) || !text_ok(target))
+  if (!out || !dur_ok(keep_alive) || !addr_ok(target, 0))
     return -EINVAL;
   if (!tls_mode || !*tls_mode)
     tls_mode = "1";
@@ -109,6 +170,10 @@ int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
     return -EINVAL;
   if (!strcmp(tls_mode, "2") && !(hostname && *hostname))
     return -EINVAL; /* mode 2 verifies the server's name */
+  if (min_cap > QP_CAP_MAX || max_cap > QP_CAP_MAX ||
+      (min_ivl > 0 && !dur_ok(min_ivl)) || (max_ivl > 0 && !dur_ok(max_ivl)))
+    return -EINVAL; /* more than qpoold takes: refused, not guessed */
+  normalize("qp_client_pool_new", 0, &min_cap, &max_cap, &min_ivl, &max_ivl);
   struct qp_embedded *e = calloc(1, sizeof(*e));
   if (!e)
     return -ENOMEM;
@@ -146,11 +211,15 @@ int qp_client_pool_tls(qp_pool *p, const struct qp_tls *tls) {
 int qp_server_pool_new(int max_cap, const char *client_ip,
                        const struct qp_tls *tls, const char *listen_addr,
                        int64_t keep_alive, qp_pool **out) {
-  if (!out || max_cap < 1 || max_cap > 65536 || !dur_ok(keep_alive) ||
-      !text_ok(listen_addr) || (client_ip && *client_ip && !text_ok(client_ip)))
+  if (!out || max_cap > QP_CAP_MAX || !dur_ok(keep_alive) ||
+      !addr_ok(listen_addr, 1) ||
+      (client_ip && *client_ip && !text_ok(client_ip)))
     return -EINVAL;
   if (tls && (!text_ok(tls->cert_file) || !text_ok(tls->key_file)))
     return -EINVAL; /* both files, or tls = NULL for a self-signed one */
+  int min_cap = max_cap;
+  int64_t min_ivl = QP_SECOND, max_ivl = QP_SECOND; /* servers have none */
+  normalize("qp_server_pool_new", 1, &min_cap, &max_cap, &min_ivl, &max_ivl);
   struct qp_embedded *e = calloc(1, sizeof(*e));
   if (!e)
     return -ENOMEM;

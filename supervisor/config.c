@@ -217,12 +217,6 @@ struct ctx {
   struct pool_meta *cur_meta;
 };
 
-static sup_resolve_fn resolver = qp_addr_resolve;
-
-void sup_config_set_resolver(sup_resolve_fn fn) {
-  resolver = fn ? fn : qp_addr_resolve;
-}
-
 /* Records the first error: "[file:line: ][what: ]message". */
 static int fail(struct ctx *x, int line, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -342,7 +336,7 @@ static int parse_dur(struct ctx *x, int line, enum key k, const char *v,
   char b[QBUF];
   uint64_t ns = 0;
   int rc = qp_duration_parse(v, &ns);
-  if (rc == -ERANGE || (rc == 0 && ns > SUP_DURATION_MAX_NS))
+  if (rc == -ERANGE || (rc == 0 && ns > QP_DURATION_MAX_NS))
     return fail(x, line, kname(x, k), "%s is too long (max 24h)", q(b, v));
   if (rc < 0)
     return fail(x, line, kname(x, k),
@@ -401,8 +395,8 @@ generic:
               q(b, v));
 }
 
-/* listen (numeric, stored resolved) or target (syntax only: resolved by
- * finish() once everything else is known to be right). */
+/* listen (numeric) or target (numeric, stored parsed; or a host name, kept
+ * as written: qpoold resolves it on every dial, never here). */
 static unsigned addr_port(const struct sockaddr_storage *ss) {
   if (ss->ss_family == AF_INET)
     return ntohs(((const struct sockaddr_in *)ss)->sin_port);
@@ -442,6 +436,10 @@ static int parse_addr(struct ctx *x, int line, enum key k, const char *v,
                   "%s is not an address (host:port or [v6]:port)", q(b, v));
     memset(&p->addr, 0, sizeof(p->addr));
     p->addr_len = 0;
+    if (numeric) {
+      p->addr = ss;
+      p->addr_len = len;
+    }
   }
   strcpy(p->addr_text, v);
   return 0;
@@ -631,10 +629,10 @@ static int set_pool_key(struct ctx *x, struct sup_pool_cfg *p,
     rc = parse_addr(x, line, k, v, p);
     break;
   case K_MIN_CAP:
-    rc = parse_int(x, line, k, v, 1, SUP_CAP_MAX, &p->min_cap);
+    rc = parse_int(x, line, k, v, 1, QP_CAP_MAX, &p->min_cap);
     break;
   case K_MAX_CAP:
-    rc = parse_int(x, line, k, v, 1, SUP_CAP_MAX, &p->max_cap);
+    rc = parse_int(x, line, k, v, 1, QP_CAP_MAX, &p->max_cap);
     break;
   case K_MIN_IVL:
     rc = parse_dur(x, line, k, v, 0, &p->min_ivl_ns);
@@ -889,23 +887,6 @@ static int finish(struct ctx *x) {
                     "%s is already the address of pool %s", b, o->name);
       }
     }
-  }
-  /* Last: resolving may block, and only a config that is right otherwise is
-   * worth it. */
-  for (size_t i = 0; i < c->npools; i++) {
-    struct sup_pool_cfg *p = &c->pools[i];
-    if (p->server)
-      continue;
-    char b[QBUF];
-    int line = x->meta[i].line[K_TARGET];
-    int rc = resolver(p->addr_text, &p->addr, &p->addr_len);
-    if (rc == -EHOSTUNREACH)
-      return fail(x, line, kname(x, K_TARGET), "%s: host name not found",
-                  q(b, p->addr_text));
-    if (rc < 0 || p->addr_len == 0 || p->addr_len > sizeof(p->addr))
-      return fail(x, line, kname(x, K_TARGET),
-                  "%s is not an address (host:port or [v6]:port)",
-                  q(b, p->addr_text));
   }
   return 0;
 }
@@ -1628,8 +1609,8 @@ void sup_usage(FILE *f) {
       "\n"
       "Client pool (dials the server, keeps streams ready):\n"
       "  --name NAME          pool name (required)\n"
-      "  --target ADDR        server address; host names are resolved "
-      "(required)\n"
+      "  --target ADDR        server address (required); a host name is\n"
+      "                       resolved at each connection attempt\n"
       "  --min-cap N          lowest capacity (default 1)\n"
       "  --max-cap N          highest capacity (default 1; follows --min-cap\n"
       "                       when only that is given)\n"
@@ -1646,7 +1627,7 @@ void sup_usage(FILE *f) {
       "\n"
       "Either pool:\n"
       "  --keep-alive DUR     PING period; idle timeout is 3x (default 30s;\n"
-      "                       0: no PINGs, no idle timeout)\n"
+      "                       0: no PINGs, idle timeout 30s, as quic-go)\n"
       "  --setup-timeout DUR  deadline of a stream's ID exchange (default "
       "60s)\n"
       "  --allow-users LIST   users (names or uids) that may take streams or\n"

@@ -12,11 +12,11 @@
 #include <sys/socket.h>
 
 #include "shared/ipfilter.h"
+#include "shared/pool_params.h" /* QP_CAP_MAX, QP_DURATION_MAX_NS */
 
 #define SUP_POOLS_MAX 256
 #define SUP_ACL_MAX 32         /* entries in allow_users / allow_groups */
 #define SUP_NAME_MAX 64        /* pool name buffer: at most 63 characters */
-#define SUP_CAP_MAX 65535      /* largest min_cap / max_cap */
 #define SUP_WORKERS_MAX 256    /* largest `workers` */
 #define SUP_CONFIG_MAX 1048576 /* largest config file, bytes */
 #define SUP_LINE_MAX 8190      /* longest config line, bytes */
@@ -28,20 +28,20 @@
 #define SUP_DEFAULT_INTERVAL_NS UINT64_C(1000000000)       /* 1s */
 #define SUP_DEFAULT_KEEP_ALIVE_NS UINT64_C(30000000000)    /* 30s */
 #define SUP_DEFAULT_SETUP_TIMEOUT_NS UINT64_C(60000000000) /* 60s */
-#define SUP_DURATION_MAX_NS UINT64_C(86400000000000)       /* 24h */
 
 struct sup_pool_cfg {
   char name[SUP_NAME_MAX]; /* [A-Za-z0-9_.-]{1,63}, unique */
   int server;              /* 1 server pool, 0 client pool */
-  /* server: the listen address (numeric); client: the target, resolved */
+  /* server: the listen address (numeric); client: a numeric target, or
+   * addr_len 0 for a host name (resolved by qpoold on every dial) */
   struct sockaddr_storage addr;
   socklen_t addr_len;
   char addr_text[128];  /* as the user wrote it */
   int min_cap, max_cap; /* server: max_cap only (min_cap stays 1, unused) */
   uint64_t min_ivl_ns, max_ivl_ns; /* client only */
-  uint64_t keep_alive_ns;          /* 0: no PINGs, no idle timeout */
-  uint64_t setup_timeout_ns;       /* stream ID exchange deadline */
-  char tls_mode;                   /* '0' '1' '2' (client) */
+  uint64_t keep_alive_ns; /* 0: no PINGs (idle timeout: qp_idle_timeout_ns) */
+  uint64_t setup_timeout_ns; /* stream ID exchange deadline */
+  char tls_mode;             /* '0' '1' '2' (client) */
   /* "" = unset */
   char hostname[256], ca_file[4096], cert_file[4096], key_file[4096];
   struct qp_ipfilter client_ip; /* server; empty: anyone */
@@ -106,16 +106,9 @@ const struct sup_pool_cfg *sup_config_find(const struct sup_config *c,
                                            const char *name);
 
 /* 1 if a and b describe the same pool (for SIGHUP: an unchanged pool is left
- * alone). Client pools compare the target as written, not as resolved, so a
- * DNS change alone does not restart a pool. */
+ * alone). Client pools compare the target as written (a host name is
+ * resolved again at every dial anyway). */
 int sup_pool_cfg_equal(const struct sup_pool_cfg *a,
                        const struct sup_pool_cfg *b);
-
-/* How client targets are resolved: qp_addr_resolve by default. Tests and the
- * fuzzer install a resolver that stays off the network; NULL restores the
- * default. Returns 0, -EINVAL (bad syntax) or -EHOSTUNREACH. */
-typedef int (*sup_resolve_fn)(const char *text, struct sockaddr_storage *ss,
-                              socklen_t *sslen);
-void sup_config_set_resolver(sup_resolve_fn fn);
 
 #endif

@@ -404,6 +404,7 @@ static void stop(const char *why) {
   sup_listeners_close(&S);
   sup_control_close(&S);
   sup_metrics_close(&S);
+  sup_dial_cancel_all(&S);
   sup_workers_stop(&S);
   uv_timer_start(&stop_timer, on_stop_timer, 50, 50);
   maybe_exit();

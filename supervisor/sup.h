@@ -54,6 +54,8 @@ struct sup_pool {
   /* could not start (the worker refused its settings, or they could not be
    * sent): last_error says why; cleared by a report of a running pool */
   int failed;
+  /* client: DialRequests since the pool last reported itself connected */
+  uint32_t dials_unconnected;
   /* the worker's latest report */
   Qpool__Report report;
   char last_error[256];
@@ -90,6 +92,7 @@ struct sup_worker {
 
 struct sup_client;
 struct sup_pending;
+struct sup_dial;
 
 struct sup {
   uv_loop_t *loop;
@@ -106,6 +109,7 @@ struct sup {
   struct sup_client *clients;
   int nclients;
   struct sup_pending *pending; /* requests forwarded to workers */
+  struct sup_dial *dials;      /* client targets being resolved */
   uint64_t next_token;
   char worker_path[4096];
   uid_t uid;
@@ -206,6 +210,18 @@ void sup_tls_free(struct sup_tls *t);
 /* Path of the system CA bundle; *from_env (may be NULL) tells whether it
  * came from $SSL_CERT_FILE. */
 const char *sup_tls_system_ca(int *from_env);
+
+/* dial.c */
+/* Answers worker w's DialRequest seq for client pool p with a UDP socket
+ * connected to p's target, or with why not: now for a numeric target, after
+ * resolving (without blocking the loop) for a host name. `attempt` counts
+ * the dials since the pool was last connected: the attempt starts at that
+ * address number (modulo their count), so failed attempts try each of the
+ * name's addresses in turn. */
+void sup_dial_request(struct sup *s, struct sup_worker *w, struct sup_pool *p,
+                      uint64_t seq, uint32_t attempt);
+/* Stopping: cancels the resolutions in flight (their answers are dropped). */
+void sup_dial_cancel_all(struct sup *s);
 
 /* status.c */
 void sup_status_write(const struct sup *s, const char *path);

@@ -332,31 +332,6 @@ static struct sup_pool *own_pool(struct sup *s, struct sup_worker *w,
   return NULL;
 }
 
-static void handle_dial(struct sup *s, struct sup_worker *w, struct sup_pool *p,
-                        const Qpool__DialRequest *m) {
-  Qpool__DialReply r = QPOOL__DIAL_REPLY__INIT;
-  char err[256] = "";
-  char a[QP_ADDR_STRLEN];
-  const struct sup_pool_cfg *c = &p->cfg;
-  int fd = socket(c->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 ||
-      connect(fd, (const struct sockaddr *)&c->addr, c->addr_len) < 0) {
-    snprintf(err, sizeof(err), "cannot reach %s: %s",
-             qp_addr_format((const struct sockaddr *)&c->addr, a, sizeof(a)),
-             strerror(errno));
-    if (fd >= 0)
-      close(fd);
-    fd = -1;
-  }
-  r.pool = (char *)c->name;
-  r.seq = m->seq;
-  r.ok = fd >= 0;
-  r.error = err[0] ? err : NULL;
-  sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_DIAL_REPLY, &r.base, fd);
-  if (fd >= 0)
-    close(fd);
-}
-
 static void store_report(struct sup *s, struct sup_pool *p,
                          const Qpool__Report *m) {
   if (m->has_failed && m->failed) { /* the worker could not create it */
@@ -367,6 +342,8 @@ static void store_report(struct sup *s, struct sup_pool *p,
                         : "the worker could not start it");
     return;
   }
+  if (m->connected)
+    p->dials_unconnected = 0; /* the next dial starts at the first address */
   p->report = *m;
   snprintf(p->last_error, sizeof(p->last_error), "%s",
            m->last_error ? m->last_error : "");
@@ -380,8 +357,17 @@ static void store_report(struct sup *s, struct sup_pool *p,
 static void on_worker_msg(uv_poll_t *h, int status, int events) {
   struct sup_worker *w = h->data;
   struct sup *s = S_of((uv_handle_t *)h);
-  if (status < 0) {
-    kill_worker(s, w, uv_strerror(status));
+  if (status < 0) { /* POLLERR: libuv says UV_EBADF; SO_ERROR says why */
+    int e = 0;
+    socklen_t el = sizeof(e);
+    if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 &&
+        (e == ECONNRESET || e == EPIPE)) {
+      /* the worker exited with messages of ours unread: SIGCHLD follows */
+      qp_debug("worker %d: socket closed (%s)", w->slot, strerror(e));
+      uv_poll_stop(&w->poll);
+      return;
+    }
+    kill_worker(s, w, e ? strerror(e) : uv_strerror(status));
     return;
   }
   if (events & UV_WRITABLE)
@@ -429,7 +415,7 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
         kill_worker(s, w, "asked to dial for a pool it does not run");
         return;
       }
-      handle_dial(s, w, p, m);
+      sup_dial_request(s, w, p, m->seq, p->dials_unconnected++);
       qpool__dial_request__free_unpacked(m, NULL);
       break;
     }
@@ -468,13 +454,26 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
     }
     case QPOOL__MSG_TYPE__MSG_GET_RESULT: {
       Qpool__GetResult *m = qpool__get_result__unpack(NULL, f.len, f.payload);
-      if (!m || (m->status == 0) != (f.fd >= 0) ||
-          sup_control_get_result(s, w, m, f.fd) < 0) {
+      const char *bad = !m ? "a malformed"
+                        : m->status == 0 && f.fd < 0 && !f.fd_lost
+                            ? "a stream without its fd in a"
+                        : m->status != 0 && f.fd >= 0 ? "an fd with a failed"
+                                                      : NULL;
+      if (!bad && f.fd_lost) { /* we are out of fds, not the worker's fault */
+        m->status = -EMFILE;
+        m->has_stream_id = 0;
+      }
+      /* sup_control_get_result owns f.fd from the call on, whatever it
+       * returns; every other path closes it here */
+      if (bad || sup_control_get_result(s, w, m, f.fd) < 0) {
+        if (bad && f.fd >= 0)
+          close(f.fd);
         if (m)
           qpool__get_result__free_unpacked(m, NULL);
-        else if (f.fd >= 0)
-          close(f.fd);
-        kill_worker(s, w, "sent a stream nobody asked for");
+        char why[96];
+        snprintf(why, sizeof(why), "sent %s GetResult",
+                 bad ? bad : "an unasked-for");
+        kill_worker(s, w, why);
         return;
       }
       qpool__get_result__free_unpacked(m, NULL);

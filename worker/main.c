@@ -531,8 +531,14 @@ static void dispatch(struct qp_frame *f) {
 
 static void on_sup(uv_poll_t *h, int status, int events) {
   (void)h, (void)events;
-  if (status < 0)
-    die("supervisor socket: %s", uv_strerror(status));
+  if (status < 0) { /* POLLERR (libuv says UV_EBADF): SO_ERROR has why */
+    int e = 0;
+    socklen_t el = sizeof(e);
+    (void)getsockopt(SUP_FD, SOL_SOCKET, SO_ERROR, &e, &el);
+    if (e == ECONNRESET || e == EPIPE)
+      _exit(0); /* the supervisor is gone: so are we */
+    die("supervisor socket: %s", e ? strerror(e) : uv_strerror(status));
+  }
   for (int i = 0; i < 64; i++) {
     struct qp_frame f;
     int rc = qp_frame_recv(SUP_FD, W.buf, sizeof(W.buf), &f);
@@ -560,7 +566,12 @@ int main(int argc, char **argv) {
   snprintf(ident, sizeof(ident), "qpool-worker");
   qp_log_set_ident(ident);
   signal(SIGPIPE, SIG_IGN);
-  signal(SIGINT, SIG_IGN); /* the supervisor decides when we stop */
+  /* The supervisor decides when we stop (Shutdown: pools close with "pool
+   * closed", Bye). A stop of the whole process group (systemd, Ctrl-C)
+   * signals us too; dying at once would lose that and leave the Shutdown
+   * unread, which the supervisor sees as an error on our socket. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
   uv_loop_init(&W.loop);
   uv_timer_init(&W.loop, &W.report);
   wrk_sessions_init(&W.sessions, &W.loop, lookup_pool, NULL, W.buf,

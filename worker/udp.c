@@ -135,3 +135,33 @@ int wrk_udp_recv(int fd, struct wrk_udp_rx *rx, int rounds, wrk_udp_pkt_cb cb,
   }
   return total;
 }
+
+int wrk_udp_socket_error(int fd) {
+  int e = 0;
+  socklen_t len = sizeof(e);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+    return -errno;
+  return -e;
+}
+
+int wrk_udp_is_unreachable(int err) {
+  return err == -ECONNREFUSED || err == -EHOSTUNREACH || err == -ENETUNREACH ||
+         err == -EHOSTDOWN || err == -ENETDOWN;
+}
+
+const char *wrk_udp_error_text(int err) {
+  switch (err) {
+  case -ECONNREFUSED:
+    return "connection refused (no server at that address)";
+  case -EHOSTUNREACH:
+    return "host unreachable";
+  case -ENETUNREACH:
+    return "network unreachable";
+  case -EHOSTDOWN:
+    return "host is down";
+  case -ENETDOWN:
+    return "network is down";
+  default:
+    return strerror(-err);
+  }
+}

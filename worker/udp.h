@@ -40,4 +40,17 @@ typedef int (*wrk_udp_pkt_cb)(void *arg, const uint8_t *pkt, size_t len,
 int wrk_udp_recv(int fd, struct wrk_udp_rx *rx, int rounds, wrk_udp_pkt_cb cb,
                  void *arg);
 
+/* Reads and clears the socket's pending error (SO_ERROR): what an ICMP
+ * message (port or host unreachable) left on a connected socket, which
+ * libuv reports only as POLLERR (UV_EBADF). Returns 0 (none) or a negative
+ * errno. */
+int wrk_udp_socket_error(int fd);
+/* 1 if err (negative errno) is what an ICMP error on a connected UDP socket
+ * gives (refused, host or network unreachable), else 0. */
+int wrk_udp_is_unreachable(int err);
+/* The cause of a failed connection attempt in words, for a negative errno
+ * from the socket: "connection refused (no server at that address)", "host
+ * unreachable", ... Never NULL; static or strerror's string. */
+const char *wrk_udp_error_text(int err);
+
 #endif

@@ -5,12 +5,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "lib/internal.h" /* to read the flags a pool would give qpoold */
 #include "qpool.h"
+#include "shared/pool_params.h"
 
 static void test_id_format_parse(void **st) {
   (void)st;
@@ -86,17 +90,17 @@ static void test_embedded_args(void **st) {
   (void)st;
   qp_pool *p = (qp_pool *)0x1;
   const int64_t S = QP_SECOND;
-  /* capacities, intervals, keep-alive, TLS mode, target */
-  assert_int_equal(qp_client_pool_new(0, 1, S, S, 0, "1", NULL, "h:1", &p),
-                   -EINVAL);
-  assert_int_equal(qp_client_pool_new(2, 1, S, S, 0, "1", NULL, "h:1", &p),
-                   -EINVAL);
+  /* what the reference cannot do either: capacities above the one limit,
+   * durations over 24 h, a negative keep-alive, an unknown TLS mode, a bad
+   * address, no out pointer */
   assert_int_equal(qp_client_pool_new(1, 70000, S, S, 0, "1", NULL, "h:1", &p),
                    -EINVAL);
-  assert_int_equal(qp_client_pool_new(1, 1, 2 * S, S, 0, "1", NULL, "h:1", &p),
-                   -EINVAL);
-  assert_int_equal(qp_client_pool_new(1, 1, -1, S, 0, "1", NULL, "h:1", &p),
-                   -EINVAL);
+  assert_int_equal(
+      qp_client_pool_new(1, QP_CAP_MAX + 1, S, S, 0, "1", NULL, "h:1", &p),
+      -EINVAL);
+  assert_int_equal(
+      qp_client_pool_new(QP_CAP_MAX + 1, 1, S, S, 0, "1", NULL, "h:1", &p),
+      -EINVAL);
   assert_int_equal(
       qp_client_pool_new(1, 1, S, 25 * 3600 * S, 0, "1", NULL, "h:1", &p),
       -EINVAL);
@@ -112,11 +116,24 @@ static void test_embedded_args(void **st) {
                    -EINVAL);
   assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "--x", &p),
                    -EINVAL); /* never reaches qpoold's command line */
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "h", &p),
+                   -EINVAL); /* no port */
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "h:0", &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "h:70000", &p),
+                   -EINVAL);
+  assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "[h]:1", &p),
+                   -EINVAL);
   assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", "a\nb", "h:1", &p),
                    -EINVAL);
   assert_int_equal(qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "h:1", NULL),
                    -EINVAL);
-  assert_int_equal(qp_server_pool_new(0, NULL, NULL, ":1", 0, &p), -EINVAL);
+  assert_int_equal(qp_server_pool_new(QP_CAP_MAX + 1, NULL, NULL, ":1", 0, &p),
+                   -EINVAL);
+  assert_int_equal(qp_server_pool_new(1, NULL, NULL, "h.example:1", 0, &p),
+                   -EINVAL); /* a listener binds a numeric address */
+  assert_int_equal(qp_server_pool_new(1, NULL, NULL, ":0", 0, &p), -EINVAL);
+  assert_int_equal(qp_server_pool_new(1, NULL, NULL, ":1", -S, &p), -EINVAL);
   assert_int_equal(qp_server_pool_new(1, NULL, NULL, NULL, 0, &p), -EINVAL);
   assert_int_equal(qp_server_pool_new(1, "-x", NULL, ":1", 0, &p), -EINVAL);
   struct qp_tls half = {.cert_file = "c.pem", .key_file = NULL};
@@ -143,6 +160,116 @@ static void test_embedded_args(void **st) {
       0);
   assert_int_equal(qp_incoming_get(p, 0, &id, &fd), -ENOTCONN);
   assert_int_equal(qp_client_manager(p), -EINVAL); /* a server pool */
+  qp_close(p);
+}
+
+/* The flag that starts with prefix in p's qpoold command line, or NULL. */
+static const char *flag(qp_pool *p, const char *prefix) {
+  struct qp_embedded *e = p->emb;
+  for (int i = 0; i < e->argc; i++)
+    if (!strncmp(e->argv[i], prefix, strlen(prefix)))
+      return e->argv[i];
+  return NULL;
+}
+
+/* Runs the constructor with stderr in a file; returns its result and what
+ * it wrote to stderr in out. */
+#define CAPTURED(out, call)                                                    \
+  ({                                                                           \
+    fflush(stderr);                                                            \
+    FILE *tmp_ = tmpfile();                                                    \
+    assert_non_null(tmp_);                                                     \
+    int saved_ = dup(2);                                                       \
+    dup2(fileno(tmp_), 2);                                                     \
+    int rc_ = (call);                                                          \
+    fflush(stderr);                                                            \
+    dup2(saved_, 2);                                                           \
+    close(saved_);                                                             \
+    rewind(tmp_);                                                              \
+    size_t n_ = fread((out), 1, sizeof(out) - 1, tmp_);                        \
+    (out)[n_] = 0;                                                             \
+    fclose(tmp_);                                                              \
+    rc_;                                                                       \
+  })
+
+/* What the reference fixes up is fixed up the same way (PROTOCOL.md
+ * "Normalise"), with a warning naming the argument and the value used. */
+static void test_embedded_normalise(void **st) {
+  (void)st;
+  const int64_t S = QP_SECOND, MS = QP_MILLISECOND;
+  qp_pool *p = NULL;
+  char log[1024];
+  /* capacities <= 0 -> 1 */
+  assert_int_equal(CAPTURED(log, qp_client_pool_new(0, -3, S, S, 0, "1", NULL,
+                                                    "h.example:1", &p)),
+                   0);
+  assert_string_equal(flag(p, "--min-cap="), "--min-cap=1");
+  assert_string_equal(flag(p, "--max-cap="), "--max-cap=1");
+  assert_non_null(strstr(log, "qp_client_pool_new: min_cap 0, max_cap -3: "
+                              "using min_cap 1, max_cap 1"));
+  qp_close(p);
+  /* min > max: swapped */
+  assert_int_equal(CAPTURED(log, qp_client_pool_new(9, 3, S, S, 0, "1", NULL,
+                                                    "h.example:1", &p)),
+                   0);
+  assert_string_equal(flag(p, "--min-cap="), "--min-cap=3");
+  assert_string_equal(flag(p, "--max-cap="), "--max-cap=9");
+  assert_non_null(strstr(log, "min_cap 9, max_cap 3: using min_cap 3, "
+                              "max_cap 9"));
+  qp_close(p);
+  /* both rules at once: 8, 0 -> 1..8 */
+  assert_int_equal(CAPTURED(log, qp_client_pool_new(8, 0, S, S, 0, "1", NULL,
+                                                    "h.example:1", &p)),
+                   0);
+  assert_string_equal(flag(p, "--min-cap="), "--min-cap=1");
+  assert_string_equal(flag(p, "--max-cap="), "--max-cap=8");
+  qp_close(p);
+  /* intervals <= 0 -> 1 s, min > max swapped */
+  assert_int_equal(CAPTURED(log, qp_client_pool_new(1, 1, 0, -5 * S, 0, "1",
+                                                    NULL, "h.example:1", &p)),
+                   0);
+  assert_string_equal(flag(p, "--min-interval="),
+                      "--min-interval=1000000000ns");
+  assert_string_equal(flag(p, "--max-interval="),
+                      "--max-interval=1000000000ns");
+  assert_non_null(strstr(log, "min_ivl 0s, max_ivl -5s: using min_ivl 1s, "
+                              "max_ivl 1s"));
+  qp_close(p);
+  assert_int_equal(
+      CAPTURED(log, qp_client_pool_new(1, 1, 2 * S, 500 * MS, 0, "1", NULL,
+                                       "h.example:1", &p)),
+      0);
+  assert_string_equal(flag(p, "--min-interval="), "--min-interval=500000000ns");
+  assert_string_equal(flag(p, "--max-interval="),
+                      "--max-interval=2000000000ns");
+  assert_non_null(strstr(log, "min_ivl 2s, max_ivl 500ms: using min_ivl "
+                              "500ms, max_ivl 2s"));
+  qp_close(p);
+  /* at the capacity limit: taken as is, no warning */
+  assert_int_equal(
+      CAPTURED(log, qp_client_pool_new(QP_CAP_MAX, QP_CAP_MAX, S, S, 0, "1",
+                                       NULL, "[::1]:4433", &p)),
+      0);
+  assert_string_equal(flag(p, "--max-cap="), "--max-cap=65535");
+  assert_string_equal(log, "");
+  qp_close(p);
+  /* servers: max_cap <= 0 -> 1; the limit is the same */
+  assert_int_equal(
+      CAPTURED(log, qp_server_pool_new(0, NULL, NULL, ":4433", 0, &p)), 0);
+  assert_string_equal(flag(p, "--max-cap="), "--max-cap=1");
+  assert_non_null(strstr(log, "qp_server_pool_new: max_cap 0: using 1"));
+  qp_close(p);
+  assert_int_equal(
+      CAPTURED(log, qp_server_pool_new(QP_CAP_MAX, NULL, NULL, ":4433", 0, &p)),
+      0);
+  assert_string_equal(flag(p, "--max-cap="), "--max-cap=65535");
+  assert_string_equal(log, "");
+  qp_close(p);
+  /* a host name target goes to qpoold as written (resolved at dial time) */
+  assert_int_equal(
+      qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "relay.example:4433", &p),
+      0);
+  assert_string_equal(flag(p, "--target="), "--target=relay.example:4433");
   qp_close(p);
 }
 
@@ -184,6 +311,7 @@ int main(void) {
       cmocka_unit_test(test_null_handle),
       cmocka_unit_test(test_embedded_args),
       cmocka_unit_test(test_client_pool_tls),
+      cmocka_unit_test(test_embedded_normalise),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,29 @@
+/* Limits and derived values of a pool's settings that more than one binary
+ * needs (qpoold's config, the engine, libqpool's embedded constructors): each
+ * fact is written here once. */
+#ifndef QP_SHARED_POOL_PARAMS_H
+#define QP_SHARED_POOL_PARAMS_H
+
+#include <stdint.h>
+
+/* Largest min_cap / max_cap anywhere (flags, config file, qpool.h). */
+#define QP_CAP_MAX 65535
+/* Longest duration setting (intervals, keep-alive, setup timeout): bigger
+ * values are typos, and 3 x keep-alive must not overflow. */
+#define QP_DURATION_MAX_NS UINT64_C(86400000000000) /* 24h */
+/* Idle timeout when the keep-alive is 0: quic-go's default, which the
+ * reference gets when it passes KeepAlivePeriod = MaxIdleTimeout = 0. */
+#define QP_IDLE_TIMEOUT_DEFAULT_NS UINT64_C(30000000000) /* 30s */
+
+/* The idle timeout a pool advertises (QUIC max_idle_timeout) for its
+ * keep-alive period, as the reference computes it: 3 x keep_alive_ns, or
+ * QP_IDLE_TIMEOUT_DEFAULT_NS when keep_alive_ns is 0 (no PINGs then, but
+ * still an idle timeout). Saturates instead of overflowing. Returns ns. */
+uint64_t qp_idle_timeout_ns(uint64_t keep_alive_ns);
+
+/* The idle timeout a connection ends up with (RFC 9000 10.1): the smaller
+ * of both sides' advertised values, where 0 means "none". Returns ns, 0 if
+ * neither side has one. */
+uint64_t qp_idle_timeout_effective(uint64_t ours_ns, uint64_t peers_ns);
+
+#endif
