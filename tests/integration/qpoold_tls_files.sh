@@ -22,7 +22,6 @@ echo "not a certificate" >"$WORK/garbage.pem"
 # PARSE=1: the flags themselves are wrong, told as a usage error)
 expect_refused() {
   local name=$1 file=$2; shift 2
-  local port; port=$(free_port)
   local rc=0
   "$QPOOLD" "$@" --check >"$WORK/$name.check" 2>&1 || rc=$?
   if [ "$rc" -eq 2 ] && grep -qF -- "$file" "$WORK/$name.check" &&
@@ -42,7 +41,10 @@ expect_refused() {
     not_ok "$name: start (rc $rc)"; cat "$WORK/$name.start"
   fi
 }
-srv() { echo server --name s --listen "127.0.0.1:$(free_port)" "$@"; }
+# nothing listens: every start below must fail before its listener opens
+# (one free port for all; a start that wrongly succeeds fails its check)
+NOPORT=$(free_port)
+srv() { echo server --name s --listen "127.0.0.1:$NOPORT" "$@"; }
 
 # shellcheck disable=SC2046
 expect_refused missing "/nonexistent/server.pem" $(srv --cert /nonexistent/server.pem --key "$K")
@@ -66,7 +68,7 @@ PARSE=1 expect_refused key_only "$K" $(srv --key "$K")
 check "... saying the certificate is missing" grep -q "needs --cert too" "$WORK/key_only.check"
 
 # client pools in TLS mode 2: the CA file, or the system bundle
-cli() { echo client --name c --target "127.0.0.1:$(free_port)" --tls-mode 2 --hostname qpool.test "$@"; }
+cli() { echo client --name c --target "127.0.0.1:$NOPORT" --tls-mode 2 --hostname qpool.test "$@"; }
 expect_refused ca_missing "/nonexistent/ca.pem" $(cli --ca /nonexistent/ca.pem)
 expect_refused ca_empty "$WORK/empty.pem" $(cli --ca "$WORK/empty.pem")
 expect_refused ca_not_pem "$WORK/garbage.pem" $(cli --ca "$WORK/garbage.pem")
@@ -87,7 +89,7 @@ check "without --ca and \$SSL_CERT_FILE, the system bundle (/etc/ssl/certs/ca-ce
 cat >"$WORK/bad.conf" <<EOF
 [pool a]
 mode = server
-listen = 127.0.0.1:$(free_port)
+listen = 127.0.0.1:$NOPORT
 cert = $WORK/empty.pem
 key = $K
 EOF
@@ -133,7 +135,7 @@ if [ -x "$LQP" ]; then
   for c in "empty:$WORK/empty.pem:$K" "mismatch:$C:$TESTDATA/other-ca.key" "missing:/nonexistent/c.pem:$K"; do
     IFS=: read -r what cf kf <<<"$c"
     rc=0
-    timeout 30 "$LQP" server --embedded --listen "127.0.0.1:$(free_port)" --cert "$cf" \
+    timeout 30 "$LQP" server --embedded --listen "127.0.0.1:$NOPORT" --cert "$cf" \
       --key "$kf" --streams 1 --bytes 1 --timeout-ms 5000 >"$WORK/emb_$what.log" 2>&1 || rc=$?
     check "embedded server, $what certificate: the manager returns -EINVAL" \
       grep -q "embedded: manager rc=-22 " "$WORK/emb_$what.log"
