@@ -9,6 +9,7 @@
 
 #include "shared/addr.h"
 #include "shared/log.h"
+#include "shared/pool_params.h"
 #include "worker/internal.h"
 #include "worker/tls.h"
 
@@ -117,15 +118,6 @@ static int cb_stream_reset(ngtcp2_conn *qc, int64_t sid, uint64_t final_size,
   return 0;
 }
 
-static int cb_stream_stop_sending(ngtcp2_conn *qc, int64_t sid,
-                                  uint64_t app_error_code, void *user_data,
-                                  void *stream_user_data) {
-  (void)qc, (void)sid, (void)app_error_code, (void)user_data;
-  if (stream_user_data)
-    wrk_stream_on_stop_sending(stream_user_data);
-  return 0;
-}
-
 static int cb_extend_max_local_streams_bidi(ngtcp2_conn *qc,
                                             uint64_t max_streams,
                                             void *user_data) {
@@ -179,7 +171,9 @@ static void callbacks_init(ngtcp2_callbacks *cb, int server) {
   cb->acked_stream_data_offset = cb_acked_stream_data_offset;
   cb->stream_close = cb_stream_close;
   cb->stream_reset = cb_stream_reset;
-  cb->stream_stop_sending = cb_stream_stop_sending;
+  /* no stream_stop_sending: in ngtcp2 0.12 it reports our own
+   * shutdown_stream_read, not the peer's STOP_SENDING; that one shows as
+   * NGTCP2_ERR_STREAM_SHUT_WR in the write loop */
   cb->extend_max_stream_data = cb_extend_max_stream_data;
 }
 
@@ -210,7 +204,7 @@ static void settings_init(wrk_conn *c, ngtcp2_settings *st,
   tp->initial_max_data = WRK_CONN_WINDOW;
   tp->initial_max_streams_bidi = server ? (uint64_t)cfg->max_cap : 0;
   tp->initial_max_streams_uni = 0;
-  tp->max_idle_timeout = ka ? 3 * ka : 30 * NGTCP2_SECONDS;
+  tp->max_idle_timeout = qp_idle_timeout_ns(ka); /* the one rule */
   tp->max_udp_payload_size = 65527;
   tp->active_connection_id_limit = 4;
   /* no QUIC-bit greasing (RFC 9287, on by default in ngtcp2): when a worker
@@ -529,7 +523,7 @@ void wrk_conn_dirty(wrk_conn *c) {
 void wrk_conn_want_send(wrk_conn *c, wrk_stream *s) {
   if (!c || c->closing)
     return;
-  if (!s->in_tx && !s->blocked) {
+  if (!s->in_tx && !s->blocked && !s->tx_stopped) {
     s->in_tx = 1;
     wrk_list_push(&c->tx_streams, &s->tx_link);
   }
@@ -640,7 +634,10 @@ static int conn_write(wrk_conn *c) {
         s->blocked = 1;
         tx_unlink(s);
         continue;
-      case NGTCP2_ERR_STREAM_SHUT_WR:
+      case NGTCP2_ERR_STREAM_SHUT_WR: /* the peer's STOP_SENDING reset it */
+        tx_unlink(s);
+        wrk_stream_on_write_shut(s);
+        continue;
       case NGTCP2_ERR_STREAM_NOT_FOUND:
         tx_unlink(s);
         continue;
@@ -665,7 +662,7 @@ static int conn_write(wrk_conn *c) {
         s->tx_fin_sent = 1;
       if (unsent == 0 && (!s->tx_eof || s->tx_fin_sent)) {
         tx_unlink(s);
-      } else { /* packet full: next stream first (round robin) */
+      } else if (s->in_tx) { /* packet full: next stream first */
         wrk_list_del(&s->tx_link);
         wrk_list_push(&c->tx_streams, &s->tx_link);
       }
@@ -715,7 +712,15 @@ static void on_conn_io(uv_poll_t *h, int status, int events) {
   if (c->closing)
     return;
   if (status < 0) {
-    conn_teardown(c, uv_strerror(status));
+    /* libuv reports POLLERR as UV_EBADF and stops the handle: the socket
+     * holds an error, e.g. from an ICMP port unreachable; SO_ERROR says
+     * which (and clears it) */
+    int e = wrk_udp_socket_error(c->fd);
+    if (e == 0) { /* already read by the receive path */
+      uv_poll_start(&c->poll, c->poll_events, on_conn_io);
+      return;
+    }
+    conn_teardown(c, wrk_udp_error_text(e));
     return;
   }
   if (events & UV_WRITABLE)
@@ -724,8 +729,8 @@ static void on_conn_io(uv_poll_t *h, int status, int events) {
     /* a few batches, then let the write pass send ACKs and credit: the
      * socket stays readable and the loop comes back at once */
     int rc = wrk_udp_recv(c->fd, c->pool->rx, 2, on_datagram, c);
-    if (rc == -ECONNREFUSED && !c->handshake_done) {
-      conn_teardown(c, "connection refused (no server at that address)");
+    if (wrk_udp_is_unreachable(rc)) {
+      conn_teardown(c, wrk_udp_error_text(rc));
       return;
     }
   }

@@ -15,6 +15,7 @@
 #include "worker/engine.h"
 #include "worker/idmap.h"
 #include "worker/pool_rules.h"
+#include "worker/retry.h"
 #include "worker/stream_setup.h"
 #include "worker/udp.h"
 
@@ -22,7 +23,6 @@
 #define WRK_STREAM_WINDOW (8u << 20) /* per-stream receive window */
 #define WRK_CONN_WINDOW (64u << 20)  /* per-connection receive window */
 #define WRK_TX_LIMIT (8u << 20)      /* app bytes read ahead per stream */
-#define WRK_RECONNECT_NS (500 * UINT64_C(1000000))
 /* Closing a pool lingers while handed-over bytes are still being read and
  * acknowledged: until 5 s pass without progress, 120 s at most. */
 #define WRK_LINGER_NS (5 * UINT64_C(1000000000))
@@ -36,12 +36,35 @@ enum wrk_stream_state {
   WS_SETUP = 0, /* exchanging the 1-byte / 4-byte setup */
   WS_IDLE,      /* in the pool, waiting for an application */
   WS_TAKEN,     /* relayed to an application fd */
+  WS_ENDED,     /* ended by us: out of the pool, no fd; waits for ngtcp2 */
 };
 
 struct wrk_list { /* intrusive doubly-linked list node / head */
   struct wrk_list *prev, *next;
 };
 
+/* A pooled stream.
+ *
+ * Ownership of the send buffer (tx) -- the one rule for ending a stream:
+ * ngtcp2 0.12 does not copy stream data. Bytes passed to
+ * ngtcp2_conn_writev_stream stay referenced (for retransmission) until the
+ * peer acknowledges them (cb_acked_stream_data_offset drops them from tx) or
+ * ngtcp2 forgets the stream: its stream_close callback (quic_closed), or
+ * ngtcp2_conn_del at connection teardown (wrk_stream_on_conn_gone). A
+ * RESET_STREAM or STOP_SENDING, in either direction, ends neither. So:
+ *   - the struct (and tx) is freed only once quic_closed is set, the
+ *     connection is gone, or the stream never reached ngtcp2;
+ *   - every other path that ends a stream (peer reset, setup failure, pool
+ *     full, Flush, pool close, out of memory, a failed take) calls
+ *     wrk_stream_end(): the stream leaves the pool at once (ID map, idle
+ *     FIFO, setup list, counts), its fd and rx are released, the QUIC stream
+ *     is reset both ways, and the struct stays on conn->streams as WS_ENDED
+ *     until stream_close or teardown frees it;
+ *   - STOP_SENDING from the peer (seen as NGTCP2_ERR_STREAM_SHUT_WR) stops
+ *     reading the application but keeps tx.
+ * Lifetime of received bytes: rx is consumed credit not yet granted back; an
+ * idle stream whose peer finished (FIN) keeps them in the pool until taken or
+ * flushed, even after its QUIC stream or connection closed. */
 struct wrk_stream {
   wrk_pool *pool;
   wrk_conn *conn; /* NULL once the connection is gone */
@@ -153,6 +176,8 @@ struct wrk_pool {
   int round_active, round_want, round_pending, round_created;
   int want_open;     /* open streams at the next flush (credit arrived) */
   uint64_t dial_seq; /* external dial in flight (0: none) */
+  /* reconnect back-off and the rate limit of its log lines */
+  struct wrk_retry retry;
   uint64_t linger_deadline, linger_cap, linger_progress;
   uint64_t acked_total; /* stream bytes the peer acknowledged */
 
@@ -218,15 +243,19 @@ void wrk_stream_on_data(wrk_stream *s, const uint8_t *data, size_t len,
                         int fin);
 void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen);
 void wrk_stream_on_reset(wrk_stream *s);
-void wrk_stream_on_stop_sending(wrk_stream *s);
+/* ngtcp2 refused data for the stream: the peer stopped our direction. */
+void wrk_stream_on_write_shut(wrk_stream *s);
 void wrk_stream_on_quic_close(wrk_stream *s);
 void wrk_stream_on_conn_gone(wrk_stream *s);
-/* Creates the socketpair, flushes buffered data; returns the app's fd or a
- * negative errno. */
+/* Takes an idle stream out of the pool: creates the socketpair and flushes
+ * buffered data. Returns the app's fd (s may be freed already when its QUIC
+ * side was finished), or a negative errno (s unchanged, still idle). */
 int wrk_stream_take(wrk_stream *s);
-/* Closes an idle or setup stream (RESET + STOP_SENDING) and frees it. */
-void wrk_stream_abort(wrk_stream *s, uint64_t app_error);
-void wrk_stream_free(wrk_stream *s);
+/* Ends a stream on any path (see the rule above struct wrk_stream): it
+ * leaves the pool, its fd closes, the QUIC stream is reset both ways, and
+ * the struct is freed now if ngtcp2 no longer references it, else by
+ * stream_close or connection teardown. s must not be used afterwards. */
+void wrk_stream_end(wrk_stream *s, uint64_t app_error);
 /* 1 if the app wrote bytes (or ended its direction) we have not read yet. */
 int wrk_stream_app_pending(wrk_stream *s);
 

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "shared/addr.h"
+#include "shared/duration.h"
 #include "shared/log.h"
+#include "shared/pool_params.h"
 #include "worker/internal.h"
 #include "worker/tls.h"
 
@@ -257,7 +259,20 @@ static void on_flush(uv_prepare_t *h) {
  */
 
 static void set_error(wrk_pool *p, const char *why) {
-  snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+  if (why != p->last_error)
+    snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+}
+
+/* A connection attempt failed: say why (rate-limited) and try again after
+ * the back-off (worker/retry.h). */
+static void retry_later(wrk_pool *p, const char *peer, const char *why) {
+  set_error(p, why);
+  uint64_t ns = wrk_retry_failed_log(&p->retry, wrk_now(), p->cfg.name, peer,
+                                     p->last_error);
+  if (!p->closing) {
+    uv_timer_stop(&p->tick);
+    uv_timer_start(&p->tick, on_tick, ns / 1000000, 0);
+  }
 }
 
 static void finish_round(wrk_pool *p) {
@@ -308,7 +323,7 @@ static void on_tick(uv_timer_t *t) {
   if (!p->conn) {
     if (dial(p) < 0) {
       p->st.conns_failed++;
-      uv_timer_start(&p->tick, on_tick, WRK_RECONNECT_NS / 1000000, 0);
+      retry_later(p, NULL, p->last_error);
     }
     return; /* the handshake (or its failure) ticks again */
   }
@@ -335,7 +350,7 @@ static void open_streams(wrk_pool *p) {
     if (!s)
       break;
     if (wrk_conn_open_stream(c, s) < 0) {
-      wrk_stream_free(s);
+      wrk_stream_end(s, 0);
       break;
     }
     static const uint8_t zero = 0;
@@ -347,7 +362,7 @@ static void open_streams(wrk_pool *p) {
       ngtcp2_conn_extend_max_stream_offset(c->qc, s->sid, WRK_STREAM_WINDOW);
     }
     if (pll && wrk_bufq_append(&s->tx, pl, pll) < 0) {
-      wrk_stream_abort(s, 0);
+      wrk_stream_end(s, 0);
       break;
     }
     s->setup_deadline = wrk_now() + p->cfg.setup_timeout_ns;
@@ -373,9 +388,8 @@ void wrk_pool_dial_done(wrk_pool *p, uint64_t seq, int fd, const char *err) {
     close(fd);
   if (rc < 0) {
     p->conn = NULL;
-    set_error(p, err && *err ? err : "cannot create a QUIC connection");
     p->st.conns_failed++;
-    uv_timer_start(&p->tick, on_tick, WRK_RECONNECT_NS / 1000000, 0);
+    retry_later(p, NULL, err && *err ? err : "cannot create a QUIC connection");
   }
 }
 
@@ -425,9 +439,21 @@ void wrk_pool_conn_handshake(wrk_pool *p, wrk_conn *c) {
   if (p->cfg.role == WRK_CLIENT && c == p->conn) {
     p->st.connected = 1;
     p->last_error[0] = 0;
-    qp_info("pool %s: connected (%s, %s)", p->cfg.name,
+    const ngtcp2_transport_params *rp =
+        ngtcp2_conn_get_remote_transport_params(c->qc);
+    char idle[32], again[64] = "";
+    qp_duration_format(
+        qp_idle_timeout_effective(qp_idle_timeout_ns(p->cfg.keep_alive_ns),
+                                  rp ? rp->max_idle_timeout : 0),
+        idle, sizeof(idle));
+    uint64_t failed = wrk_retry_succeeded(&p->retry);
+    if (failed)
+      snprintf(again, sizeof(again), " again after %llu failed attempts",
+               (unsigned long long)failed);
+    qp_info("pool %s: connected%s (%s, %s, idle timeout %s)", p->cfg.name,
+            again,
             gnutls_protocol_get_name(gnutls_protocol_get_version(c->tls)),
-            gnutls_cipher_get_name(gnutls_cipher_get(c->tls)));
+            gnutls_cipher_get_name(gnutls_cipher_get(c->tls)), idle);
     if (!p->closing)
       uv_timer_start(&p->tick, on_tick, 0, 0);
   }
@@ -447,15 +473,18 @@ void wrk_pool_conn_closed(wrk_pool *p, wrk_conn *c, const char *why) {
   p->conn = NULL;
   p->st.connected = 0;
   set_error(p, why);
-  if (!p->closing)
-    qp_warn("pool %s: connection to %s %s: %s", p->cfg.name,
-            qp_addr_format((struct sockaddr *)&c->peer, a, sizeof(a)),
-            c->handshake_done ? "lost" : "failed", why);
+  qp_addr_format((struct sockaddr *)&c->peer, a, sizeof(a));
+  if (!p->closing && c->handshake_done)
+    qp_warn("pool %s: connection to %s lost: %s", p->cfg.name, a, why);
   p->round_want = 0;
   finish_round(p); /* pending setups already failed with the connection */
-  if (!p->closing) {
+  if (p->closing)
+    return;
+  if (!c->handshake_done) { /* a failed attempt: back off */
+    retry_later(p, a, why);
+  } else { /* lost: the first retry after 500 ms */
     uv_timer_stop(&p->tick);
-    uv_timer_start(&p->tick, on_tick, WRK_RECONNECT_NS / 1000000, 0);
+    uv_timer_start(&p->tick, on_tick, WRK_RETRY_FIRST_NS / 1000000, 0);
   }
 }
 
@@ -491,10 +520,8 @@ static void on_setup_timer(uv_timer_t *t) {
 }
 
 void wrk_pool_peer_stream(wrk_pool *p, wrk_conn *c, int64_t sid) {
-  wrk_stream *s = wrk_stream_new(p, c, sid);
-  if (!s || p->closing) {
-    if (s)
-      wrk_stream_free(s);
+  wrk_stream *s = p->closing ? NULL : wrk_stream_new(p, c, sid);
+  if (!s) {
     ngtcp2_conn_shutdown_stream(c->qc, sid, 0);
     return;
   }
@@ -510,7 +537,7 @@ void wrk_pool_stream_failed(wrk_pool *p, wrk_stream *s, const char *why) {
   qp_debug("pool %s: stream %lld setup failed: %s", p->cfg.name,
            (long long)s->sid, why ? why : "?");
   int was_round = p->cfg.role == WRK_CLIENT && s->state == WS_SETUP;
-  wrk_stream_abort(s, 0);
+  wrk_stream_end(s, 0);
   if (was_round && p->round_pending > 0) {
     p->round_pending--;
     finish_round(p);
@@ -545,7 +572,7 @@ int wrk_pool_stream_ready(wrk_pool *p, wrk_stream *s) {
   if (p->cfg.role == WRK_SERVER) {
     if (p->nidle >= p->cfg.max_cap) {
       p->st.streams_refused++;
-      wrk_stream_abort(s, 0); /* full: close it, send no ID */
+      wrk_stream_end(s, 0); /* full: close it, send no ID */
       return -1;
     }
     if (new_server_id(p, &id) < 0) {
@@ -562,6 +589,15 @@ int wrk_pool_stream_ready(wrk_pool *p, wrk_stream *s) {
     wrk_conn_want_send(s->conn, s);
   } else {
     id = s->setup.id;
+    wrk_stream *old = wrk_idmap_get(&p->ids, id);
+    if (old && old->rx_fin && (old->quic_closed || !old->conn)) {
+      /* a finished stream kept idle (e.g. 00000000 of a connection that is
+       * gone): the new stream with its ID replaces it */
+      qp_debug("pool %s: stream %08x replaces a finished idle one", p->cfg.name,
+               id);
+      p->st.streams_failed++;
+      wrk_stream_end(old, 0);
+    }
     if (wrk_idmap_get(&p->ids, id)) {
       p->st.setup_errors++;
       wrk_pool_stream_failed(p, s, "server sent an ID already idle here");
@@ -625,13 +661,9 @@ static void on_deferred(uv_idle_t *h) {
  * stream is then gone and w is finished with that error). */
 static int hand_over(wrk_pool *p, struct wrk_waiter *w, wrk_stream *s) {
   uint32_t id = s->id;
-  wrk_list_del(&s->link);
-  p->nidle--;
-  wrk_idmap_del(&p->ids, id);
-  int fd = wrk_stream_take(s);
+  int fd = wrk_stream_take(s); /* leaves the pool */
   if (fd < 0) {
-    s->state = WS_TAKEN;
-    wrk_stream_abort(s, 0);
+    wrk_stream_end(s, 0);
     waiter_done(w, fd, id, -1);
     return fd;
   }
@@ -764,7 +796,7 @@ size_t wrk_pool_idle_ids(const wrk_pool *p, uint32_t *ids, size_t n) {
 void wrk_pool_flush(wrk_pool *p) {
   while (!wrk_list_empty(&p->idle)) {
     wrk_stream *s = wrk_container(p->idle.next, wrk_stream, link);
-    wrk_stream_abort(s, 0);
+    wrk_stream_end(s, 0);
   }
 }
 
@@ -852,7 +884,7 @@ void wrk_pool_close(wrk_pool *p, void (*cb)(void *arg), void *arg) {
   wrk_pool_flush(p);
   while (!wrk_list_empty(&p->setup_streams)) {
     wrk_stream *s = wrk_container(p->setup_streams.next, wrk_stream, link);
-    wrk_stream_abort(s, 0);
+    wrk_stream_end(s, 0);
   }
   if (p->lfd >= 0)
     uv_poll_stop(&p->lpoll); /* no new connections while lingering */

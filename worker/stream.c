@@ -39,20 +39,28 @@ static void on_poll_closed(uv_handle_t *h) {
   free(h);
 }
 
-void wrk_stream_free(wrk_stream *s) {
+static void tx_unlink(wrk_stream *s) {
+  if (s->in_tx) {
+    s->in_tx = 0;
+    wrk_list_del(&s->tx_link);
+  }
+}
+
+/* ngtcp2 may still reference s->tx (the rule in worker/internal.h). */
+static int ngtcp2_holds(const wrk_stream *s) {
+  return s->conn && s->conn->qc && !s->quic_closed && s->sid >= 0;
+}
+
+static void leave_pool(wrk_stream *s) {
   if (s->state == WS_IDLE) {
     s->pool->nidle--;
     if (wrk_idmap_get(&s->pool->ids, s->id) == s)
       wrk_idmap_del(&s->pool->ids, s->id);
   }
-  if (s->conn && !s->quic_closed && s->conn->qc)
-    ngtcp2_conn_set_stream_user_data(s->conn->qc, s->sid, NULL);
   wrk_list_del(&s->link);
-  wrk_list_del(&s->conn_link);
-  if (s->in_tx) {
-    s->in_tx = 0;
-    wrk_list_del(&s->tx_link);
-  }
+}
+
+static void release_app(wrk_stream *s) {
   if (s->poll) {
     uv_poll_stop(s->poll);
     uv_close((uv_handle_t *)s->poll, on_poll_closed);
@@ -60,6 +68,18 @@ void wrk_stream_free(wrk_stream *s) {
   }
   if (s->fd >= 0)
     close(s->fd);
+  s->fd = -1;
+}
+
+/* Only once ngtcp2 no longer references tx (or never did). */
+static void stream_free(wrk_stream *s) {
+  leave_pool(s);
+  if (ngtcp2_holds(s)) /* not reached by the rule; never leave a dangling
+                          user-data pointer behind */
+    ngtcp2_conn_set_stream_user_data(s->conn->qc, s->sid, NULL);
+  wrk_list_del(&s->conn_link);
+  tx_unlink(s);
+  release_app(s);
   wrk_bufq_free(&s->rx);
   wrk_bufq_free(&s->tx);
   wrk_pool *p = s->pool;
@@ -69,24 +89,44 @@ void wrk_stream_free(wrk_stream *s) {
     wrk_pool_release(p);
 }
 
-/* Ends the stream both ways at the QUIC level (RESET_STREAM + STOP_SENDING)
- * and frees our state; ngtcp2 forgets the user data. */
-void wrk_stream_abort(wrk_stream *s, uint64_t app_error) {
-  if (s->conn && !s->quic_closed && s->conn->qc) {
-    ngtcp2_conn_shutdown_stream(s->conn->qc, s->sid, app_error);
-    wrk_conn_dirty(s->conn);
+void wrk_stream_end(wrk_stream *s, uint64_t app_error) {
+  if (!ngtcp2_holds(s)) {
+    stream_free(s);
+    return;
   }
-  wrk_stream_free(s);
+  if (s->state == WS_ENDED)
+    return; /* already ended: stream_close or teardown frees it */
+  leave_pool(s);
+  s->state = WS_ENDED;
+  release_app(s);
+  s->rx_stopped = 1;
+  s->tx_stopped = 1;
+  tx_unlink(s);
+  ngtcp2_conn *qc = s->conn->qc;
+  /* buffered bytes were never granted back: return their connection
+   * credit, or every ended stream shrinks the connection's window */
+  if (s->rx.bytes)
+    ngtcp2_conn_extend_max_offset(qc, s->rx.bytes);
+  wrk_bufq_free(&s->rx);
+  ngtcp2_conn_shutdown_stream(qc, s->sid, app_error);
+  wrk_conn_dirty(s->conn);
 }
 
-/* A stream is finished when QUIC is done with it and the app's fd needs
- * nothing more from us. */
+/* A taken stream is finished when QUIC is done with it and the app's fd
+ * needs nothing more from us. */
 static void maybe_finish(wrk_stream *s) {
   if (!s->quic_closed || s->state != WS_TAKEN)
     return;
   if (s->rx.bytes > 0 && !s->rx_stopped)
     return; /* still delivering to the app */
-  wrk_stream_free(s);
+  stream_free(s);
+}
+
+/* An idle stream whose peer finished sending keeps its bytes in the pool
+ * after its QUIC stream (or connection) closed: its taker reads them, then
+ * EOF (the reference keeps such a stream too). */
+static int idle_keeps(const wrk_stream *s) {
+  return s->state == WS_IDLE && s->rx_fin;
 }
 
 /* ---- data from QUIC -------------------------------------------------------
@@ -109,7 +149,7 @@ static void deliver(wrk_stream *s, const uint8_t *data, size_t len, int fin) {
   }
   if (done < len && wrk_bufq_append(&s->rx, data + done, len - done) < 0) {
     qp_warn("pool %s: out of memory buffering stream data", p->cfg.name);
-    wrk_stream_abort(s, 0);
+    wrk_stream_end(s, 0);
     return;
   }
   if (fin)
@@ -162,22 +202,22 @@ void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen) {
 
 void wrk_stream_on_reset(wrk_stream *s) {
   /* the peer abandoned its direction: the app's end is closed */
+  if (s->state == WS_ENDED)
+    return;
   if (s->state == WS_SETUP) {
     wrk_pool_stream_failed(s->pool, s, "peer reset the stream during setup");
     return;
   }
-  wrk_stream_abort(s, 0); /* an idle one also leaves the pool */
+  wrk_stream_end(s, 0); /* an idle one also leaves the pool */
 }
 
-void wrk_stream_on_stop_sending(wrk_stream *s) {
-  /* ngtcp2 resets our direction itself; stop reading from the app */
+void wrk_stream_on_write_shut(wrk_stream *s) {
+  /* the peer sent STOP_SENDING and ngtcp2 reset our direction: stop reading
+   * from the app. tx stays: ngtcp2 may reference it until stream_close. */
+  if (s->tx_stopped)
+    return;
   s->tx_stopped = 1;
-  wrk_bufq_drop(&s->tx, s->tx.bytes);
-  s->tx_sent = 0;
-  if (s->in_tx) {
-    s->in_tx = 0;
-    wrk_list_del(&s->tx_link);
-  }
+  tx_unlink(s);
   if (s->fd >= 0) {
     shutdown(s->fd, SHUT_RD); /* the app's writes now fail with EPIPE */
     relay_update_poll(s);
@@ -188,19 +228,20 @@ void wrk_stream_on_quic_close(wrk_stream *s) {
   /* stays on conn->streams until freed: if the connection goes first, its
    * teardown must detach this stream (it may still deliver rx to the app) */
   s->quic_closed = 1;
-  if (s->in_tx) {
-    s->in_tx = 0;
-    wrk_list_del(&s->tx_link);
-  }
+  tx_unlink(s);
   switch (s->state) {
   case WS_SETUP:
     wrk_pool_stream_failed(s->pool, s, "stream closed during setup");
     return;
   case WS_IDLE:
-    wrk_stream_free(s);
+    if (!idle_keeps(s))
+      stream_free(s);
     return;
   case WS_TAKEN:
     maybe_finish(s);
+    return;
+  case WS_ENDED:
+    stream_free(s);
     return;
   }
 }
@@ -208,15 +249,22 @@ void wrk_stream_on_quic_close(wrk_stream *s) {
 void wrk_stream_on_conn_gone(wrk_stream *s) {
   s->quic_closed = 1;
   s->conn = NULL;
-  if (s->in_tx) {
-    s->in_tx = 0;
-    wrk_list_del(&s->tx_link);
-  }
-  if (s->state == WS_SETUP) {
+  tx_unlink(s);
+  switch (s->state) {
+  case WS_SETUP:
     wrk_pool_stream_failed(s->pool, s, "connection closed during setup");
     return;
+  case WS_IDLE:
+    if (!idle_keeps(s))
+      stream_free(s); /* leaves the pool */
+    return;
+  case WS_ENDED:
+    stream_free(s);
+    return;
+  case WS_TAKEN:
+    break;
   }
-  if (s->state == WS_TAKEN && s->rx.bytes > 0 && !s->rx_stopped) {
+  if (s->rx.bytes > 0 && !s->rx_stopped) {
     /* bytes the peer already sent stay deliverable: the app reads them,
      * then EOF; its writes fail from now on */
     shutdown(s->fd, SHUT_RD);
@@ -225,8 +273,7 @@ void wrk_stream_on_conn_gone(wrk_stream *s) {
     relay_update_poll(s);
     return;
   }
-  /* idle: leaves the pool; taken: the app sees EOF on its fd */
-  wrk_stream_free(s);
+  stream_free(s); /* the app sees EOF on its fd */
 }
 
 /* ---- relay between the app's fd and QUIC ----------------------------------
@@ -378,8 +425,16 @@ int wrk_stream_take(wrk_stream *s) {
   s->poll = poll;
   s->poll_events = 0;
   s->fd = sv[0];
+  leave_pool(s);
   s->state = WS_TAKEN;
+  if (s->tx_stopped || s->quic_closed || !s->conn)
+    shutdown(s->fd, SHUT_RD); /* the peer reads no more: writes get EPIPE */
+  if (!s->conn) { /* kept idle after its connection went: as on_conn_gone */
+    s->detached = 1;
+    s->pool->handles_open++;
+  }
   relay_flush_rx(s);
   relay_update_poll(s);
+  maybe_finish(s); /* QUIC already done: frees s once rx is delivered */
   return sv[1];
 }

@@ -15,8 +15,10 @@
  *       prints "wake: rc=S,C server_ms=T client_ms=T skew_ms=K" (times from
  *       the client manager's start); exit 0 when both got stream 00000000
  *   libqpool-peer repeat --control PATH --pool NAME --count N
- *       N IncomingGets (timeout 2 s, 50 ms apart), one line each:
- *       "repeat: i=I rc=R" (for a worker crash in the middle)
+ *                 [--peer-control PATH --peer-pool NAME]
+ *       N IncomingGets (timeout 2 s, 50 ms apart), each paired with an
+ *       OutgoingGet of the same ID on the peer pool when given, one line
+ *       each: "repeat: i=I rc=R peer=R" (for a worker crash in the middle)
  *   libqpool-peer errors --embedded --listen ADDR
  *       embedded-mode errors: the listen address in use (-EADDRINUSE), a
  *       second manager call (-EALREADY); prints "errors: ok" on success
@@ -67,6 +69,7 @@ static struct {
   int embedded, min_cap, max_cap;
   const char *listen, *target;
   const char *tls_mode, *hostname, *ca, *cert, *key; /* embedded TLS */
+  const char *peer_control, *peer_pool; /* repeat: the client side */
   qp_pool *p;
   atomic_int failed, done;
   pthread_mutex_t mu;
@@ -590,16 +593,26 @@ static int cmd_errors(void) {
 }
 
 static int cmd_repeat(void) {
+  qp_pool *peer = NULL;
+  if (G.peer_control && qp_pool_attach(G.peer_control, G.peer_pool, &peer) < 0)
+    peer = NULL;
   for (long i = 0; i < G.streams; i++) {
     uint32_t id;
-    int fd = -1;
+    int fd = -1, pfd = -1;
     int rc = qp_incoming_get(G.p, 2000, &id, &fd);
-    printf("repeat: i=%ld rc=%d (%s)\n", i, rc, qp_strerror(rc));
+    /* as applications pair streams: the client side takes the same ID (a
+     * stream closed on one side stays idle on the other until taken) */
+    int prc = peer && rc == 0 ? qp_outgoing_get(peer, id, 2000, &pfd) : 0;
+    printf("repeat: i=%ld rc=%d (%s) peer=%d\n", i, rc, qp_strerror(rc), prc);
     fflush(stdout);
+    if (pfd >= 0)
+      close(pfd);
     if (fd >= 0)
       close(fd);
     usleep(50 * 1000);
   }
+  if (peer)
+    qp_close(peer);
   return 0;
 }
 
@@ -631,6 +644,8 @@ int main(int argc, char **argv) {
       {"ca", required_argument, NULL, 'A'},
       {"cert", required_argument, NULL, 'C'},
       {"key", required_argument, NULL, 'K'},
+      {"peer-control", required_argument, NULL, 'P'},
+      {"peer-pool", required_argument, NULL, 'Q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   optind = 2;
@@ -654,6 +669,12 @@ int main(int argc, char **argv) {
       break;
     case 'i':
       G.id = optarg;
+      break;
+    case 'P':
+      G.peer_control = optarg;
+      break;
+    case 'Q':
+      G.peer_pool = optarg;
       break;
     case 'e':
       G.embedded = 1;

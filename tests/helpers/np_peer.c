@@ -55,6 +55,19 @@ struct peer {
   int rc;
   int stopping;
   int keep_running, printed;
+  /* fault knobs: close a transfer after abort_after received bytes; accept
+   * transfers the peer cut short; flush the pool periodically */
+  uint64_t abort_after, flush_every_ns;
+  int tolerate_aborts;
+  long aborted;
+  uv_timer_t flusher;
+  /* --early write|read: a stream closed before its peer takes it */
+  const char *early;
+  int early_fd, early_epipe;
+  uv_timer_t early_timer;
+  uv_poll_t early_poll;
+  char early_buf[256];
+  size_t early_len;
   /* --control: streams come from a running qpoold instead of an engine */
   const char *control, *pool_name;
   int ctl_sock;
@@ -109,6 +122,7 @@ static void pattern(uint64_t *st, uint8_t *buf, size_t n) {
 /* ---- one transfer -------------------------------------------------------- */
 
 static void xfer_check_done(struct xfer *x);
+static void xfer_abort(struct xfer *x);
 
 static void xfer_closed(uv_handle_t *h) {
   struct xfer *x = h->data;
@@ -148,6 +162,10 @@ static void on_xfer(uv_poll_t *h, int status, int events) {
       if (n < 0) {
         if (errno == EAGAIN)
           break;
+        if (P.tolerate_aborts && (errno == EPIPE || errno == ECONNRESET)) {
+          x->wr_done = 1; /* the peer closed its end early */
+          break;
+        }
         fail("stream %08x: write: %s", x->id, strerror(errno));
         return;
       }
@@ -175,6 +193,10 @@ static void on_xfer(uv_poll_t *h, int status, int events) {
       }
       gnutls_hash(x->h_got, buf, (size_t)n);
       x->got += (uint64_t)n;
+      if (P.abort_after && x->got >= P.abort_after) {
+        xfer_abort(x); /* the application leaves in the middle */
+        return;
+      }
     }
     (void)want;
   }
@@ -182,9 +204,49 @@ static void on_xfer(uv_poll_t *h, int status, int events) {
   xfer_check_done(x);
 }
 
+static void count_done(void) {
+  if (++P.done == P.streams) {
+    printf("np-test: %ld streams ok, %" PRIu64 " bytes each way", P.done,
+           P.bytes);
+    if (P.aborted)
+      printf(" (%ld cut short on purpose)", P.aborted);
+    printf("\n");
+    fflush(stdout);
+    finish(0);
+  }
+}
+
+/* Closes a transfer early; the bytes received so far must be a prefix of the
+ * peer's pattern. */
+static void xfer_abort(struct xfer *x) {
+  uint8_t got[32], want[32], buf[PAT_BLOCK];
+  x->finished = 1;
+  for (uint64_t left = x->got; left > 0;) {
+    size_t n = left < PAT_BLOCK ? (size_t)left : PAT_BLOCK;
+    pattern(&x->rx_state, buf, n);
+    gnutls_hash(x->h_want, buf, n);
+    left -= n;
+  }
+  gnutls_hash_deinit(x->h_got, got);
+  gnutls_hash_deinit(x->h_want, want);
+  uv_poll_stop(&x->poll);
+  close(x->fd);
+  uv_close((uv_handle_t *)&x->poll, xfer_closed);
+  if (memcmp(got, want, 32) != 0) {
+    fail("stream %08x: first %" PRIu64 " bytes differ", x->id, x->got);
+    return;
+  }
+  P.aborted++;
+  count_done();
+}
+
 static void xfer_check_done(struct xfer *x) {
   if (!x->wr_done || !x->rd_done || x->finished)
     return;
+  if (P.tolerate_aborts && x->got < P.bytes) {
+    xfer_abort(x); /* the peer cut it short: a prefix is all we can check */
+    return;
+  }
   x->finished = 1;
   uint8_t got[32], want[32], buf[PAT_BLOCK];
   for (uint64_t left = P.bytes; left > 0;) {
@@ -207,12 +269,7 @@ static void xfer_check_done(struct xfer *x) {
     fail("stream %08x: SHA-256 mismatch", x->id);
     return;
   }
-  if (++P.done == P.streams) {
-    printf("np-test: %ld streams ok, %" PRIu64 " bytes each way\n", P.done,
-           P.bytes);
-    fflush(stdout);
-    finish(0);
-  }
+  count_done();
 }
 
 static void xfer_start(uint32_t id, int fd) {
@@ -446,9 +503,12 @@ static void on_taken_close(wrk_pool *p, int status, uint32_t id, int fd,
 
 static void on_probe(uv_timer_t *t) {
   (void)t;
-  if (!P.pool)
-    return;
   uint64_t el = uv_hrtime() - P.t0;
+  if (!P.pool) { /* streams from qpoold: only --duration applies */
+    if (P.duration_ns && el >= P.duration_ns)
+      finish(0);
+    return;
+  }
   if (P.expect_error) {
     if (strstr(wrk_pool_last_error(P.pool), P.expect_error)) {
       printf("np-peer: got expected error: %s\n", wrk_pool_last_error(P.pool));
@@ -484,6 +544,103 @@ static void on_probe(uv_timer_t *t) {
     print_stats("final");
     finish(0);
   }
+}
+
+static void on_flusher(uv_timer_t *t) {
+  (void)t;
+  if (P.pool)
+    wrk_pool_flush(P.pool);
+}
+
+/* ---- --early: bytes written before close() reach a later taker ---------- */
+
+static void early_line(int server, char *buf, size_t len) {
+  snprintf(buf, len, "early from %s 00000000\n", server ? "server" : "client");
+}
+
+static void on_early_written(wrk_pool *p, int status, uint32_t id, int fd,
+                             void *arg) {
+  (void)p, (void)arg;
+  char line[64];
+  if (status < 0 || id != WRK_ID_CONTROL) {
+    fail("early write: take: %s (id %08x)", strerror(-status), id);
+    return;
+  }
+  early_line(P.server, line, sizeof(line));
+  if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+    fail("early write: %s", strerror(errno));
+    return;
+  }
+  close(fd); /* not shutdown(): the application is gone */
+  printf("early: wrote and closed stream 00000000\n");
+  fflush(stdout);
+}
+
+static void on_early_io(uv_poll_t *h, int status, int events) {
+  (void)h, (void)status, (void)events;
+  for (;;) {
+    ssize_t n = read(P.early_fd, P.early_buf + P.early_len,
+                     sizeof(P.early_buf) - 1 - P.early_len);
+    if (n < 0 && errno == EAGAIN)
+      return;
+    if (n > 0) {
+      P.early_len += (size_t)n;
+      if (P.early_len < sizeof(P.early_buf) - 1)
+        continue;
+    }
+    break; /* EOF, error or too much */
+  }
+  uv_poll_stop(&P.early_poll);
+  char want[64];
+  early_line(!P.server, want, sizeof(want));
+  P.early_buf[P.early_len] = 0;
+  if (strcmp(P.early_buf, want) != 0) {
+    fail("early read: got \"%s\" (%zu bytes), want \"%.*s\"", P.early_buf,
+         P.early_len, (int)strlen(want) - 1, want);
+    return;
+  }
+  /* the peer closed entirely: writes must fail (its STOP_SENDING) */
+  int werr = 0;
+  for (int i = 0; i < 50 && !werr; i++) {
+    if (send(P.early_fd, "x", 1, MSG_NOSIGNAL) < 0)
+      werr = errno;
+    else
+      usleep(10000);
+  }
+  printf("early: read %zu bytes, then EOF; write: %s\n", P.early_len,
+         werr ? strerror(werr) : "accepted");
+  fflush(stdout);
+  if (P.early_epipe && werr != EPIPE)
+    fail("early read: writes after the peer closed: %s, want EPIPE",
+         werr ? strerror(werr) : "accepted");
+  else
+    finish(0);
+}
+
+static void on_early_taken(wrk_pool *p, int status, uint32_t id, int fd,
+                           void *arg) {
+  (void)p, (void)arg;
+  if (status < 0) {
+    fail("early read: take: %s", strerror(-status));
+    return;
+  }
+  if (id != WRK_ID_CONTROL) {
+    fail("early read: took %08x, want 00000000", id);
+    close(fd);
+    return;
+  }
+  P.early_fd = fd;
+  uv_poll_init(&P.loop, &P.early_poll, fd); /* non-blocking from now on */
+  P.early_poll.data = &P;
+  uv_poll_start(&P.early_poll, UV_READABLE | UV_DISCONNECT, on_early_io);
+}
+
+static void on_early_timer(uv_timer_t *t) {
+  (void)t;
+  if (P.server)
+    get_any(10000, on_early_taken);
+  else
+    get_id(WRK_ID_CONTROL, 10000, on_early_taken);
 }
 
 static void on_deadline(uv_timer_t *t) {
@@ -529,6 +686,13 @@ static void usage(FILE *f) {
         "  --take-all DUR          take every idle stream for DUR\n"
         "  --duration DUR          run this long, then exit 0\n"
         "  --report MS             print stats every MS milliseconds\n"
+        "  --abort-after BYTES     close each transfer after BYTES received\n"
+        "  --tolerate-aborts       accept transfers the peer cut short\n"
+        "  --flush-every DUR       flush the pool's idle streams every DUR\n"
+        "  --early write|read      write: take 00000000, write a line, close;\n"
+        "                          read: take it 1 s later, check the line\n"
+        "                          and EOF  (--expect-epipe: and that writes\n"
+        "                          fail with EPIPE)\n"
         "  --timeout DUR           give up (exit 1) after DUR (default 120s)\n",
         f);
 }
@@ -543,22 +707,41 @@ static uint64_t dur(const char *flag, const char *v) {
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"listen", 1, 0, 'l'},       {"target", 1, 0, 't'},
-      {"streams", 1, 0, 'n'},      {"bytes", 1, 0, 'b'},
-      {"max-cap", 1, 0, 'M'},      {"min-cap", 1, 0, 'm'},
-      {"min-interval", 1, 0, 'i'}, {"max-interval", 1, 0, 'I'},
-      {"keep-alive", 1, 0, 'k'},   {"setup-timeout", 1, 0, 'S'},
-      {"cert", 1, 0, 'c'},         {"key", 1, 0, 'K'},
-      {"client-ip", 1, 0, 'C'},    {"tls-mode", 1, 0, 'T'},
-      {"hostname", 1, 0, 'H'},     {"ca", 1, 0, 'A'},
-      {"alpn", 1, 0, 'a'},         {"setup-payload", 1, 0, 'P'},
-      {"expect-error", 1, 0, 'E'}, {"wait-active", 1, 0, 'w'},
-      {"take-all", 1, 0, 'x'},     {"duration", 1, 0, 'd'},
-      {"report", 1, 0, 'r'},       {"timeout", 1, 0, 'o'},
-      {"keep-running", 0, 0, 'R'}, {"setup-silent", 0, 0, 'Z'},
-      {"control", 1, 0, 'Q'},      {"pool", 1, 0, 'N'},
-      {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+  static const struct option opts[] = {{"listen", 1, 0, 'l'},
+                                       {"target", 1, 0, 't'},
+                                       {"streams", 1, 0, 'n'},
+                                       {"bytes", 1, 0, 'b'},
+                                       {"max-cap", 1, 0, 'M'},
+                                       {"min-cap", 1, 0, 'm'},
+                                       {"min-interval", 1, 0, 'i'},
+                                       {"max-interval", 1, 0, 'I'},
+                                       {"keep-alive", 1, 0, 'k'},
+                                       {"setup-timeout", 1, 0, 'S'},
+                                       {"cert", 1, 0, 'c'},
+                                       {"key", 1, 0, 'K'},
+                                       {"client-ip", 1, 0, 'C'},
+                                       {"tls-mode", 1, 0, 'T'},
+                                       {"hostname", 1, 0, 'H'},
+                                       {"ca", 1, 0, 'A'},
+                                       {"alpn", 1, 0, 'a'},
+                                       {"setup-payload", 1, 0, 'P'},
+                                       {"expect-error", 1, 0, 'E'},
+                                       {"wait-active", 1, 0, 'w'},
+                                       {"take-all", 1, 0, 'x'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"report", 1, 0, 'r'},
+                                       {"timeout", 1, 0, 'o'},
+                                       {"keep-running", 0, 0, 'R'},
+                                       {"setup-silent", 0, 0, 'Z'},
+                                       {"control", 1, 0, 'Q'},
+                                       {"pool", 1, 0, 'N'},
+                                       {"abort-after", 1, 0, 'X'},
+                                       {"tolerate-aborts", 0, 0, 'Y'},
+                                       {"flush-every", 1, 0, 'F'},
+                                       {"early", 1, 0, 'e'},
+                                       {"expect-epipe", 0, 0, 'p'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
   if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
     usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
     return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
@@ -675,6 +858,25 @@ int main(int argc, char **argv) {
     case 'Z':
       cfg.setup_silent = 1;
       break;
+    case 'X':
+      P.abort_after = strtoull(optarg, NULL, 10);
+      break;
+    case 'Y':
+      P.tolerate_aborts = 1;
+      break;
+    case 'F':
+      P.flush_every_ns = dur("--flush-every", optarg);
+      break;
+    case 'e':
+      if (strcmp(optarg, "write") && strcmp(optarg, "read")) {
+        fprintf(stderr, "np-peer: --early: write or read\n");
+        return 2;
+      }
+      P.early = optarg;
+      break;
+    case 'p':
+      P.early_epipe = 1;
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -720,6 +922,15 @@ int main(int argc, char **argv) {
            qp_addr_format((struct sockaddr *)&ss, a, sizeof(a)));
     fflush(stdout);
   }
+  if (P.early && !strcmp(P.early, "write")) {
+    if (P.server)
+      get_any(30000, on_early_written);
+    else
+      get_id(WRK_ID_CONTROL, 30000, on_early_written);
+  } else if (P.early) { /* read: take it a second later */
+    uv_timer_init(&P.loop, &P.early_timer);
+    uv_timer_start(&P.early_timer, on_early_timer, 1000, 0);
+  }
   if (P.streams > 0) {
     if (P.server)
       get_any(60000, on_control);
@@ -730,6 +941,10 @@ int main(int argc, char **argv) {
   uv_timer_start(&P.deadline, on_deadline, timeout_ns / 1000000, 0);
   uv_timer_init(&P.loop, &P.probe);
   uv_timer_start(&P.probe, on_probe, 20, 20);
+  uv_timer_init(&P.loop, &P.flusher);
+  if (P.flush_every_ns)
+    uv_timer_start(&P.flusher, on_flusher, P.flush_every_ns / 1000000,
+                   P.flush_every_ns / 1000000);
   uv_timer_init(&P.loop, &P.report);
   if (P.report_ms)
     uv_timer_start(&P.report, on_report, P.report_ms, P.report_ms);
@@ -747,6 +962,7 @@ int main(int argc, char **argv) {
   uv_timer_stop(&P.deadline);
   uv_timer_stop(&P.probe);
   uv_timer_stop(&P.report);
+  uv_timer_stop(&P.flusher);
   if (P.pool)
     wrk_pool_close(P.pool, NULL, NULL);
   if (P.control && P.ctl_sock >= 0) {

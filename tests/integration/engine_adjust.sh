@@ -5,7 +5,10 @@
 # max_ivl (PROTOCOL.md), as Capacity() and Interval() report.
 . "$(dirname "$0")/lib.sh"
 port=$(free_port)
-start_bg srv "$PEER" server --listen "127.0.0.1:$port" --max-cap 64 --timeout 60s
+# the server application takes (and closes) its idle streams too: a stream
+# the client closed stays in the server pool until taken (docs/engine.md)
+start_bg srv "$PEER" server --listen "127.0.0.1:$port" --max-cap 64 --take-all 4s \
+  --timeout 60s
 wait_for "$WORK/srv.log" "listening on" 10
 logrun "$WORK/cli.log" "$PEER" client --target "127.0.0.1:$port" \
   --min-cap 2 --max-cap 16 --min-interval 100ms --max-interval 400ms \

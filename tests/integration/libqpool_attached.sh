@@ -123,7 +123,8 @@ sed 's/^/# /' "$WORK/cancel.log"
 # session)
 s0=$(status_of "$WORK/srv2.status" srv sessions)
 check "qpoold granted worker sessions to the libqpool programs ($s0)" test "${s0:-0}" -ge 1
-start_bg rep "$LQP" repeat --control "$WORK/srv2.sock" --pool srv --streams 120
+start_bg rep "$LQP" repeat --control "$WORK/srv2.sock" --pool srv --streams 120 \
+  --peer-control "$WORK/cli2.sock" --peer-pool cli
 wait_for "$WORK/rep.log" "i=15 " 20
 wpid=$(status_of "$WORK/srv2.status" srv pid)
 kill -9 "$wpid"

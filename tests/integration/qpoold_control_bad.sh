@@ -147,6 +147,10 @@ check "a session that never reads its answers is dropped" grep -q "dropped by th
 check "the worker survived hostile sessions (pid $wpid)" kill -0 "$wpid"
 wfds_after=$(ls /proc/$wpid/fd | wc -l)
 check "the worker leaked no fd ($wfds_before before, $wfds_after after)" test "$wfds_after" -le "$wfds_before"
+# the client side keeps the streams the hostile takers closed (finished
+# streams stay idle until taken or flushed, as in the reference): flush it
+check "the client pool flushes its finished streams" \
+  env QPOOL_CONTROL="$WORK/c.sock" "$QP_BIN/qpoolctl" flush c
 check "the pool refilled after the unread takes" wait_status "$WORK/q.status" s active 8 20
 kill -TERM "$qpid" "$(pid_of c)"
 check "qpoold stops cleanly" wait "$qpid"

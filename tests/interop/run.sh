@@ -231,5 +231,53 @@ if have_c_peer "$name"; then
 	stop_server
 fi
 
+# 7. a stream closed by its application before the peer takes it keeps its
+#    bytes (docs/np-test.md "early"): the writer takes 00000000, writes a
+#    line and closes it (Go: Close = FIN; qpool: close() = FIN +
+#    STOP_SENDING); the reader takes it a second later and reads the line,
+#    then EOF. SERVER-CMD -- CLIENT-CMD as for exchange.
+early_case() {
+	local name=$1 slog clog src=0 scmd=()
+	shift
+	while [ "$1" != "--" ]; do
+		scmd+=("$1")
+		shift
+	done
+	shift
+	slog="$LOGS/${name// /_}.server.log"
+	clog="$LOGS/${name// /_}.client.log"
+	if ! start_server "$slog" "${scmd[@]}"; then
+		stop_server
+		fail "$name" "server did not start" "$slog"
+		return 0
+	fi
+	run_client "$clog" "$@" "$SERVER_ADDR"
+	wait "$SERVER_PID" || src=$?
+	if [ "$CLIENT_RC" -ne 0 ] || [ "$src" -ne 0 ]; then
+		fail "$name" "client exit $CLIENT_RC, server exit $src" "$slog" "$clog"
+	elif ! cat "$slog" "$clog" | grep -q "^early: wrote" ||
+		! cat "$slog" "$clog" | grep -q "^early: read"; then
+		fail "$name" "early lines missing" "$slog" "$clog"
+	else
+		pass "$name"
+	fi
+}
+if have_c_peer "early close"; then
+	early_case "Go server closes 00000000 early, C client reads it later" \
+		"$NPPEER" server -listen 127.0.0.1:0 -max-cap 4 -early write -linger 10s -- \
+		"$NPC" client --min-cap 1 --max-cap 1 --early read --timeout 30s --target
+	early_case "C client closes 00000000 early, Go server reads it later" \
+		"$NPPEER" server -listen 127.0.0.1:0 -max-cap 4 -early read -- \
+		"$NPC" client --min-cap 1 --max-cap 1 --early write --duration 4s --timeout 30s --target
+	port=$(free_port 127.0.0.1)
+	early_case "C server closes 00000000 early, Go client reads it later" \
+		"$NPC" server --listen "127.0.0.1:$port" --max-cap 4 --early write --duration 4s --timeout 30s -- \
+		"$NPPEER" client -max-cap 4 -early read -target
+	port=$(free_port 127.0.0.1)
+	early_case "Go client closes 00000000 early, C server reads it later" \
+		"$NPC" server --listen "127.0.0.1:$port" --max-cap 4 --early read --timeout 30s -- \
+		"$NPPEER" client -max-cap 4 -early write -linger 10s -target
+fi
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -432,6 +432,7 @@ type common struct {
 	alpn        string
 	ka, timeout time.Duration
 	linger      time.Duration
+	early       string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -442,6 +443,49 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ka, "keep-alive", 10*time.Second, "keep-alive period (idle timeout is 3x)")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "bound for the whole run")
 	fs.DurationVar(&c.linger, "linger", 5*time.Second, "max wait for the peer at teardown")
+	fs.StringVar(&c.early, "early", "", "write: take 00000000, write a line, Close (FIN); "+
+		"read: take it 1 s later, expect the peer's line and EOF")
+}
+
+// earlyLine is what the -early write side sends on stream 00000000.
+func earlyLine(side string) string { return "early from " + side + " 00000000\n" }
+
+// early runs the -early exchange on one side; take gets stream 00000000.
+func (c *common) runEarly(side, peer string, take func() (quic.Stream, error), conn func() quic.Connection) {
+	switch c.early {
+	case "write":
+		s, err := take()
+		if err != nil {
+			fail("early write: take: %v", err)
+		}
+		if _, err := s.Write([]byte(earlyLine(side))); err != nil {
+			fail("early write: %v", err)
+		}
+		s.Close() // FIN, as the reference's Close does
+		fmt.Println("early: wrote and closed stream 00000000")
+		select { // let the peer read it before the connection goes
+		case <-conn().Context().Done():
+		case <-time.After(c.linger):
+		}
+	case "read":
+		time.Sleep(time.Second)
+		s, err := take()
+		if err != nil {
+			fail("early read: take: %v", err)
+		}
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, err := io.ReadAll(s)
+		if err != nil {
+			fail("early read: %v (after %q)", err, got)
+		}
+		if string(got) != earlyLine(peer) {
+			fail("early read: got %q, want %q", got, earlyLine(peer))
+		}
+		fmt.Printf("early: read %d bytes, then EOF\n", len(got))
+	default:
+		fail("-early: write or read")
+	}
+	conn().CloseWithError(0, "pool closed")
 }
 
 func (c *common) start() {
@@ -494,6 +538,8 @@ func runServer(args []string) {
 	fmt.Printf("listening on %s\n", ln.Addr())
 
 	pool := newServerPool(c.maxCap)
+	var last quic.Connection
+	var lastMu sync.Mutex
 	go func() {
 		for {
 			conn, err := ln.Accept(context.Background())
@@ -509,9 +555,24 @@ func runServer(args []string) {
 			cs := conn.ConnectionState().TLS
 			logf("connection from %v, %s, ALPN %s", conn.RemoteAddr(),
 				tls.CipherSuiteName(cs.CipherSuite), cs.NegotiatedProtocol)
+			lastMu.Lock()
+			last = conn
+			lastMu.Unlock()
 			go pool.serveConn(conn)
 		}
 	}()
+	if c.early != "" {
+		var e pooled
+		c.runEarly("server", "client", func() (quic.Stream, error) {
+			var err error
+			if e, err = pool.IncomingGet(c.timeout); err == nil && e.id != controlID {
+				err = fmt.Errorf("took %s, want %s", e.id, controlID)
+			}
+			return e.s, err
+		}, func() quic.Connection { lastMu.Lock(); defer lastMu.Unlock(); return last })
+		ln.Close()
+		return
+	}
 
 	ctrl, err := pool.IncomingGet(c.timeout)
 	if err != nil {
@@ -583,6 +644,12 @@ func runClient(args []string) {
 		tls.CipherSuiteName(cs.CipherSuite), cs.NegotiatedProtocol)
 
 	pool := newClientPool(conn, c.maxCap)
+	if c.early != "" {
+		c.runEarly("client", "server", func() (quic.Stream, error) {
+			return pool.OutgoingGet(controlID, c.timeout)
+		}, func() quic.Connection { return conn })
+		return
+	}
 	ctrl, err := pool.OutgoingGet(controlID, c.timeout)
 	if err != nil {
 		fail("control stream: %v", err)
