@@ -4,7 +4,8 @@
 # log; it backs off (500 ms, 1 s, 2 s, 4 s, then every 5 s) instead of
 # retrying every 500 ms; it logs the failure once (then at most every 30 s),
 # not once per attempt; and once the server starts it connects and says
-# after how many failed attempts.
+# after how many failed attempts. Stopping it during a handshake is not a
+# failed attempt.
 . "$(dirname "$0")/lib.sh"
 CTL="$QP_BIN/qpoolctl"
 port=$(free_port)
@@ -57,4 +58,19 @@ kill -TERM "$(pid_of s)"; wait "$(pid_of s)" || true
 check "a lost connection is logged as lost" \
   wait_for "$WORK/c.log" "pool c: connection to 127.0.0.1:$port lost" 15
 kill -TERM "$(pid_of c)"; wait "$(pid_of c)" || true
+
+# a server that never answers (a bound UDP socket nobody reads): stopping
+# the pool during its handshake is no failed attempt and logs no warning
+bh=$(free_port)
+start_bg hole python3 -c "import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', $bh)); print('bound', flush=True); time.sleep(60)"
+wait_for "$WORK/hole.log" "bound" 10
+start_bg h "$QPOOLD" client --name h --target "127.0.0.1:$bh" --log-level debug \
+  --chroot "$WORK/empty" --control "$WORK/h.sock"
+wait_for "$WORK/h.log" "dialing 127.0.0.1:$bh" 10
+sleep 0.5
+kill -TERM "$(pid_of h)"; wait "$(pid_of h)" || true
+check "stopping during a handshake logs no failure" \
+  bash -c "! grep -E 'WARN|ERROR' '$WORK/h.log'"
 finish
