@@ -7,7 +7,8 @@
 # server and streams flow (np-test, SHA-256 checked). The same via
 # $SSL_CERT_FILE; an embedded client pool naming the CA with qp_tls.ca_file
 # (qp_client_pool_tls); a mode-2 pool added by SIGHUP to a worker already in
-# its sandbox (it can open no file: the bundle comes as an fd); and a wrong
+# its sandbox (it can open no file: the bundle comes as an fd); an embedded
+# client in mode 2 with the system store ($SSL_CERT_FILE); and a wrong
 # host name refused with the reason in `qpoolctl status` and in the log.
 # Without the installed CA the same client is refused (so the trust really
 # comes from the installed bundle).
@@ -22,18 +23,18 @@ cat "$SYSTEM" "$TESTDATA/ca.pem" >"$WORK/bundle.crt"
 unset SSL_CERT_FILE
 
 # one server pool per client (each np-test needs its own control stream)
-p1=$(free_port) p2=$(free_port) p3=$(free_port) p4=$(free_port)
+p1=$(free_port) p2=$(free_port) p3=$(free_port) p4=$(free_port) p5=$(free_port)
 {
   echo "[global]"
   echo "workers = 0"
-  for i in 1 2 3 4; do
+  for i in 1 2 3 4 5; do
     eval "port=\$p$i"
     printf '[pool s%d]\nmode = server\nlisten = 127.0.0.1:%s\nmax_cap = 32\ncert = %s\nkey = %s\n' \
       "$i" "$port" "$TESTDATA/server.pem" "$TESTDATA/server.key"
   done
 } >"$WORK/srv.conf"
 start_bg srv "$QPOOLD" --config "$WORK/srv.conf" --chroot "$WORK/empty" --control "$WORK/srv.sock"
-wait_for "$WORK/srv.log" "running 4 pool" 10
+wait_for "$WORK/srv.log" "running 5 pool" 10
 
 # a client pool in mode 2 without --ca; extra qpoold flags after NAME PORT
 client_args() {
@@ -94,6 +95,15 @@ if [ -x "$LQP" ]; then
     "$LQP" client --embedded --target "127.0.0.1:$p3" --min-cap 8 --max-cap 8 --tls-mode 2 \
     --hostname qpool.test --ca "$TESTDATA/ca.pem" --streams 8 --bytes 262144 --timeout-ms 60000
   check "... the server side verified every stream" wait "$(pid_of nt_s3)"
+  # qp_client_pool_new(..., "2", ...) alone: the system store, located by
+  # $SSL_CERT_FILE (the private qpoold has the application's environment)
+  start_bg nt_s5 "$PEER" server --control "$WORK/srv.sock" --pool s5 --streams 8 \
+    --bytes 262144 --timeout 60s
+  check "embedded client, mode 2, no CA file, \$SSL_CERT_FILE = the bundle: np-test 8 x 256 KiB" \
+    logrun "$WORK/emb_env.log" env SSL_CERT_FILE="$WORK/bundle.crt" "$LQP" client --embedded \
+    --target "127.0.0.1:$p5" --min-cap 8 --max-cap 8 --tls-mode 2 --hostname qpool.test \
+    --streams 8 --bytes 262144 --timeout-ms 60000
+  check "... the server side verified every stream" wait "$(pid_of nt_s5)"
   rc=0
   timeout 30 "$LQP" client --embedded --target "127.0.0.1:$p3" --tls-mode 2 --hostname qpool.test \
     --ca "$WORK/bundle.crt.missing" --streams 1 --bytes 1 --timeout-ms 5000 >"$WORK/emb_bad.log" 2>&1 || rc=$?
