@@ -42,9 +42,9 @@ static int listen_any(const char *host, unsigned *port,
     return fd;
   *len = sizeof(*ss);
   assert_int_equal(getsockname(fd, (struct sockaddr *)ss, len), 0);
-  *port = ntohs(ss->ss_family == AF_INET
-                    ? ((struct sockaddr_in *)ss)->sin_port
-                    : ((struct sockaddr_in6 *)ss)->sin6_port);
+  *port =
+      ntohs(ss->ss_family == AF_INET ? ((struct sockaddr_in *)ss)->sin_port
+                                     : ((struct sockaddr_in6 *)ss)->sin6_port);
   return fd;
 }
 
@@ -143,8 +143,7 @@ static void test_wildcard_first(void **state) {
   set_port(&other, port);
   int fd = qp_udp_listen((struct sockaddr *)&other, olen, err, sizeof(err));
   assert_int_equal(fd, -EADDRINUSE);
-  snprintf(a, sizeof(a), "(0.0.0.0:%u overlaps it, held by this process",
-           port);
+  snprintf(a, sizeof(a), "(0.0.0.0:%u overlaps it, held by this process", port);
   if (!strstr(err, a))
     fail_msg("\"%s\" lacks \"%s\"", err, a);
   addr_of("[::1]:0", &other, &olen);
