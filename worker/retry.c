@@ -42,8 +42,8 @@ uint64_t wrk_retry_failed_log(struct wrk_retry *r, uint64_t now_ns,
   if (!peer)
     peer = "";
   if (l == WRK_RETRY_FIRST)
-    qp_warn("pool %s: connection%s%s failed: %s; retrying with back-off",
-            pool, sp, peer, why);
+    qp_warn("pool %s: connection%s%s failed: %s; retrying with back-off", pool,
+            sp, peer, why);
   else if (l == WRK_RETRY_STILL)
     qp_warn("pool %s: connection%s%s still failing (%llu attempts): %s", pool,
             sp, peer, (unsigned long long)r->failures, why);
