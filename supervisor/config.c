@@ -4,8 +4,9 @@
  * only when every check passed. Values are checked where they are read (so a
  * message can name the flag, or file:line and the key); what depends on
  * several values (mode, required keys, cert+key, min <= max, worker index,
- * duplicate listeners, resolving targets) is checked once at the end by
- * finish(), in the same words for both sources.
+ * duplicate listeners) is checked once at the end by finish(), in the same
+ * words for both sources. Host names are never resolved here: qpoold
+ * resolves a client's target at every dial (supervisor/dial.c).
  *
  * libinih does the INI syntax. It is driven through ini_parse_stream with our
  * own line reader, which gives us what the library's handler does not: the
