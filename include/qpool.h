@@ -20,6 +20,8 @@
  *   -ENOTCONN     an embedded pool whose manager has not been started
  *   -EALREADY     the manager is already running
  *   -ENOEXEC      embedded mode cannot find the qpoold program
+ *   -ESRCH        qp_conn_info: no stream with that ID
+ *   -ENOLINK      qp_conn_info: the pool has no connection now
  *
  * Modes. Embedded mode (the default, like using the Go package): make a
  * pool with qp_client_pool_new / qp_server_pool_new and start it with
@@ -52,6 +54,7 @@
 #ifndef QPOOL_H
 #define QPOOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -196,6 +199,51 @@ QP_API int qp_incoming_get(qp_pool *p, uint32_t timeout_ms, uint32_t *id,
  * such stream in time). Blocking and wake-up as qp_incoming_get. */
 QP_API int qp_outgoing_get(qp_pool *p, uint32_t id, uint32_t timeout_ms,
                            int *fd);
+
+/* One certificate: its DER bytes. */
+struct qp_cert {
+  const uint8_t *der;
+  size_t len;
+};
+
+/* A QUIC connection of a pool as Go's ConnectionState() and
+ * LocalAddr()/RemoteAddr() describe it. Every pointer points into the same
+ * allocation, which qp_conn_info_free releases; strings are never NULL ("" if
+ * unknown). The library allocates it: fields may be added at the end. */
+struct qp_conn_info {
+  const char *local;   /* this side's UDP address: "127.0.0.1:4433",
+                          "[::1]:4433" (a server listening on a wildcard
+                          address shows it: "0.0.0.0:4433") */
+  const char *remote;  /* the peer's UDP address */
+  const char *alpn;    /* the negotiated ALPN: "np-quic" */
+  const char *version; /* "TLS1.3" */
+  const char *cipher;  /* the IANA cipher suite: "TLS_AES_128_GCM_SHA256" */
+  int64_t rtt_ns;      /* smoothed round-trip time (ns) */
+  /* the peer's certificate chain as it sent it, leaf first: certs[0] is
+   * the server's certificate, whose SHA-256 over der is its fingerprint.
+   * Not verified in tls_mode "0"/"1". Empty on a server pool (clients send
+   * no certificate). */
+  size_t ncerts;
+  const struct qp_cert *certs;
+  /* 1 when the chain had more than 16 certificates or 64 KiB: certs holds
+   * the first ones */
+  int truncated;
+};
+
+/* Describes the QUIC connection that carries the stream with ID *id (idle
+ * or taken, while its connection is open: a stream whose connection has
+ * closed is not found), or with id NULL the pool's connection: a client
+ * pool's current one, a server pool's newest. (A pointer, because every
+ * 32-bit value is a valid stream ID.) Works the same in both modes.
+ * Returns 0 and *out (free it with qp_conn_info_free), or a negative errno
+ * with *out NULL: -ESRCH no stream with that ID, -ENOLINK no connection
+ * now (a client pool connecting, a server pool nobody connected to),
+ * -EAGAIN, -ECANCELED, -ENOTCONN, -EINVAL ...
+ * Blocking: one round trip to the pool's worker, at most 5 s. */
+QP_API int qp_conn_info(qp_pool *p, const uint32_t *id,
+                        struct qp_conn_info **out);
+/* Frees what qp_conn_info returned (NULL is a no-op). */
+QP_API void qp_conn_info_free(struct qp_conn_info *ci);
 
 /* The following ask qpoold for the pool's current report (one round trip,
  * at most 5 s; blocking). */

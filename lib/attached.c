@@ -23,6 +23,7 @@
 #include <sys/un.h>
 
 #include "control.pb-c.h"
+#include "shared/conn_info.h"
 #include "shared/frame.h"
 #include "lib/internal.h"
 
@@ -346,6 +347,48 @@ static struct chan *session_hold(qp_pool *p) {
   return s;
 }
 
+/* A request the pool's worker answers (takes, ConnInfo), on the session
+ * when there is one, else (or when it ended without an answer) through
+ * qpoold, which says EAGAIN while the worker restarts. The worker may take
+ * timeout_ms (r->timeout_ms, when set, is lowered for qpoold by the time
+ * the session used). Returns 0 with *w filled (waiter_free it), or a
+ * negative errno. The caller is inside enter/leave. */
+static int worker_call(qp_pool *p, Qpool__Request *r, uint32_t timeout_ms,
+                       struct waiter *w) {
+  uint64_t deadline = qp__now_ms() + timeout_ms + QP_GRACE_MS;
+  struct chan *s = session_hold(p);
+  int rc = -ECONNRESET;
+  if (s) {
+    rc = roundtrip(p, s, r, deadline, w);
+    /* the worker no longer runs this pool (reload, removal): retire the
+     * session; qpoold knows whether the pool still exists */
+    int retire = rc == 0 && (w->code == ENOENT || w->code == ECANCELED);
+    if (retire) {
+      waiter_free(w);
+      rc = -ECONNRESET;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (retire && !p->closing && !s->dead) {
+      shutdown(s->sock, SHUT_RDWR); /* wakes its leader */
+      chan_kill(s, -ECONNRESET);
+    }
+    chan_release(p, s);
+    pthread_mutex_unlock(&p->mu);
+  }
+  if (rc < 0 && rc != -ETIMEDOUT && rc != -ECANCELED) {
+    uint64_t now = qp__now_ms();
+    uint32_t left =
+        (uint32_t)(deadline - QP_GRACE_MS > now ? deadline - QP_GRACE_MS - now
+                                                : 0);
+    if (left > timeout_ms)
+      left = timeout_ms;
+    if (r->has_timeout_ms)
+      r->timeout_ms = left;
+    rc = ctl_roundtrip(p, r, now + left + QP_GRACE_MS, w);
+  }
+  return rc;
+}
+
 static int get(qp_pool *p, int any, uint32_t sid, uint32_t timeout_ms,
                uint32_t *id, int *fd) {
   if (fd)
@@ -362,37 +405,8 @@ static int get(qp_pool *p, int any, uint32_t sid, uint32_t timeout_ms,
   r.stream_id = sid;
   r.has_timeout_ms = 1;
   r.timeout_ms = timeout_ms;
-  uint64_t deadline = qp__now_ms() + timeout_ms + QP_GRACE_MS;
   struct waiter w;
-  struct chan *s = session_hold(p);
-  rc = -ECONNRESET;
-  if (s) {
-    rc = roundtrip(p, s, &r, deadline, &w);
-    /* the worker no longer runs this pool (reload, removal): retire the
-     * session; qpoold knows whether the pool still exists */
-    int retire = rc == 0 && (w.code == ENOENT || w.code == ECANCELED);
-    if (retire) {
-      waiter_free(&w);
-      rc = -ECONNRESET;
-    }
-    pthread_mutex_lock(&p->mu);
-    if (retire && !p->closing && !s->dead) {
-      shutdown(s->sock, SHUT_RDWR); /* wakes its leader */
-      chan_kill(s, -ECONNRESET);
-    }
-    chan_release(p, s);
-    pthread_mutex_unlock(&p->mu);
-  }
-  /* no session, or it ended without an answer: through qpoold (which says
-   * EAGAIN while the worker restarts) */
-  if (rc < 0 && rc != -ETIMEDOUT && rc != -ECANCELED) {
-    uint64_t now = qp__now_ms();
-    uint32_t left =
-        (uint32_t)(deadline - QP_GRACE_MS > now ? deadline - QP_GRACE_MS - now
-                                                : 0);
-    r.timeout_ms = left < timeout_ms ? left : timeout_ms;
-    rc = ctl_roundtrip(p, &r, now + r.timeout_ms + QP_GRACE_MS, &w);
-  }
+  rc = worker_call(p, &r, timeout_ms, &w);
   if (rc == 0) {
     if (w.code != 0) {
       rc = w.code > 0 ? -w.code : -EPROTO;
@@ -419,6 +433,78 @@ int qp_incoming_get(qp_pool *p, uint32_t timeout_ms, uint32_t *id, int *fd) {
 
 int qp_outgoing_get(qp_pool *p, uint32_t id, uint32_t timeout_ms, int *fd) {
   return get(p, 0, id, timeout_ms, NULL, fd);
+}
+
+/* Copies a checked ConnInfo into one allocation. 0 or -EPROTO / -ENOMEM. */
+static int conn_info_copy(const Qpool__ConnInfo *m, struct qp_conn_info **out) {
+  const char *why;
+  if (qp_conn_info_check(m, &why) < 0)
+    return -EPROTO;
+  const char *strs[] = {m->local, m->remote, m->alpn, m->version, m->cipher};
+  size_t nstr = sizeof(strs) / sizeof(strs[0]);
+  size_t size =
+      sizeof(struct qp_conn_info) + m->n_certs * sizeof(struct qp_cert);
+  for (size_t i = 0; i < nstr; i++)
+    size += strlen(strs[i]) + 1;
+  for (size_t i = 0; i < m->n_certs; i++)
+    size += m->certs[i].len; /* bounded by the check */
+  struct qp_conn_info *ci = calloc(1, size);
+  if (!ci)
+    return -ENOMEM;
+  struct qp_cert *certs = (struct qp_cert *)(ci + 1);
+  char *at = (char *)(certs + m->n_certs);
+  const char **dst[] = {&ci->local, &ci->remote, &ci->alpn, &ci->version,
+                        &ci->cipher};
+  for (size_t i = 0; i < nstr; i++) {
+    size_t n = strlen(strs[i]) + 1;
+    memcpy(at, strs[i], n);
+    *dst[i] = at;
+    at += n;
+  }
+  for (size_t i = 0; i < m->n_certs; i++) {
+    memcpy(at, m->certs[i].data, m->certs[i].len);
+    certs[i].der = (const uint8_t *)at;
+    certs[i].len = m->certs[i].len;
+    at += m->certs[i].len;
+  }
+  ci->ncerts = m->n_certs;
+  ci->certs = certs;
+  ci->truncated = m->has_truncated && m->truncated;
+  ci->rtt_ns = m->has_rtt_ns ? (int64_t)(m->rtt_ns & INT64_MAX) : 0;
+  *out = ci;
+  return 0;
+}
+
+int qp_conn_info(qp_pool *p, const uint32_t *id, struct qp_conn_info **out) {
+  if (out)
+    *out = NULL;
+  if (!p || !out)
+    return -EINVAL;
+  int rc = enter(p);
+  if (rc < 0)
+    return rc;
+  Qpool__Request r = QPOOL__REQUEST__INIT;
+  r.op = QPOOL__CTL_OP__OP_CONN_INFO;
+  r.pool = p->name;
+  r.has_stream_id = id != NULL;
+  r.stream_id = id ? *id : 0;
+  struct waiter w;
+  rc = worker_call(p, &r, 0, &w);
+  if (rc == 0) {
+    if (w.code != 0)
+      rc = w.code > 0 ? -w.code : -EPROTO;
+    else if (!w.resp->conn)
+      rc = -EPROTO;
+    else
+      rc = conn_info_copy(w.resp->conn, out);
+    waiter_free(&w);
+  }
+  leave(p);
+  return rc;
+}
+
+void qp_conn_info_free(struct qp_conn_info *ci) {
+  free(ci);
 }
 
 /* A request without a stream: fills *st with pools[0] for STATS. */

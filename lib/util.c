@@ -44,6 +44,10 @@ const char *qp_strerror(int err) {
     return "the listen address is in use";
   case EIO:
     return "qpoold stopped during its start (its log says why)";
+  case ESRCH:
+    return "no stream with that ID on an open connection of the pool";
+  case ENOLINK:
+    return "the pool has no connection now";
   case EMFILE:
     return "this process has no file descriptor left for the stream";
   default: {

@@ -14,6 +14,7 @@
 #include <pwd.h>
 
 #include "control.pb-c.h"
+#include "shared/conn_info.h"
 #include "shared/ctl_request.h"
 #include "shared/log.h"
 #include "supervisor/sup.h"
@@ -40,6 +41,7 @@ struct sup_pending {
   uint64_t token, tag;
   struct sup_client *client; /* NULL once the client left */
   int worker;
+  int conn_info; /* a ConnInfoGet (answered at once), not a Get */
 };
 
 static void client_drop(struct sup_client *c);
@@ -71,6 +73,8 @@ static void client_drop(struct sup_client *c) {
   for (struct sup_pending *p = s->pending; p; p = p->next)
     if (p->client == c) {
       p->client = NULL; /* its answer, when it comes, goes nowhere */
+      if (p->conn_info)
+        continue;
       /* and the worker takes no stream for it */
       Qpool__Cancel m = QPOOL__CANCEL__INIT;
       m.token = p->token;
@@ -284,6 +288,7 @@ static void handle_request(struct sup_client *c, const Qpool__Request *m) {
     return;
   case QPOOL__CTL_OP__OP_INCOMING_GET:
   case QPOOL__CTL_OP__OP_OUTGOING_GET:
+  case QPOOL__CTL_OP__OP_CONN_INFO:
     break;
   default:
     respond(c, m->tag, EINVAL, "unknown operation", 0, 0, -1);
@@ -314,17 +319,29 @@ static void handle_request(struct sup_client *c, const Qpool__Request *m) {
   pd->tag = m->tag;
   pd->client = c;
   pd->worker = w->slot;
+  pd->conn_info = m->op == QPOOL__CTL_OP__OP_CONN_INFO;
   pd->next = s->pending;
   s->pending = pd;
   c->pending++;
-  Qpool__Get g = QPOOL__GET__INIT;
-  g.token = pd->token;
-  g.pool = p->cfg.name;
-  g.any = m->op == QPOOL__CTL_OP__OP_INCOMING_GET;
-  g.has_stream_id = !g.any;
-  g.stream_id = m->stream_id;
-  g.timeout_ms = m->has_timeout_ms ? m->timeout_ms : 0;
-  if (sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_GET, &g.base, -1) < 0) {
+  int rc;
+  if (pd->conn_info) {
+    Qpool__ConnInfoGet ci = QPOOL__CONN_INFO_GET__INIT;
+    ci.token = pd->token;
+    ci.pool = p->cfg.name;
+    ci.has_stream_id = m->has_stream_id;
+    ci.stream_id = m->stream_id;
+    rc = sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_CONN_INFO, &ci.base, -1);
+  } else {
+    Qpool__Get g = QPOOL__GET__INIT;
+    g.token = pd->token;
+    g.pool = p->cfg.name;
+    g.any = m->op == QPOOL__CTL_OP__OP_INCOMING_GET;
+    g.has_stream_id = !g.any;
+    g.stream_id = m->stream_id;
+    g.timeout_ms = m->has_timeout_ms ? m->timeout_ms : 0;
+    rc = sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_GET, &g.base, -1);
+  }
+  if (rc < 0) {
     s->pending = pd->next; /* it is still the list's head */
     c->pending--;
     free(pd);
@@ -454,9 +471,10 @@ void sup_control_close(struct sup *s) {
 }
 
 static struct sup_pending *take_pending(struct sup *s, uint64_t token,
-                                        int worker) {
+                                        int worker, int conn_info) {
   for (struct sup_pending **pp = &s->pending; *pp; pp = &(*pp)->next)
-    if ((*pp)->token == token && (*pp)->worker == worker) {
+    if ((*pp)->token == token && (*pp)->worker == worker &&
+        (*pp)->conn_info == conn_info) {
       struct sup_pending *p = *pp;
       *pp = p->next;
       if (p->client)
@@ -468,7 +486,7 @@ static struct sup_pending *take_pending(struct sup *s, uint64_t token,
 
 int sup_control_get_result(struct sup *s, struct sup_worker *w,
                            const Qpool__GetResult *m, int fd) {
-  struct sup_pending *p = take_pending(s, m->token, w->slot);
+  struct sup_pending *p = take_pending(s, m->token, w->slot, 0);
   if (!p) {
     if (fd >= 0)
       close(fd);
@@ -484,6 +502,43 @@ int sup_control_get_result(struct sup *s, struct sup_worker *w,
   }
   if (fd >= 0)
     close(fd); /* the application has its own copy now (or nobody waits) */
+  free(p);
+  return 0;
+}
+
+int sup_control_conn_info_result(struct sup *s, struct sup_worker *w,
+                                 const Qpool__ConnInfoResult *m,
+                                 const char **why) {
+  *why = NULL;
+  if (m->status == 0 && !m->conn)
+    *why = "status 0 without a description";
+  else if (m->status == 0 && qp_conn_info_check(m->conn, why) < 0)
+    ; /* *why says what */
+  else if (m->status > 0 || m->status < -4095)
+    *why = "a status that is no negative errno";
+  if (*why)
+    return -EPROTO;
+  struct sup_pending *p = take_pending(s, m->token, w->slot, 1);
+  if (!p) {
+    *why = "nobody asked for it";
+    return -EPROTO;
+  }
+  if (m->status == 0) {
+    Qpool__Response r;
+    qp_ctl_response_init(&r, p->tag, 0, NULL, 0, 0);
+    r.conn = m->conn; /* checked: fits a frame with room to spare */
+    if (p->client && !p->client->gone &&
+        qp_frame_send(p->client->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base,
+                      -1) < 0) {
+      qp_info("control: dropping a client: it does not read its answers");
+      client_drop(p->client);
+    }
+  } else {
+    char msg[QP_CONN_STR_MAX + 1];
+    snprintf(msg, sizeof(msg), "%s",
+             m->error ? m->error : strerror(-m->status));
+    respond(p->client, p->tag, -m->status, msg, 0, 0, -1);
+  }
   free(p);
   return 0;
 }

@@ -192,6 +192,13 @@ void sup_control_close(struct sup *s);
  * the application. Returns -EPROTO if nobody asked this worker for it. */
 int sup_control_get_result(struct sup *s, struct sup_worker *w,
                            const Qpool__GetResult *m, int fd);
+/* A worker answered a ConnInfoGet: forwards the description to the
+ * application. Returns 0, or -EPROTO with a reason in *why (static) when
+ * the answer breaks the protocol: nobody asked this worker, or a
+ * description missing or over the limits of shared/conn_info.h. */
+int sup_control_conn_info_result(struct sup *s, struct sup_worker *w,
+                                 const Qpool__ConnInfoResult *m,
+                                 const char **why);
 /* Fails the requests waiting on a worker that died. */
 void sup_control_worker_gone(struct sup *s, struct sup_worker *w);
 /* A report changed: WATCH subscribers get the new stats. */

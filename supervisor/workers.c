@@ -479,6 +479,21 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
       qpool__get_result__free_unpacked(m, NULL);
       break;
     }
+    case QPOOL__MSG_TYPE__MSG_CONN_INFO_RESULT: {
+      Qpool__ConnInfoResult *m =
+          qpool__conn_info_result__unpack(NULL, f.len, f.payload);
+      const char *bad = "malformed";
+      if (!m || sup_control_conn_info_result(s, w, m, &bad) < 0) {
+        if (m)
+          qpool__conn_info_result__free_unpacked(m, NULL);
+        char why[128];
+        snprintf(why, sizeof(why), "sent a bad ConnInfoResult (%s)", bad);
+        kill_worker(s, w, why);
+        return;
+      }
+      qpool__conn_info_result__free_unpacked(m, NULL);
+      break;
+    }
     case QPOOL__MSG_TYPE__MSG_BYE:
       break;
     default:

@@ -1,7 +1,8 @@
 /* qpoolctl: talks to qpoold's control socket (proto/control.proto): pool
  * status, stats as JSON, Prometheus metrics, a live view, the application
- * error counter, flushing, and taking a stream onto stdin/stdout like
- * netcat. Exit codes: 0 ok, 1 error (with a message), 2 usage. */
+ * error counter, flushing, a connection's peer identity and addresses, and
+ * taking a stream onto stdin/stdout like netcat. Exit codes: 0 ok, 1 error
+ * (with a message), 2 usage. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -16,6 +17,9 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <jansson.h>
 
 #include "control.pb-c.h"
@@ -213,6 +217,14 @@ static uint64_t parse_dur(const char *cmd, const char *opt, const char *s) {
     usage_error(cmd, "%s: bad duration \"%s\" (examples: 500ms, 2s, 1m)", opt,
                 s);
   return ns;
+}
+
+/* A stream ID as 'incoming' prints it: 1 to 8 hex digits. */
+static uint32_t parse_id(const char *cmd, const char *s) {
+  size_t len = strlen(s);
+  if (len == 0 || len > 8 || strspn(s, "0123456789abcdefABCDEF") != len)
+    usage_error(cmd, "%s: bad stream ID \"%s\" (8 hex digits)", cmd, s);
+  return (uint32_t)strtoul(s, NULL, 16);
 }
 
 static void need_args(int argc, char **argv, int want, const char *names) {
@@ -658,15 +670,7 @@ static int take_stream(int argc, char **argv, int any) {
     if (c == 't')
       tmo_ns = parse_dur(argv[0], "--timeout", optarg);
   need_args(argc, argv, any ? 1 : 2, any ? "POOL" : "POOL and ID");
-  uint32_t id = 0;
-  if (!any) {
-    const char *s = argv[optind + 1];
-    size_t len = strlen(s);
-    char *end;
-    if (len == 0 || len > 8 || strspn(s, "0123456789abcdefABCDEF") != len)
-      usage_error(argv[0], "outgoing: bad stream ID \"%s\" (8 hex digits)", s);
-    id = (uint32_t)strtoul(s, &end, 16);
-  }
+  uint32_t id = any ? 0 : parse_id(argv[0], argv[optind + 1]);
   uint64_t tmo_ms = tmo_ns / QP_NS_PER_MS;
   if (tmo_ms > UINT32_MAX - ANSWER_SLACK_MS)
     tmo_ms = UINT32_MAX - ANSWER_SLACK_MS;
@@ -703,6 +707,148 @@ static int cmd_outgoing(int argc, char **argv) {
   return take_stream(argc, argv, 0);
 }
 
+/* ---- conn: a connection's identity -------------------------------------- */
+
+struct cert_text {
+  char subject[512], issuer[512];
+  char sha256[65]; /* lowercase hex, as sha256sum prints it */
+  char *pem;       /* gnutls_free it */
+};
+
+static void cert_describe(const ProtobufCBinaryData *der, struct cert_text *t) {
+  memset(t, 0, sizeof(*t));
+  uint8_t d[32];
+  if (gnutls_hash_fast(GNUTLS_DIG_SHA256, der->data, der->len, d) == 0)
+    for (int i = 0; i < 32; i++)
+      snprintf(t->sha256 + 2 * i, 3, "%02x", d[i]);
+  gnutls_datum_t in = {der->data, (unsigned)der->len}, dn, pem;
+  if (gnutls_pem_base64_encode2("CERTIFICATE", &in, &pem) == 0)
+    t->pem = (char *)pem.data;
+  gnutls_x509_crt_t crt;
+  snprintf(t->subject, sizeof(t->subject), "(not an X.509 certificate)");
+  snprintf(t->issuer, sizeof(t->issuer), "-");
+  if (gnutls_x509_crt_init(&crt) < 0)
+    return;
+  if (gnutls_x509_crt_import(crt, &in, GNUTLS_X509_FMT_DER) == 0) {
+    if (gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0) {
+      snprintf(t->subject, sizeof(t->subject), "%s", (char *)dn.data);
+      gnutls_free(dn.data);
+    }
+    if (gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0) == 0) {
+      snprintf(t->issuer, sizeof(t->issuer), "%s", (char *)dn.data);
+      gnutls_free(dn.data);
+    }
+  }
+  gnutls_x509_crt_deinit(crt);
+}
+
+static int cmd_conn(int argc, char **argv) {
+  static const char usage[] =
+      "Usage: qpoolctl conn [--json | --pem] [--control PATH] POOL [ID]\n"
+      "The QUIC connection that carries stream ID of POOL (idle or taken),\n"
+      "or without ID the pool's connection (a client's current one, a\n"
+      "server's newest): local and remote UDP addresses, ALPN, TLS version,\n"
+      "cipher suite, smoothed RTT, and each certificate the peer sent\n"
+      "(subject, issuer, SHA-256 fingerprint of its DER bytes; a client\n"
+      "sends none). --json: as one JSON object, certificates in PEM too;\n"
+      "--pem: only the peer's chain, as PEM.\n";
+  static const struct option lo[] = {COMMON_LONGOPTS,
+                                     {"json", no_argument, NULL, 'j'},
+                                     {"pem", no_argument, NULL, 'P'},
+                                     {0}};
+  int c, json = 0, pem = 0;
+  while ((c = cmd_getopt(argc, argv, "+hj", lo, usage)) != -1)
+    if (c == 'j')
+      json = 1;
+    else if (c == 'P')
+      pem = 1;
+  if (json && pem)
+    usage_error(argv[0], "conn: --json and --pem exclude each other");
+  if (argc - optind < 1)
+    usage_error(argv[0], "conn: missing POOL");
+  if (argc - optind > 2)
+    usage_error(argv[0], "conn: unexpected argument \"%s\"", argv[optind + 2]);
+  const char *pool = argv[optind];
+  const char *ids = optind + 1 < argc ? argv[optind + 1] : NULL;
+  uint32_t id = ids ? parse_id(argv[0], ids) : 0;
+  int s = ctl_connect();
+  Qpool__Request r = QPOOL__REQUEST__INIT;
+  r.op = QPOOL__CTL_OP__OP_CONN_INFO;
+  r.pool = (char *)pool;
+  r.has_stream_id = ids != NULL;
+  r.stream_id = id;
+  char what[128], hex[9];
+  snprintf(hex, sizeof(hex), "%08" PRIx32, id);
+  snprintf(what, sizeof(what), "conn %.64s%s%s", pool, ids ? " " : "",
+           ids ? hex : "");
+  Qpool__Response *m = ctl_call(s, &r, ANSWER_SLACK_MS, NULL, what);
+  close(s);
+  const Qpool__ConnInfo *ci = m->conn;
+  if (!ci)
+    die("%s: qpoold answered without a description", what);
+  if (pem && ci->n_certs == 0)
+    die("%s: the peer sent no certificate (clients send none)", what);
+  char rtt[32];
+  qp_duration_format(ci->has_rtt_ns ? ci->rtt_ns : 0, rtt, sizeof(rtt));
+  int truncated = ci->has_truncated && ci->truncated;
+  json_t *root = NULL, *certs = NULL;
+  if (json) {
+    root = json_object();
+    json_object_set_new(root, "pool", json_string(pool));
+    json_object_set_new(root, "stream_id",
+                        ids ? json_string(hex) : json_null());
+    json_object_set_new(root, "local", json_string(ci->local));
+    json_object_set_new(root, "remote", json_string(ci->remote));
+    json_object_set_new(root, "alpn", json_string(ci->alpn));
+    json_object_set_new(root, "version", json_string(ci->version));
+    json_object_set_new(root, "cipher", json_string(ci->cipher));
+    json_object_set_new(root, "rtt_ns", ju64(ci->has_rtt_ns ? ci->rtt_ns : 0));
+    json_object_set_new(root, "truncated", json_boolean(truncated));
+    certs = json_array();
+    json_object_set_new(root, "certs", certs);
+  } else if (!pem) {
+    printf("pool      %s\n", pool);
+    printf("stream    %s\n", ids ? hex : "-");
+    printf("local     %s\n", ci->local);
+    printf("remote    %s\n", ci->remote);
+    printf("alpn      %s\n", ci->alpn);
+    printf("version   %s\n", ci->version);
+    printf("cipher    %s\n", ci->cipher);
+    printf("rtt       %s\n", rtt);
+    printf("peer certificates: %zu%s\n", ci->n_certs,
+           truncated     ? " (the chain was longer: only the first shown)"
+           : ci->n_certs ? ""
+                         : " (clients send none)");
+  }
+  for (size_t i = 0; i < ci->n_certs; i++) {
+    struct cert_text t;
+    cert_describe(&ci->certs[i], &t);
+    if (json) {
+      json_t *o = json_object();
+      json_object_set_new(o, "subject", json_string(t.subject));
+      json_object_set_new(o, "issuer", json_string(t.issuer));
+      json_object_set_new(o, "sha256", json_string(t.sha256));
+      json_object_set_new(o, "pem", t.pem ? json_string(t.pem) : json_null());
+      json_array_append_new(certs, o);
+    } else if (pem) {
+      fputs(t.pem ? t.pem : "", stdout);
+    } else {
+      printf("  [%zu] subject %s\n      issuer  %s\n      sha256  %s\n", i,
+             t.subject, t.issuer, t.sha256);
+    }
+    gnutls_free(t.pem);
+  }
+  if (json) {
+    if (json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+      die("cannot write JSON to standard output");
+    fputc('\n', stdout);
+    json_decref(root);
+  }
+  qpool__response__free_unpacked(m, NULL);
+  flush_stdout();
+  return 0;
+}
+
 static const struct command {
   const char *name;
   int (*run)(int, char **);
@@ -715,6 +861,7 @@ static const struct command {
     {"flush", cmd_flush, "close every idle stream of POOL"},
     {"reset-errors", cmd_reset_errors, "set POOL's error counter to 0"},
     {"add-error", cmd_add_error, "add 1 to POOL's error counter"},
+    {"conn", cmd_conn, "POOL's connection: addresses, TLS, peer certs"},
     {"incoming", cmd_incoming, "take any stream of POOL onto stdin/stdout"},
     {"outgoing", cmd_outgoing, "take stream ID of POOL onto stdin/stdout"},
 };

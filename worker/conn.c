@@ -538,6 +538,40 @@ void wrk_conn_consumed(wrk_conn *c, int64_t sid, size_t n) {
   wrk_conn_dirty(c);
 }
 
+void wrk_conn_describe(wrk_conn *c, struct wrk_conn_info *ci) {
+  memset(ci, 0, sizeof(*ci));
+  qp_addr_format((struct sockaddr *)&c->local, ci->local, sizeof(ci->local));
+  qp_addr_format((struct sockaddr *)&c->peer, ci->remote, sizeof(ci->remote));
+  gnutls_datum_t alpn;
+  if (gnutls_alpn_get_selected_protocol(c->tls, &alpn) == 0) {
+    size_t n = alpn.size < sizeof(ci->alpn) ? alpn.size : sizeof(ci->alpn) - 1;
+    memcpy(ci->alpn, alpn.data, n);
+  }
+  const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(c->tls));
+  const char *suite = gnutls_ciphersuite_get(c->tls); /* the IANA name */
+  if (!suite)
+    suite = gnutls_cipher_get_name(gnutls_cipher_get(c->tls));
+  ci->version = v ? v : "";
+  ci->cipher = suite ? suite : "";
+  ngtcp2_conn_stat cs;
+  ngtcp2_conn_get_conn_stat(c->qc, &cs);
+  ci->rtt_ns = cs.smoothed_rtt;
+  unsigned n = 0;
+  const gnutls_datum_t *chain = gnutls_certificate_get_peers(c->tls, &n);
+  size_t bytes = 0;
+  for (unsigned i = 0; chain && i < n; i++) {
+    if (ci->ncerts == QP_CONN_CERTS_MAX || chain[i].size == 0 ||
+        chain[i].size > QP_CONN_CHAIN_MAX - bytes) {
+      ci->truncated = 1;
+      break;
+    }
+    ci->certs[ci->ncerts].der = chain[i].data;
+    ci->certs[ci->ncerts].len = chain[i].size;
+    ci->ncerts++;
+    bytes += chain[i].size;
+  }
+}
+
 static void tx_unlink(wrk_stream *s) {
   if (s->in_tx) {
     s->in_tx = 0;

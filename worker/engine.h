@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "shared/addr.h"
+#include "shared/conn_info.h"
 #include "shared/ipfilter.h"
 
 #define WRK_ID_CONTROL UINT32_C(0) /* "00000000": first ID a server assigns */
@@ -127,6 +129,31 @@ size_t wrk_pool_idle_ids(const wrk_pool *p, uint32_t *ids, size_t n);
 /* The bound listener address (servers), e.g. after binding port 0. */
 int wrk_pool_local_addr(const wrk_pool *p, struct sockaddr_storage *ss,
                         socklen_t *len);
+
+/* A QUIC connection as its peer's identity and the path describe it. */
+struct wrk_conn_info {
+  char local[QP_ADDR_STRLEN], remote[QP_ADDR_STRLEN]; /* "1.2.3.4:5" */
+  char alpn[QP_CONN_STR_MAX + 1];                     /* "np-quic" */
+  const char *version, *cipher; /* GnuTLS's static names: "TLS1.3", ... */
+  uint64_t rtt_ns;              /* smoothed RTT */
+  /* the peer's chain as it sent it, leaf first (none from a client); the
+   * bytes belong to the connection: valid until the loop runs again */
+  struct {
+    const uint8_t *der;
+    size_t len;
+  } certs[QP_CONN_CERTS_MAX];
+  size_t ncerts;
+  int truncated; /* the chain had more certificates or bytes than fit */
+};
+
+/* Describes the connection that carries stream *id (idle or taken; when the
+ * ID repeats, a taken stream before an idle one, the newest connection
+ * first), or with id NULL the pool's connection (a client's current one, a
+ * server's newest), once its handshake is done. Fills *ci. Returns 0,
+ * -ESRCH (no stream with that ID on an open connection) or -ENOLINK (no
+ * connection now). */
+int wrk_pool_conn_info(wrk_pool *p, const uint32_t *id,
+                       struct wrk_conn_info *ci);
 
 /* Stops the manager, fails waiters with -ECANCELED, flushes, closes every
  * connection with "pool closed" and the listener; cb (may be NULL) runs once

@@ -232,6 +232,8 @@ void wrk_conn_want_send(wrk_conn *c, wrk_stream *s);
 void wrk_conn_dirty(wrk_conn *c);
 /* Extends stream and connection flow-control credit by n consumed bytes. */
 void wrk_conn_consumed(wrk_conn *c, int64_t sid, size_t n);
+/* Fills *ci for a connection whose handshake is done (see engine.h). */
+void wrk_conn_describe(wrk_conn *c, struct wrk_conn_info *ci);
 void wrk_pool_want_flush(wrk_pool *p);
 /* A connection finished closing its handles. */
 void wrk_pool_release(wrk_pool *p);

@@ -407,6 +407,26 @@ static void handle_cancel(const Qpool__Cancel *m) {
     }
 }
 
+/* Answered at once: nothing to cancel. */
+static void handle_conn_info(const Qpool__ConnInfoGet *m) {
+  struct wpool *w = find_pool(m->pool);
+  struct wrk_conn_info_msg ci;
+  Qpool__ConnInfoResult r = QPOOL__CONN_INFO_RESULT__INIT;
+  r.token = m->token;
+  if (!w || !w->p) {
+    r.status = -ENOENT;
+    r.error = "the pool does not run in this worker";
+  } else {
+    r.status =
+        wrk_conn_info_msg(w->p, m->has_stream_id ? &m->stream_id : NULL, &ci);
+    if (r.status == 0)
+      r.conn = &ci.m;
+    else
+      r.error = ci.why;
+  }
+  send_msg(QPOOL__MSG_TYPE__MSG_CONN_INFO_RESULT, &r.base, -1);
+}
+
 static wrk_pool *lookup_pool(const char *name, void *arg) {
   (void)arg;
   struct wpool *w = find_pool(name);
@@ -506,6 +526,12 @@ static void dispatch(struct qp_frame *f) {
     UNPACK(Cancel, cancel, f);
     handle_cancel(m);
     qpool__cancel__free_unpacked(m, NULL);
+    break;
+  }
+  case QPOOL__MSG_TYPE__MSG_CONN_INFO: {
+    UNPACK(ConnInfoGet, conn_info_get, f);
+    handle_conn_info(m);
+    qpool__conn_info_get__free_unpacked(m, NULL);
     break;
   }
   case QPOOL__MSG_TYPE__MSG_FLUSH: {

@@ -793,6 +793,41 @@ size_t wrk_pool_idle_ids(const wrk_pool *p, uint32_t *ids, size_t n) {
   return i;
 }
 
+/* The open connection that carries stream id: a taken stream's (the newest
+ * connection first, its latest stream first), else the idle one's. */
+static wrk_conn *stream_conn(wrk_pool *p, uint32_t id) {
+  for (struct wrk_list *n = p->conns.prev; n != &p->conns; n = n->prev) {
+    wrk_conn *c = wrk_container(n, wrk_conn, link);
+    for (struct wrk_list *l = c->streams.prev; l != &c->streams; l = l->prev) {
+      wrk_stream *s = wrk_container(l, wrk_stream, conn_link);
+      if (s->state == WS_TAKEN && s->id == id)
+        return c;
+    }
+  }
+  wrk_stream *s = wrk_idmap_get(&p->ids, id);
+  return s ? s->conn : NULL; /* NULL: its connection is gone */
+}
+
+int wrk_pool_conn_info(wrk_pool *p, const uint32_t *id,
+                       struct wrk_conn_info *ci) {
+  wrk_conn *c = NULL;
+  if (id) {
+    c = stream_conn(p, *id);
+    if (!c)
+      return -ESRCH;
+  } else if (p->cfg.role == WRK_CLIENT) {
+    c = p->conn;
+  } else {
+    for (struct wrk_list *n = p->conns.prev; n != &p->conns && !c; n = n->prev)
+      if (wrk_container(n, wrk_conn, link)->handshake_done)
+        c = wrk_container(n, wrk_conn, link);
+  }
+  if (!c || !c->handshake_done || c->closing)
+    return -ENOLINK;
+  wrk_conn_describe(c, ci);
+  return 0;
+}
+
 void wrk_pool_flush(wrk_pool *p) {
   while (!wrk_list_empty(&p->idle)) {
     wrk_stream *s = wrk_container(p->idle.next, wrk_stream, link);

@@ -3,13 +3,15 @@
  * qpoold authenticates an application (SO_PEERCRED against the pool's allow
  * lists), makes a SOCK_SEQPACKET pair, and gives one end to the application
  * and the other to the pool's worker (MSG_SESSION). On it the application
- * sends control.proto Requests — IncomingGet and OutgoingGet of that one
- * pool only — and the worker answers each with a Response carrying the
- * stream's fd: two frames and two processes per take instead of four and
- * three. Session input is untrusted: a malformed frame ends the session;
- * an application that does not read its answers loses its session. */
+ * sends control.proto Requests — IncomingGet, OutgoingGet and ConnInfo of
+ * that one pool only — and the worker answers each with a Response carrying
+ * the stream's fd (or the connection's description): two frames and two
+ * processes per take instead of four and three. Session input is untrusted: a
+ * malformed frame ends the session; an application that does not read its
+ * answers loses its session. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -125,15 +127,12 @@ static void flush_out(struct wrk_session *s) {
 /* Answers a request. When the application's socket is full the answer
  * waits in order (with its stream) until there is room: a slow reader
  * delays its own answers but loses nothing, up to MAX_QUEUED of them. */
-static void respond(struct wrk_session *s, uint64_t tag, int code,
-                    const char *msg, int has_id, uint32_t id, int fd) {
+static void respond_msg(struct wrk_session *s, Qpool__Response *r, int fd) {
   if (s->gone)
     return;
-  Qpool__Response r;
-  qp_ctl_response_init(&r, tag, code, msg, has_id, id);
   int rc = -EAGAIN;
   if (!s->out)
-    rc = qp_frame_send(s->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, fd);
+    rc = qp_frame_send(s->fd, QPOOL__CTL_TYPE__CTL_RESPONSE, &r->base, fd);
   if (rc == 0)
     return;
   if (rc != -EAGAIN) {
@@ -146,7 +145,7 @@ static void respond(struct wrk_session *s, uint64_t tag, int code,
   }
   struct out *o = calloc(1, sizeof(*o));
   long len =
-      o ? qp_frame_pack(QPOOL__CTL_TYPE__CTL_RESPONSE, &r.base, &o->frame)
+      o ? qp_frame_pack(QPOOL__CTL_TYPE__CTL_RESPONSE, &r->base, &o->frame)
         : -ENOMEM;
   o = len < 0 ? (free(o), NULL) : o;
   int dup = o && fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
@@ -166,6 +165,13 @@ static void respond(struct wrk_session *s, uint64_t tag, int code,
   s->out_tail = o;
   s->nout++;
   uv_poll_start(&s->poll, UV_READABLE | UV_WRITABLE, on_readable);
+}
+
+static void respond(struct wrk_session *s, uint64_t tag, int code,
+                    const char *msg, int has_id, uint32_t id, int fd) {
+  Qpool__Response r;
+  qp_ctl_response_init(&r, tag, code, msg, has_id, id);
+  respond_msg(s, &r, fd);
 }
 
 static void on_get(wrk_pool *p, int status, uint32_t id, int fd, void *arg) {
@@ -188,17 +194,77 @@ static void on_get(wrk_pool *p, int status, uint32_t id, int fd, void *arg) {
   maybe_free(s);
 }
 
+int wrk_conn_info_msg(wrk_pool *p, const uint32_t *id,
+                      struct wrk_conn_info_msg *out) {
+  struct wrk_conn_info *ci = &out->ci;
+  Qpool__ConnInfo *m = &out->m;
+  qpool__conn_info__init(m);
+  out->why[0] = 0;
+  int rc = wrk_pool_conn_info(p, id, ci);
+  if (rc < 0) {
+    char hex[9] = "";
+    if (id)
+      wrk_id_format(*id, hex);
+    if (rc == -ESRCH)
+      snprintf(out->why, sizeof(out->why),
+               "no stream %s on an open connection of pool %s", hex,
+               wrk_pool_name(p));
+    else
+      snprintf(out->why, sizeof(out->why), "pool %s has no connection now",
+               wrk_pool_name(p));
+    return rc;
+  }
+  m->local = ci->local;
+  m->remote = ci->remote;
+  m->alpn = ci->alpn;
+  m->version = (char *)ci->version;
+  m->cipher = (char *)ci->cipher;
+  for (size_t i = 0; i < ci->ncerts; i++) {
+    out->certs[i].data = (uint8_t *)ci->certs[i].der;
+    out->certs[i].len = ci->certs[i].len;
+  }
+  m->n_certs = ci->ncerts;
+  m->certs = out->certs;
+  m->has_truncated = ci->truncated;
+  m->truncated = ci->truncated;
+  m->has_rtt_ns = 1;
+  m->rtt_ns = ci->rtt_ns;
+  return 0;
+}
+
+static void handle_conn_info(struct wrk_session *s, const Qpool__Request *m,
+                             wrk_pool *p) {
+  struct wrk_conn_info_msg ci;
+  int rc = wrk_conn_info_msg(p, m->has_stream_id ? &m->stream_id : NULL, &ci);
+  Qpool__Response r;
+  qp_ctl_response_init(&r, m->tag, -rc, rc < 0 ? ci.why : NULL,
+                       m->has_stream_id, m->stream_id);
+  if (rc == 0)
+    r.conn = &ci.m;
+  respond_msg(s, &r, -1);
+}
+
 static void handle(struct wrk_session *s, const Qpool__Request *m) {
   int any = m->op == QPOOL__CTL_OP__OP_INCOMING_GET;
-  if (!any && m->op != QPOOL__CTL_OP__OP_OUTGOING_GET) {
+  int info = m->op == QPOOL__CTL_OP__OP_CONN_INFO;
+  if (!any && !info && m->op != QPOOL__CTL_OP__OP_OUTGOING_GET) {
     respond(s, m->tag, EINVAL,
-            "a session takes streams only: ask qpoold's control socket", 0, 0,
-            -1);
+            "a session takes streams only (and describes connections): ask "
+            "qpoold's control socket",
+            0, 0, -1);
     return;
   }
   if (m->pool && strcmp(m->pool, s->pool) != 0) {
     respond(s, m->tag, EINVAL, "this session belongs to another pool", 0, 0,
             -1);
+    return;
+  }
+  if (info) {
+    wrk_pool *p = s->owner->lookup(s->pool, s->owner->arg);
+    if (p)
+      handle_conn_info(s, m, p);
+    else
+      respond(s, m->tag, ENOENT, "the pool was removed", 0, 0, -1);
     return;
   }
   if (!any && !m->has_stream_id) {

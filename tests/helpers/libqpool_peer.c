@@ -37,6 +37,22 @@
  *       a get blocked in another thread returns -ECANCELED on qp_close
  *   libqpool-peer attach --control PATH --pool NAME
  *       prints "attach: rc=R (sentence)"; exit 0 on success
+ *   libqpool-peer info --control PATH --pool NAME --peer-control PATH
+ *                 --peer-pool NAME [--hold FILE]
+ *       qp_conn_info: takes a stream on the server pool (IncomingGet) and
+ *       the same ID on the client pool (OutgoingGet), then describes, on
+ *       each side, the connection of that stream and the pool's connection
+ *       (id NULL), and an unknown ID; one line each: "info: side=S what=W
+ *       rc=R local=... remote=... alpn=... version=... cipher=...
+ *       rtt_ns=... certs=N truncated=T sha256=LEAF,NEXT,..." (the SHA-256
+ *       of each certificate's DER). With --hold: prints "info: holding"
+ *       and keeps both streams until FILE exists (at most 120 s); then
+ *       closes them and prints the client side's answer for the closed
+ *       stream's ID
+ *   libqpool-peer info --embedded --target ADDR [--tls-mode M] [--id HEX]
+ *       the same on an embedded client pool: the pool's connection once it
+ *       is up (waits up to --timeout-ms), and with --id the connection of
+ *       that stream after an OutgoingGet of it
  */
 #include <errno.h>
 #include <getopt.h>
@@ -616,10 +632,131 @@ static int cmd_repeat(void) {
   return 0;
 }
 
+/* ---- qp_conn_info */
+
+/* Prints one description; returns qp_conn_info's result. */
+static int print_info(const char *side, const char *what, qp_pool *p,
+                      const uint32_t *id) {
+  struct qp_conn_info *ci = NULL;
+  int rc = qp_conn_info(p, id, &ci);
+  printf("info: side=%s what=%s rc=%d", side, what, rc);
+  if (rc < 0) {
+    printf(" (%s)\n", qp_strerror(rc));
+    fflush(stdout);
+    return rc;
+  }
+  printf(" local=%s remote=%s alpn=%s version=%s cipher=%s rtt_ns=%" PRId64
+         " certs=%zu truncated=%d sha256=",
+         ci->local, ci->remote, ci->alpn, ci->version, ci->cipher, ci->rtt_ns,
+         ci->ncerts, ci->truncated);
+  for (size_t i = 0; i < ci->ncerts; i++) {
+    uint8_t d[32];
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, ci->certs[i].der, ci->certs[i].len, d);
+    for (int k = 0; k < 32; k++)
+      printf("%02x", d[k]);
+    if (i + 1 < ci->ncerts)
+      putchar(',');
+  }
+  printf("%s\n", ci->ncerts ? "" : "-");
+  fflush(stdout);
+  qp_conn_info_free(ci);
+  return 0;
+}
+
+/* Waits (up to 120 s: the test's own checks run meanwhile) until FILE
+ * exists. */
+static void hold_until(const char *file) {
+  printf("info: holding\n");
+  fflush(stdout);
+  for (uint64_t t0 = now_ms(); now_ms() - t0 < 120000;) {
+    if (access(file, F_OK) == 0)
+      return;
+    usleep(20 * 1000);
+  }
+  printf("info: %s did not appear in time\n", file);
+}
+
+static int cmd_info(const char *hold) {
+  qp_pool *cli = NULL;
+  int rc = qp_pool_attach(G.peer_control, G.peer_pool, &cli);
+  if (rc < 0) {
+    fprintf(stderr, "np-test: FAIL attach to pool \"%s\": %s\n", G.peer_pool,
+            qp_strerror(rc));
+    return 1;
+  }
+  uint32_t id;
+  int sfd = -1, cfd = -1, bad = 0;
+  rc = qp_incoming_get(G.p, G.timeout_ms, &id, &sfd);
+  if (rc == 0)
+    rc = qp_outgoing_get(cli, id, G.timeout_ms, &cfd);
+  printf("info: take rc=%d id=%08x\n", rc, id);
+  if (rc < 0) {
+    qp_close(cli);
+    return 1;
+  }
+  uint32_t unknown = id ^ 0x5a5a5a5au;
+  bad |= print_info("client", "id", cli, &id) < 0;
+  bad |= print_info("server", "id", G.p, &id) < 0;
+  bad |= print_info("client", "pool", cli, NULL) < 0;
+  bad |= print_info("server", "pool", G.p, NULL) < 0;
+  bad |= print_info("client", "unknown", cli, &unknown) != -ESRCH;
+  bad |= print_info("server", "unknown", G.p, &unknown) != -ESRCH;
+  if (hold) {
+    hold_until(hold);
+    close(sfd);
+    close(cfd);
+    sfd = cfd = -1;
+    /* both ends closed: the stream ends once FIN and STOP_SENDING crossed */
+    for (uint64_t t0 = now_ms(); now_ms() - t0 < 5000; usleep(50 * 1000)) {
+      struct qp_conn_info *ci = NULL;
+      int r = qp_conn_info(cli, &id, &ci);
+      qp_conn_info_free(ci);
+      if (r == -ESRCH)
+        break;
+    }
+    print_info("client", "closed", cli, &id);
+  }
+  if (sfd >= 0)
+    close(sfd);
+  if (cfd >= 0)
+    close(cfd);
+  qp_close(cli);
+  return bad;
+}
+
+static int cmd_info_embedded(void) {
+  qp_pool *p;
+  if (embedded_open(0, G.target, &p) < 0)
+    return 1;
+  int rc = -ENOLINK;
+  for (uint64_t t0 = now_ms(); rc == -ENOLINK && now_ms() - t0 < G.timeout_ms;
+       usleep(50 * 1000)) {
+    struct qp_conn_info *ci = NULL;
+    rc = qp_conn_info(p, NULL, &ci);
+    qp_conn_info_free(ci);
+  }
+  int bad = print_info("embedded", "pool", p, NULL) < 0;
+  if (G.id) {
+    uint32_t id;
+    int fd = -1;
+    if (qp_id_parse(G.id, &id) < 0 ||
+        (rc = qp_outgoing_get(p, id, G.timeout_ms, &fd)) < 0) {
+      printf("info: take rc=%d\n", rc);
+      bad = 1;
+    } else {
+      bad |= print_info("embedded", "id", p, &id) < 0;
+      close(fd);
+    }
+  }
+  qp_close(p);
+  return bad;
+}
+
 static void usage(void) {
-  fprintf(stderr, "usage: libqpool-peer server|client|get|stats|ctl|cancel|"
-                  "attach --control PATH --pool NAME [--streams N] [--bytes "
-                  "L] [--timeout-ms MS] [--id HEX]\n");
+  fprintf(stderr,
+          "usage: libqpool-peer server|client|get|stats|ctl|cancel|"
+          "attach|info --control PATH --pool NAME [--streams N] [--bytes "
+          "L] [--timeout-ms MS] [--id HEX]\n");
   exit(2);
 }
 
@@ -646,9 +783,11 @@ int main(int argc, char **argv) {
       {"key", required_argument, NULL, 'K'},
       {"peer-control", required_argument, NULL, 'P'},
       {"peer-pool", required_argument, NULL, 'Q'},
+      {"hold", required_argument, NULL, 'W'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   optind = 2;
+  const char *hold = NULL;
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (o) {
@@ -706,6 +845,9 @@ int main(int argc, char **argv) {
     case 'K':
       G.key = optarg;
       break;
+    case 'W':
+      hold = optarg;
+      break;
     default:
       usage();
     }
@@ -714,6 +856,11 @@ int main(int argc, char **argv) {
     usage();
   signal(SIGPIPE, SIG_IGN);
   if (G.embedded) {
+    if (!strcmp(cmd, "info")) {
+      if (!G.target)
+        usage();
+      return cmd_info_embedded();
+    }
     if (!strcmp(cmd, "wake") || !strcmp(cmd, "errors")) {
       if (!G.listen)
         usage();
@@ -752,6 +899,10 @@ int main(int argc, char **argv) {
     ret = cmd_ctl();
   } else if (!strcmp(cmd, "repeat")) {
     ret = cmd_repeat();
+  } else if (!strcmp(cmd, "info")) {
+    if (!G.peer_control || !G.peer_pool)
+      usage();
+    ret = cmd_info(hold);
   } else if (!strcmp(cmd, "cancel")) {
     ret = cmd_cancel();
   } else {

@@ -151,6 +151,18 @@ static void test_embedded_args(void **st) {
   assert_int_equal(qp_ready(p), 0);
   assert_int_equal(qp_active(p), -ENOTCONN);
   assert_int_equal(qp_server_manager(p), -EINVAL); /* a client pool */
+  struct qp_conn_info *ci = (struct qp_conn_info *)0x1;
+  assert_int_equal(qp_conn_info(p, NULL, &ci), -ENOTCONN);
+  assert_null(ci); /* NULL on every failure */
+  ci = (struct qp_conn_info *)0x1;
+  assert_int_equal(qp_conn_info(NULL, &id, &ci), -EINVAL);
+  assert_null(ci);
+  assert_int_equal(qp_conn_info(p, NULL, NULL), -EINVAL);
+  qp_conn_info_free(NULL);
+  assert_string_equal(qp_strerror(-ESRCH),
+                      "no stream with that ID on an open connection of the "
+                      "pool");
+  assert_string_equal(qp_strerror(-ENOLINK), "the pool has no connection now");
   assert_string_equal(qp_strerror(-ENOTCONN),
                       "the pool is not running: start it with "
                       "qp_client_manager or qp_server_manager");
