@@ -110,10 +110,9 @@ for fam in v4 v6; do
     bash -c "! grep -q 'worker 0 started' '$WORK/second$fam.log'"
   check "$fam: the first server still serves: streams flow through its hand-off" \
     flows "$fam" "$host:$port" "$WORK/first$fam.sock" first
-  check "$fam: ... and it accepts new connections (2 more in a row)" \
-    fills "$host:$port" 2
-  check "$fam: ... every connection handed off by the first qpoold (>= 3)" \
-    wait_status_ge "$WORK/first$fam.status" first handoffs 3 5
+  check "$fam: ... and it accepts another connection" fills "$host:$port"
+  check "$fam: ... both handed off by the first qpoold" \
+    wait_status_ge "$WORK/first$fam.status" first handoffs 2 5
 done
 
 # --- after the first stops, a new server takes the address at once
@@ -224,8 +223,6 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns add "qpt$$" 2>/d
   check "ns: 0.0.0.0:4434 while a qpool server has 127.0.0.1:4434: fails ($rc)" \
     grep -qF "cannot listen on 0.0.0.0:4434: Address already in use (127.0.0.1:4434 overlaps it, held by another qpool server: qpoold, pid $(pid_of spec)" \
     "$WORK/wildcard.log"
-  check "ns: [::]:4434 does not overlap 127.0.0.1:4434 (IPv6 listeners are V6ONLY)" \
-    first v6any "[::]:4434" "${NSX[@]}"
 else
   echo "# overlap checks skipped: no network namespace (needs root and iproute2)"
 fi
