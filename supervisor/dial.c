@@ -131,6 +131,10 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
 void sup_dial_request(struct sup *s, struct sup_worker *w, struct sup_pool *p,
                       uint64_t seq, uint32_t attempt) {
   const struct sup_pool_cfg *c = &p->cfg;
+  if (s->stopping) { /* no new resolution to wait for at exit */
+    reply(s, w, c->name, seq, -1, "qpoold is stopping");
+    return;
+  }
   if (c->addr_len > 0) { /* numeric: parsed with the configuration */
     const struct sockaddr *sa = (const struct sockaddr *)&c->addr;
     connect_and_reply(s, w, c->name, seq, attempt, &sa, &c->addr_len, 1);

@@ -17,13 +17,14 @@ NAME=qpool-resolve-test.example
 port=$(free_port)
 printf '127.0.0.1 localhost\n::1 localhost\n' >"$WORK/hosts"
 printf 'hosts: files\n' >"$WORK/nsswitch.conf"
-# in_ns CMD...: runs CMD with the test's /etc/hosts and /etc/nsswitch.conf
-in_ns() {
-  unshare --mount --propagation private bash -c '
+# "${IN_NS[@]}" CMD...: runs CMD with the test's /etc/hosts and
+# /etc/nsswitch.conf; unshare and bash exec, so a background job's pid is
+# CMD's own
+IN_NS=(unshare --mount --propagation private bash -c '
     mount --bind "$1/hosts" /etc/hosts &&
     mount --bind "$1/nsswitch.conf" /etc/nsswitch.conf || exit 99
-    shift; exec "$@"' _ "$WORK" "$@"
-}
+    shift; exec "$@"' _ "$WORK")
+in_ns() { "${IN_NS[@]}" "$@"; }
 if ! in_ns true; then echo "SKIP: cannot bind-mount in a mount namespace"; exit 77; fi
 fails() { ! "$@"; }
 check_ok() { "$@" 2>&1 | tee -a "$WORK/check.log" | grep -q "configuration ok"; }
@@ -41,7 +42,7 @@ start_bg s "$QPOOLD" server --name s --listen "127.0.0.1:$port" --max-cap 4 \
   --chroot "$WORK/empty" --control "$WORK/s.sock"
 wait_for "$WORK/s.log" "in the sandbox" 10
 export QPOOL_STATUS_FILE="$WORK/c.status"
-start_bg c in_ns "$QPOOLD" client --name c --target "$NAME:$port" --min-cap 2 \
+start_bg c "${IN_NS[@]}" "$QPOOLD" client --name c --target "$NAME:$port" --min-cap 2 \
   --max-cap 2 --min-interval 100ms --max-interval 100ms --log-level debug \
   --chroot "$WORK/empty" --control "$WORK/c.sock"
 unset QPOOL_STATUS_FILE
@@ -60,6 +61,8 @@ check "once it resolves, the pool connects (no restart)" \
   wait_status "$WORK/c.status" c connected 1 15
 check "... and fills" wait_status "$WORK/c.status" c active 2 10
 check "... it is the same qpoold" kill -0 "$(pid_of c)"
+check "... (the pid watched is qpoold's)" \
+  grep -q "qpoold\[$(pid_of c)\]" "$WORK/c.log"
 
 # the name moves to ::1, where another server listens; the server at
 # 127.0.0.1 goes away: the pool's reconnect follows the name
