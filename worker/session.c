@@ -23,8 +23,9 @@
 #include "worker/session.h"
 
 #define MAX_SESSIONS 1024
-#define MAX_PENDING 4096 /* gets in flight per session */
-#define MAX_QUEUED 4096  /* answers waiting for room in the socket */
+#define MAX_PENDING 4096            /* gets in flight per session */
+#define MAX_QUEUED 4096             /* answers waiting for room in the socket */
+#define MAX_QUEUED_BYTES (8u << 20) /* ... and their bytes (ConnInfo: KiBs) */
 
 struct get_ctx {
   struct get_ctx *next, *prev; /* the session's gets in flight */
@@ -49,6 +50,7 @@ struct wrk_session {
   int pending;         /* gets whose callback has not run */
   struct out *out, *out_tail;
   int nout;
+  size_t out_bytes;
   int gone;   /* closed: callbacks only release it */
   int closed; /* the poll handle's close callback ran */
 };
@@ -95,6 +97,7 @@ static void session_end(struct wrk_session *s, const char *why) {
   }
   s->out_tail = NULL;
   s->nout = 0;
+  s->out_bytes = 0;
   uv_poll_stop(&s->poll);
   close(s->fd);
   s->fd = -1;
@@ -112,6 +115,7 @@ static void flush_out(struct wrk_session *s) {
     if (!s->out)
       s->out_tail = NULL;
     s->nout--;
+    s->out_bytes -= o->len;
     if (o->fd >= 0)
       close(o->fd);
     free(o->frame);
@@ -126,7 +130,8 @@ static void flush_out(struct wrk_session *s) {
 
 /* Answers a request. When the application's socket is full the answer
  * waits in order (with its stream) until there is room: a slow reader
- * delays its own answers but loses nothing, up to MAX_QUEUED of them. */
+ * delays its own answers but loses nothing, up to MAX_QUEUED of them
+ * (MAX_QUEUED_BYTES together). */
 static void respond_msg(struct wrk_session *s, Qpool__Response *r, int fd) {
   if (s->gone)
     return;
@@ -149,14 +154,21 @@ static void respond_msg(struct wrk_session *s, Qpool__Response *r, int fd) {
         : -ENOMEM;
   o = len < 0 ? (free(o), NULL) : o;
   int dup = o && fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-  if (!o || (fd >= 0 && dup < 0)) {
+  const char *why = !o || (fd >= 0 && dup < 0) ? "out of memory for its answers"
+                    : s->out_bytes + (size_t)len > MAX_QUEUED_BYTES
+                        ? "the application does not read its answers"
+                        : NULL;
+  if (why) {
+    if (dup >= 0)
+      close(dup);
     if (o)
       free(o->frame);
     free(o);
-    session_end(s, "out of memory for its answers");
+    session_end(s, why);
     return;
   }
   o->len = (size_t)len;
+  s->out_bytes += o->len;
   o->fd = dup;
   if (s->out_tail)
     s->out_tail->next = o;

@@ -8,7 +8,8 @@
 # through qpoold (no session), from qpoolctl (text, --json, --pem) and from
 # an embedded client pool on ::1; on a server with two connections, a
 # stream's own connection and the newest one; unknown pool / ID and a
-# closed stream give clear errors.
+# closed stream give clear errors; a session flooding requests without
+# reading the answers is dropped, the worker stays up.
 . "$(dirname "$0")/lib.sh"
 LQP="$QP_BIN/tests/libqpool-peer"
 CTL="$QP_BIN/qpoolctl"
@@ -144,6 +145,46 @@ c=$(line "$WORK/info2.log" client id)
 check "... the server's chain ($(field "$c" sha256))" test "$(field "$c" sha256)" = "$leaf,$ca"
 check "... the server side: the client's address" \
   test "$(field "$(line "$WORK/info2.log" server id)" remote)" = "$(field "$c" local)"
+
+# ---- a session that asks for descriptions and never reads them ---------
+wpid=$(status_of "$WORK/cli.status" cli pid)
+python3 - "$WORK/cli.sock" >"$WORK/flood.log" 2>&1 <<'PY'
+import socket, struct, sys, time
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7f; n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n: return out
+def request(tag, op, pool, sid=None):
+    p = b"\x08" + varint(tag) + b"\x10" + varint(op) + b"\x1a" + varint(len(pool)) + pool
+    if sid is not None: p += b"\x20" + varint(sid)
+    return struct.pack(">IH", len(p), 1) + p
+c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); c.settimeout(5)
+c.connect(sys.argv[1])
+c.send(request(1, 8, b"cli"))  # OP_SESSION
+msg, anc, flags, addr = c.recvmsg(1000, socket.CMSG_SPACE(4))
+fds = [struct.unpack("i", d[:4])[0] for (l, t, d) in anc if t == socket.SCM_RIGHTS]
+ss = socket.socket(fileno=fds[0]); ss.settimeout(5)
+ss.send(request(2, 9, b"cli"))  # OP_CONN_INFO, read: answered with the chain
+print("answered:", b"np-quic" in ss.recv(300000))
+ss.setblocking(False)
+sent, dropped = 0, False
+for t in range(20000):
+    try:
+        ss.send(request(t, 9, b"cli")); sent += 1
+    except BlockingIOError:
+        time.sleep(0.001)
+    except (BrokenPipeError, ConnectionResetError):
+        dropped = True
+        break
+print("flood: sent", sent, "dropped by the worker:", dropped)
+PY
+sed 's/^/# /' "$WORK/flood.log"
+check "OP_CONN_INFO on a raw session is answered" grep -q "answered: True" "$WORK/flood.log"
+check "a session that never reads its descriptions is dropped" grep -q "dropped by the worker: True" "$WORK/flood.log"
+check "... by the worker, which stays up (pid $wpid)" kill -0 "$wpid"
+check "... and still answers" bash -c "'$CTL' --control '$WORK/cli.sock' conn cli | grep -qE '^ +sha256 +$leaf$'"
 
 # ---- embedded mode, IPv6: a fresh server's first stream is 00000000 --------
 port6=$(free_port)
