@@ -9,7 +9,12 @@
 #include <protobuf-c/protobuf-c.h>
 
 #define QP_FRAME_HDR 6
-#define QP_FRAME_MAX (256u * 1024) /* payload bytes */
+/* Payload bytes. Small enough that the largest frame fits the default send
+ * buffer of a SOCK_SEQPACKET socket (net.core.wmem_default, 212992 bytes),
+ * so a frame the codec accepts never fails with EMSGSIZE at sendmsg; the
+ * largest messages (PoolAdd with certificate and key, 64 KiB each; a
+ * connection description with 64 KiB of certificates) stay well below. */
+#define QP_FRAME_MAX (160u * 1024)
 
 struct qp_frame {
   uint16_t type;

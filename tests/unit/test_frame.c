@@ -154,8 +154,37 @@ static void test_send_limits(void **state) {
   close(sv[0]);
 }
 
+/* The largest frame the codec accepts fits a SOCK_SEQPACKET pair with the
+ * kernel's default send buffer (net.core.wmem_default, 212992 bytes on
+ * Linux), so no accepted message can fail with "Message too long". */
+static void test_largest_frame_fits(void **state) {
+  (void)state;
+  int sv[2];
+  pair(sv);
+  int sz = 212992 / 2; /* the kernel doubles it: the default buffer,
+                          whatever this machine's sysctl says */
+  assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)),
+                   0);
+  Qpool__Datagram d = QPOOL__DATAGRAM__INIT;
+  static uint8_t data[QP_FRAME_MAX];
+  d.pool = "p";
+  d.peer.data = data;
+  d.peer.len = 1;
+  d.data.data = data;
+  d.data.len = QP_FRAME_MAX - 16; /* packed: just under QP_FRAME_MAX */
+  assert_true(qpool__datagram__get_packed_size(&d) <= QP_FRAME_MAX);
+  assert_int_equal(
+      qp_frame_send(sv[0], QPOOL__MSG_TYPE__MSG_DATAGRAM, &d.base, -1), 0);
+  struct qp_frame f;
+  assert_true(qp_frame_recv(sv[1], buf, sizeof(buf), &f) > 0);
+  assert_int_equal(f.len, qpool__datagram__get_packed_size(&d));
+  close(sv[0]);
+  close(sv[1]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_largest_frame_fits),
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_fd_passing),
       cmocka_unit_test(test_hostile_frames),
