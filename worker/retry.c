@@ -1,6 +1,8 @@
 /* A client pool's reconnect back-off and its rate-limited log lines. */
 #include "worker/retry.h"
 
+#include <string.h>
+
 #include "shared/log.h"
 
 uint64_t wrk_retry_failed(struct wrk_retry *r, uint64_t now_ns,
@@ -41,11 +43,14 @@ uint64_t wrk_retry_failed_log(struct wrk_retry *r, uint64_t now_ns,
   const char *sp = peer ? " to " : "";
   if (!peer)
     peer = "";
+  /* a server that is down is a WARN; a TLS refusal (certificate, host
+   * name, ALPN) will not heal by itself: the pool cannot start, an ERROR */
+  enum qp_log_level lvl = strstr(why, "TLS") ? QP_LOG_ERROR : QP_LOG_WARN;
   if (l == WRK_RETRY_FIRST)
-    qp_warn("pool %s: connection%s%s failed: %s; retrying with back-off", pool,
-            sp, peer, why);
+    qp_log(lvl, "pool %s: connection%s%s failed: %s; retrying with back-off",
+           pool, sp, peer, why);
   else if (l == WRK_RETRY_STILL)
-    qp_warn("pool %s: connection%s%s still failing (%llu attempts): %s", pool,
-            sp, peer, (unsigned long long)r->failures, why);
+    qp_log(lvl, "pool %s: connection%s%s still failing (%llu attempts): %s",
+           pool, sp, peer, (unsigned long long)r->failures, why);
   return delay;
 }

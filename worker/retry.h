@@ -38,7 +38,8 @@ uint64_t wrk_retry_failed(struct wrk_retry *r, uint64_t now_ns,
  * failing) and resets r, so the next failure waits 500 ms again. */
 uint64_t wrk_retry_succeeded(struct wrk_retry *r);
 
-/* wrk_retry_failed plus its log line (WARN) for pool `pool`: "connection to
+/* wrk_retry_failed plus its log line (WARN; ERROR for a TLS refusal, which
+ * does not heal by itself) for pool `pool`: "connection to
  * PEER failed: WHY" (or "connection failed: WHY" when peer is NULL), then
  * "connection to PEER still failing (N attempts): WHY". Returns the delay
  * in ns. */

@@ -151,7 +151,7 @@ start_bg wrong env SSL_CERT_FILE="$WORK/bundle.crt" "$QPOOLD" client --name wron
   --control "$WORK/wrong.sock"
 unset QPOOL_STATUS_FILE
 check "wrong host name: the handshake is refused, the log says the name does not match" \
-  wait_for "$WORK/wrong.log" "pool wrong: connection to .*certificate verification failed: .*does not match" 15
+  wait_for "$WORK/wrong.log" "ERROR: pool wrong: connection to .*certificate verification failed: .*does not match" 15
 status_says() { # within 5 s (a report follows a new error at once)
   local i
   for ((i = 0; i < 100; i++)); do
