@@ -54,14 +54,16 @@ struct wrk_list { /* intrusive doubly-linked list node / head */
  * RESET_STREAM or STOP_SENDING, in either direction, ends neither. So:
  *   - the struct (and tx) is freed only once quic_closed is set, the
  *     connection is gone, or the stream never reached ngtcp2;
- *   - every other path that ends a stream (peer reset, setup failure, pool
- *     full, Flush, pool close, out of memory, a failed take) calls
+ *   - every other path that ends a stream (a peer reset before the stream
+ *     is taken, setup failure, pool full, Flush, pool close, out of
+ *     memory, a failed take) calls
  *     wrk_stream_end(): the stream leaves the pool at once (ID map, idle
  *     FIFO, setup list, counts), its fd and rx are released, the QUIC stream
  *     is reset both ways, and the struct stays on conn->streams as WS_ENDED
  *     until stream_close or teardown frees it;
  *   - STOP_SENDING from the peer (seen as NGTCP2_ERR_STREAM_SHUT_WR) stops
- *     reading the application but keeps tx.
+ *     reading the application but keeps tx; a peer reset of a taken
+ *     stream ends only the peer's direction (the app reads EOF).
  * Lifetime of received bytes: rx is consumed credit not yet granted back; an
  * idle stream whose peer finished (FIN) keeps them in the pool until taken or
  * flushed, even after its QUIC stream or connection closed. */

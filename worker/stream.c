@@ -71,6 +71,15 @@ static void release_app(wrk_stream *s) {
   s->fd = -1;
 }
 
+/* Returns the connection credit of received bytes we drop unread. */
+static void rx_discard(wrk_stream *s) {
+  if (s->rx.bytes && s->conn && s->conn->qc && !s->conn->closing) {
+    ngtcp2_conn_extend_max_offset(s->conn->qc, s->rx.bytes);
+    wrk_conn_dirty(s->conn);
+  }
+  wrk_bufq_free(&s->rx);
+}
+
 /* Only once ngtcp2 no longer references tx (or never did). */
 static void stream_free(wrk_stream *s) {
   leave_pool(s);
@@ -80,7 +89,7 @@ static void stream_free(wrk_stream *s) {
   wrk_list_del(&s->conn_link);
   tx_unlink(s);
   release_app(s);
-  wrk_bufq_free(&s->rx);
+  rx_discard(s); /* e.g. a finished idle stream flushed: credit returns */
   wrk_bufq_free(&s->tx);
   wrk_pool *p = s->pool;
   int detached = s->detached;
@@ -102,13 +111,10 @@ void wrk_stream_end(wrk_stream *s, uint64_t app_error) {
   s->rx_stopped = 1;
   s->tx_stopped = 1;
   tx_unlink(s);
-  ngtcp2_conn *qc = s->conn->qc;
   /* buffered bytes were never granted back: return their connection
    * credit, or every ended stream shrinks the connection's window */
-  if (s->rx.bytes)
-    ngtcp2_conn_extend_max_offset(qc, s->rx.bytes);
-  wrk_bufq_free(&s->rx);
-  ngtcp2_conn_shutdown_stream(qc, s->sid, app_error);
+  rx_discard(s);
+  ngtcp2_conn_shutdown_stream(s->conn->qc, s->sid, app_error);
   wrk_conn_dirty(s->conn);
 }
 
@@ -201,14 +207,27 @@ void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen) {
 }
 
 void wrk_stream_on_reset(wrk_stream *s) {
-  /* the peer abandoned its direction: the app's end is closed */
-  if (s->state == WS_ENDED)
+  /* the peer abandoned its direction (RESET_STREAM) */
+  switch (s->state) {
+  case WS_ENDED:
     return;
-  if (s->state == WS_SETUP) {
+  case WS_SETUP:
     wrk_pool_stream_failed(s->pool, s, "peer reset the stream during setup");
     return;
+  case WS_IDLE:
+    wrk_stream_end(s, 0); /* abandoned before anyone took it */
+    return;
+  case WS_TAKEN:
+    break;
   }
-  wrk_stream_end(s, 0); /* an idle one also leaves the pool */
+  /* Only the peer's direction ends: the app reads EOF, and ours goes on
+   * until its bytes and FIN are acknowledged. (quic-go and ngtcp2 answer
+   * our STOP_SENDING -- sent when the app close()s -- with exactly this
+   * reset: ending both directions here lost what the app had written.) */
+  if (!s->rx_stopped)
+    rx_discard(s);
+  s->rx_fin = 1;
+  relay_flush_rx(s);
 }
 
 void wrk_stream_on_write_shut(wrk_stream *s) {

@@ -68,6 +68,7 @@ struct peer {
   uv_poll_t early_poll;
   char early_buf[256];
   size_t early_len;
+  uint64_t early_size, early_extra; /* filler bytes after the line */
   /* --control: streams come from a running qpoold instead of an engine */
   const char *control, *pool_name;
   int ctl_sock;
@@ -564,6 +565,22 @@ static void on_early_written(wrk_pool *p, int status, uint32_t id, int fd,
     fail("early write: %s", strerror(errno));
     return;
   }
+  /* --early-size: filler byte i = (uint8_t)i; the socketpair's buffers
+   * (1 MiB each way) take up to about 1 MB without blocking the loop */
+  static uint8_t fill[65536];
+  for (size_t i = 0; i < sizeof(fill); i++)
+    fill[i] = (uint8_t)i;
+  for (uint64_t done = 0; done < P.early_size;) {
+    size_t n = sizeof(fill) - 256; /* from offset done % 256: in bounds */
+    if (P.early_size - done < n)
+      n = (size_t)(P.early_size - done);
+    ssize_t k = write(fd, fill + done % 256, n);
+    if (k <= 0) {
+      fail("early write: filler: %s", strerror(errno));
+      return;
+    }
+    done += (uint64_t)k;
+  }
   close(fd); /* not shutdown(): the application is gone */
   printf("early: wrote and closed stream 00000000\n");
   fflush(stdout);
@@ -571,9 +588,27 @@ static void on_early_written(wrk_pool *p, int status, uint32_t id, int fd,
 
 static void on_early_io(uv_poll_t *h, int status, int events) {
   (void)h, (void)status, (void)events;
+  char want[64];
+  early_line(!P.server, want, sizeof(want));
   for (;;) {
-    ssize_t n = read(P.early_fd, P.early_buf + P.early_len,
-                     sizeof(P.early_buf) - 1 - P.early_len);
+    if (P.early_len == strlen(want)) { /* the line is in: count filler */
+      uint8_t b[65536];
+      ssize_t n = read(P.early_fd, b, sizeof(b));
+      if (n < 0 && errno == EAGAIN)
+        return;
+      if (n <= 0)
+        break;
+      for (ssize_t i = 0; i < n; i++)
+        if (b[i] != (uint8_t)(P.early_extra + (uint64_t)i)) {
+          fail("early read: filler byte %" PRIu64 " differs",
+               P.early_extra + (uint64_t)i);
+          return;
+        }
+      P.early_extra += (uint64_t)n;
+      continue;
+    }
+    ssize_t n =
+        read(P.early_fd, P.early_buf + P.early_len, strlen(want) - P.early_len);
     if (n < 0 && errno == EAGAIN)
       return;
     if (n > 0) {
@@ -584,9 +619,13 @@ static void on_early_io(uv_poll_t *h, int status, int events) {
     break; /* EOF, error or too much */
   }
   uv_poll_stop(&P.early_poll);
-  char want[64];
-  early_line(!P.server, want, sizeof(want));
   P.early_buf[P.early_len] = 0;
+  if (P.early_extra != P.early_size) {
+    fail("early read: %" PRIu64 " of %" PRIu64
+         " bytes after the line, then EOF",
+         P.early_extra, P.early_size);
+    return;
+  }
   if (strcmp(P.early_buf, want) != 0) {
     fail("early read: got \"%s\" (%zu bytes), want \"%.*s\"", P.early_buf,
          P.early_len, (int)strlen(want) - 1, want);
@@ -600,7 +639,8 @@ static void on_early_io(uv_poll_t *h, int status, int events) {
     else
       usleep(10000);
   }
-  printf("early: read %zu bytes, then EOF; write: %s\n", P.early_len,
+  printf("early: read %" PRIu64 " bytes, then EOF; write: %s\n",
+         (uint64_t)P.early_len + P.early_extra,
          werr ? strerror(werr) : "accepted");
   fflush(stdout);
   if (P.early_epipe && werr != EPIPE)
@@ -686,6 +726,7 @@ static void usage(FILE *f) {
         "                          read: take it 1 s later, check the line\n"
         "                          and EOF  (--expect-epipe: and that writes\n"
         "                          fail with EPIPE)\n"
+        "  --early-size N          ... and N more bytes after the line\n"
         "  --timeout DUR           give up (exit 1) after DUR (default 120s)\n",
         f);
 }
@@ -700,41 +741,25 @@ static uint64_t dur(const char *flag, const char *v) {
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {{"listen", 1, 0, 'l'},
-                                       {"target", 1, 0, 't'},
-                                       {"streams", 1, 0, 'n'},
-                                       {"bytes", 1, 0, 'b'},
-                                       {"max-cap", 1, 0, 'M'},
-                                       {"min-cap", 1, 0, 'm'},
-                                       {"min-interval", 1, 0, 'i'},
-                                       {"max-interval", 1, 0, 'I'},
-                                       {"keep-alive", 1, 0, 'k'},
-                                       {"setup-timeout", 1, 0, 'S'},
-                                       {"cert", 1, 0, 'c'},
-                                       {"key", 1, 0, 'K'},
-                                       {"client-ip", 1, 0, 'C'},
-                                       {"tls-mode", 1, 0, 'T'},
-                                       {"hostname", 1, 0, 'H'},
-                                       {"ca", 1, 0, 'A'},
-                                       {"alpn", 1, 0, 'a'},
-                                       {"setup-payload", 1, 0, 'P'},
-                                       {"expect-error", 1, 0, 'E'},
-                                       {"wait-active", 1, 0, 'w'},
-                                       {"take-all", 1, 0, 'x'},
-                                       {"duration", 1, 0, 'd'},
-                                       {"report", 1, 0, 'r'},
-                                       {"timeout", 1, 0, 'o'},
-                                       {"keep-running", 0, 0, 'R'},
-                                       {"setup-silent", 0, 0, 'Z'},
-                                       {"control", 1, 0, 'Q'},
-                                       {"pool", 1, 0, 'N'},
-                                       {"abort-after", 1, 0, 'X'},
-                                       {"tolerate-aborts", 0, 0, 'Y'},
-                                       {"flush-every", 1, 0, 'F'},
-                                       {"early", 1, 0, 'e'},
-                                       {"expect-epipe", 0, 0, 'p'},
-                                       {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"listen", 1, 0, 'l'},       {"target", 1, 0, 't'},
+      {"streams", 1, 0, 'n'},      {"bytes", 1, 0, 'b'},
+      {"max-cap", 1, 0, 'M'},      {"min-cap", 1, 0, 'm'},
+      {"min-interval", 1, 0, 'i'}, {"max-interval", 1, 0, 'I'},
+      {"keep-alive", 1, 0, 'k'},   {"setup-timeout", 1, 0, 'S'},
+      {"cert", 1, 0, 'c'},         {"key", 1, 0, 'K'},
+      {"client-ip", 1, 0, 'C'},    {"tls-mode", 1, 0, 'T'},
+      {"hostname", 1, 0, 'H'},     {"ca", 1, 0, 'A'},
+      {"alpn", 1, 0, 'a'},         {"setup-payload", 1, 0, 'P'},
+      {"expect-error", 1, 0, 'E'}, {"wait-active", 1, 0, 'w'},
+      {"take-all", 1, 0, 'x'},     {"duration", 1, 0, 'd'},
+      {"report", 1, 0, 'r'},       {"timeout", 1, 0, 'o'},
+      {"keep-running", 0, 0, 'R'}, {"setup-silent", 0, 0, 'Z'},
+      {"control", 1, 0, 'Q'},      {"pool", 1, 0, 'N'},
+      {"abort-after", 1, 0, 'X'},  {"tolerate-aborts", 0, 0, 'Y'},
+      {"flush-every", 1, 0, 'F'},  {"early", 1, 0, 'e'},
+      {"early-size", 1, 0, 'z'},   {"expect-epipe", 0, 0, 'p'},
+      {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
   if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
     usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
     return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
@@ -869,6 +894,9 @@ int main(int argc, char **argv) {
       break;
     case 'p':
       P.early_epipe = 1;
+      break;
+    case 'z':
+      P.early_size = strtoull(optarg, NULL, 10);
       break;
     case 'h':
       usage(stdout);

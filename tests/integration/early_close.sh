@@ -7,9 +7,10 @@
 # is in tests/interop).
 . "$(dirname "$0")/lib.sh"
 
-# engine NAME WRITER_SIDE
+# engine NAME WRITER_SIDE [FILLER_BYTES]: with filler, more than the peer
+# can acknowledge before our STOP_SENDING makes it reset its direction
 engine() {
-  local name=$1 w=$2 r port
+  local name=$1 w=$2 size=${3:-0} r port
   [ "$w" = server ] && r=client || r=server
   port=$(free_port)
   local srv=(--listen "127.0.0.1:$port" --max-cap 4)
@@ -17,16 +18,16 @@ engine() {
   local wargs rargs
   if [ "$w" = server ]; then wargs=("${srv[@]}"); rargs=("${cli[@]}"); else wargs=("${cli[@]}"); rargs=("${srv[@]}"); fi
   if [ "$w" = server ]; then
-    start_bg "w$name" "$PEER" "$w" "${wargs[@]}" --early write --duration 4s --timeout 20s
+    start_bg "w$name" "$PEER" "$w" "${wargs[@]}" --early write --early-size "$size" --duration 6s --timeout 20s
     wait_for "$WORK/w$name.log" "listening on" 10
-    start_bg "r$name" "$PEER" "$r" "${rargs[@]}" --early read --expect-epipe --timeout 20s
+    start_bg "r$name" "$PEER" "$r" "${rargs[@]}" --early read --early-size "$size" --expect-epipe --timeout 20s
   else
-    start_bg "r$name" "$PEER" "$r" "${rargs[@]}" --early read --expect-epipe --timeout 20s
+    start_bg "r$name" "$PEER" "$r" "${rargs[@]}" --early read --early-size "$size" --expect-epipe --timeout 20s
     wait_for "$WORK/r$name.log" "listening on" 10
-    start_bg "w$name" "$PEER" "$w" "${wargs[@]}" --early write --duration 4s --timeout 20s
+    start_bg "w$name" "$PEER" "$w" "${wargs[@]}" --early write --early-size "$size" --duration 6s --timeout 20s
   fi
   if wait "$(pid_of "r$name")"; then
-    ok "engine, $w closes first: $r reads it later ($(grep -o 'early: read.*' "$WORK/r$name.log"))"
+    ok "engine, $w writes $size + a line and closes first: $r reads it later ($(grep -o 'early: read.*' "$WORK/r$name.log"))"
   else
     not_ok "engine, $w closes first"; tail -5 "$WORK/r$name.log" "$WORK/w$name.log"
   fi
@@ -35,6 +36,8 @@ engine() {
 
 engine e1 server
 engine e2 client
+engine e3 server 1000000
+engine e4 client 1000000
 
 # through qpoold pools (the streams are taken from the control sockets)
 qpoold_pair() { # NAME
