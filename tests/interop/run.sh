@@ -255,8 +255,8 @@ early_case() {
 	wait "$SERVER_PID" || src=$?
 	if [ "$CLIENT_RC" -ne 0 ] || [ "$src" -ne 0 ]; then
 		fail "$name" "client exit $CLIENT_RC, server exit $src" "$slog" "$clog"
-	elif ! cat "$slog" "$clog" | grep -q "^early: wrote" ||
-		! cat "$slog" "$clog" | grep -q "^early: read"; then
+	elif ! grep -qh "^early: wrote" "$slog" "$clog" ||
+		! grep -qh "^early: read" "$slog" "$clog"; then
 		fail "$name" "early lines missing" "$slog" "$clog"
 	else
 		pass "$name"
