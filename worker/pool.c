@@ -593,8 +593,9 @@ int wrk_pool_stream_ready(wrk_pool *p, wrk_stream *s) {
     if (old && old->rx_fin && (old->quic_closed || !old->conn)) {
       /* a finished stream kept idle (e.g. 00000000 of a connection that is
        * gone): the new stream with its ID replaces it */
-      qp_debug("pool %s: stream %08x replaces a finished idle one", p->cfg.name,
-               id);
+      qp_warn("pool %s: stream %08x replaces a finished idle one with the "
+              "same ID (its %zu unread bytes are dropped)",
+              p->cfg.name, id, old->rx.bytes);
       p->st.streams_failed++;
       wrk_stream_end(old, 0);
     }
@@ -662,8 +663,10 @@ static void on_deferred(uv_idle_t *h) {
 static int hand_over(wrk_pool *p, struct wrk_waiter *w, wrk_stream *s) {
   uint32_t id = s->id;
   int fd = wrk_stream_take(s); /* leaves the pool */
-  if (fd < 0) {
-    wrk_stream_end(s, 0);
+  if (fd < 0) { /* no socketpair (EMFILE, ENOMEM): the stream stays idle,
+                   bytes and all, for a later take */
+    qp_warn("pool %s: cannot hand stream %08x over: %s", p->cfg.name, id,
+            strerror(-fd));
     waiter_done(w, fd, id, -1);
     return fd;
   }
