@@ -147,6 +147,15 @@ QP_API int qp_server_pool_new(int max_cap, const char *client_ip,
                               const struct qp_tls *tls, const char *listen_addr,
                               int64_t keep_alive, qp_pool **out);
 
+/* Embedded mode, either side: the congestion controller of the pool's QUIC
+ * connections, before its manager starts. name: "cubic" (loss-based, ngtcp2's
+ * own default), "bbr" (BBR v1: paces at its model of the bottleneck
+ * bandwidth and RTT) or "bbr2" (BBR v2, IETF draft). Without this call a
+ * pool uses "bbr", as qpoold does. A later call replaces the name.
+ * Returns 0, or -EINVAL (p is not an embedded pool, its manager already
+ * started, name NULL or none of those) / -ENOMEM. Not blocking. */
+QP_API int qp_pool_congestion_control(qp_pool *p, const char *name);
+
 /* Start an embedded pool (the reference's ClientManager / ServerManager,
  * which Go programs run in a goroutine): starts the pool's private qpoold,
  * waits until it runs and attaches to it, then returns; the pool fills (or
@@ -228,6 +237,14 @@ struct qp_conn_info {
   /* 1 when the chain had more than 16 certificates or 64 KiB: certs holds
    * the first ones */
   int truncated;
+  /* the congestion controller the pool's worker gave this connection:
+   * "cubic", "bbr" or "bbr2" ("" if unknown), and its state now */
+  const char *congestion_control;
+  uint64_t cwnd;              /* congestion window (bytes) */
+  uint64_t bytes_in_flight;   /* sent and not yet acknowledged (bytes) */
+  uint64_t pacing_rate_sec;   /* the controller's pacing rate (bytes/s); 0
+                                 when it sets none (CUBIC) */
+  uint64_t delivery_rate_sec; /* measured delivery rate (bytes/s) */
 };
 
 /* Describes the QUIC connection that carries the stream with ID *id (idle

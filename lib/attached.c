@@ -440,7 +440,9 @@ static int conn_info_copy(const Qpool__ConnInfo *m, struct qp_conn_info **out) {
   const char *why;
   if (qp_conn_info_check(m, &why) < 0)
     return -EPROTO;
-  const char *strs[] = {m->local, m->remote, m->alpn, m->version, m->cipher};
+  const char *cc = m->congestion_control ? m->congestion_control : "";
+  const char *strs[] = {m->local,   m->remote, m->alpn,
+                        m->version, m->cipher, cc};
   size_t nstr = sizeof(strs) / sizeof(strs[0]);
   size_t size =
       sizeof(struct qp_conn_info) + m->n_certs * sizeof(struct qp_cert);
@@ -453,8 +455,8 @@ static int conn_info_copy(const Qpool__ConnInfo *m, struct qp_conn_info **out) {
     return -ENOMEM;
   struct qp_cert *certs = (struct qp_cert *)(ci + 1);
   char *at = (char *)(certs + m->n_certs);
-  const char **dst[] = {&ci->local, &ci->remote, &ci->alpn, &ci->version,
-                        &ci->cipher};
+  const char **dst[] = {&ci->local,   &ci->remote, &ci->alpn,
+                        &ci->version, &ci->cipher, &ci->congestion_control};
   for (size_t i = 0; i < nstr; i++) {
     size_t n = strlen(strs[i]) + 1;
     memcpy(at, strs[i], n);
@@ -471,6 +473,10 @@ static int conn_info_copy(const Qpool__ConnInfo *m, struct qp_conn_info **out) {
   ci->certs = certs;
   ci->truncated = m->has_truncated && m->truncated;
   ci->rtt_ns = m->has_rtt_ns ? (int64_t)(m->rtt_ns & INT64_MAX) : 0;
+  ci->cwnd = m->has_cwnd ? m->cwnd : 0;
+  ci->bytes_in_flight = m->has_bytes_in_flight ? m->bytes_in_flight : 0;
+  ci->pacing_rate_sec = m->has_pacing_rate_sec ? m->pacing_rate_sec : 0;
+  ci->delivery_rate_sec = m->has_delivery_rate_sec ? m->delivery_rate_sec : 0;
   *out = ci;
   return 0;
 }

@@ -241,6 +241,29 @@ int qp_server_pool_new(int max_cap, const char *client_ip,
   return new_pool(e, out);
 }
 
+int qp_pool_congestion_control(qp_pool *p, const char *name) {
+  int algo;
+  if (!p || !p->emb || qp_cc_parse(name, &algo) < 0)
+    return -EINVAL;
+  pthread_mutex_lock(&p->mu);
+  struct qp_embedded *e = p->emb;
+  int rc = e->state ? -EINVAL : 0;
+  if (rc == 0 && e->cc_arg) { /* a second call replaces the first */
+    char *s = NULL;
+    if (asprintf(&s, "--congestion-control=%s", qp_cc_name(algo)) < 0)
+      rc = -ENOMEM;
+    else {
+      free(e->argv[e->cc_arg]);
+      e->argv[e->cc_arg] = s;
+    }
+  } else if (rc == 0 && (rc = add_arg(e, "--congestion-control=%s",
+                                      qp_cc_name(algo))) == 0) {
+    e->cc_arg = e->argc - 1;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
 /* ---- the private qpoold ------------------------------------------------- */
 
 static int is_exec(const char *path) {

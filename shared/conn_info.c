@@ -4,16 +4,20 @@
 
 #include "control.pb-c.h"
 #include "shared/conn_info.h"
+#include "shared/pool_params.h"
 
 static int str_ok(const char *s) {
   return s && strnlen(s, QP_CONN_STR_MAX + 1) <= QP_CONN_STR_MAX;
 }
 
 int qp_conn_info_check(const Qpool__ConnInfo *m, const char **why) {
+  int algo;
   *why = NULL;
   if (!str_ok(m->local) || !str_ok(m->remote) || !str_ok(m->alpn) ||
       !str_ok(m->version) || !str_ok(m->cipher))
     *why = "a string field missing or too long";
+  else if (m->congestion_control && qp_cc_parse(m->congestion_control, &algo))
+    *why = "an unknown congestion controller";
   else if (m->n_certs > QP_CONN_CERTS_MAX)
     *why = "too many certificates";
   else {

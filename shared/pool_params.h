@@ -4,7 +4,10 @@
 #ifndef QP_SHARED_POOL_PARAMS_H
 #define QP_SHARED_POOL_PARAMS_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include <ngtcp2/ngtcp2.h> /* NGTCP2_CC_ALGO_* */
 
 /* Largest min_cap / max_cap anywhere (flags, config file, qpool.h). */
 #define QP_CAP_MAX 65535
@@ -25,5 +28,33 @@ uint64_t qp_idle_timeout_ns(uint64_t keep_alive_ns);
  * of both sides' advertised values, where 0 means "none". Returns ns, 0 if
  * neither side has one. */
 uint64_t qp_idle_timeout_effective(uint64_t ours_ns, uint64_t peers_ns);
+
+/* Congestion controllers a pool may use (congestion_control = NAME,
+ * --congestion-control NAME, qp_pool_congestion_control): each name with
+ * the ngtcp2_cc_algo it selects and a few words for help texts. This table
+ * is the only list of them; parsers, messages and help are made from it. */
+struct qp_cc {
+  const char *name; /* "cubic", "bbr", "bbr2" */
+  int algo;         /* NGTCP2_CC_ALGO_CUBIC, ... (ngtcp2_settings.cc_algo) */
+  const char *what; /* one line for --help */
+};
+extern const struct qp_cc qp_cc_table[];
+extern const size_t qp_cc_count;
+
+/* The controller of a pool that names none. The measurements behind the
+ * choice: docs/performance.md, "congestion control". */
+#define QP_CC_DEFAULT NGTCP2_CC_ALGO_BBR
+
+/* name -> its ngtcp2_cc_algo in *out. Exact, lowercase names only. Returns
+ * 0, or -EINVAL (name NULL or not in the table; *out untouched). Pure. */
+int qp_cc_parse(const char *name, int *out);
+
+/* algo -> its name (a static string), or NULL when algo is none of the
+ * table's. Pure. */
+const char *qp_cc_name(int algo);
+
+/* The names for messages, "cubic, bbr or bbr2", into buf (always
+ * NUL-terminated when len > 0). Returns buf. */
+char *qp_cc_names(char *buf, size_t len);
 
 #endif

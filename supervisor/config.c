@@ -53,6 +53,7 @@ enum key {
   K_MAX_IVL,
   K_KEEP_ALIVE,
   K_SETUP_TIMEOUT,
+  K_CONGESTION_CONTROL,
   K_TLS_MODE,
   K_HOSTNAME,
   K_CA,
@@ -92,6 +93,8 @@ static const struct keydef {
     [K_KEEP_ALIVE] = {"keep_alive", "--keep-alive", S_SERVER | S_CLIENT},
     [K_SETUP_TIMEOUT] = {"setup_timeout", "--setup-timeout",
                          S_SERVER | S_CLIENT},
+    [K_CONGESTION_CONTROL] = {"congestion_control", "--congestion-control",
+                              S_SERVER | S_CLIENT},
     [K_TLS_MODE] = {"tls_mode", "--tls-mode", S_CLIENT},
     [K_HOSTNAME] = {"hostname", "--hostname", S_CLIENT},
     [K_CA] = {"ca", "--ca", S_CLIENT},
@@ -133,6 +136,8 @@ static const struct option longopts[] = {
     {"max-interval", required_argument, NULL, OPT_KEY + K_MAX_IVL},
     {"keep-alive", required_argument, NULL, OPT_KEY + K_KEEP_ALIVE},
     {"setup-timeout", required_argument, NULL, OPT_KEY + K_SETUP_TIMEOUT},
+    {"congestion-control", required_argument, NULL,
+     OPT_KEY + K_CONGESTION_CONTROL},
     {"tls-mode", required_argument, NULL, OPT_KEY + K_TLS_MODE},
     {"hostname", required_argument, NULL, OPT_KEY + K_HOSTNAME},
     {"ca", required_argument, NULL, OPT_KEY + K_CA},
@@ -597,6 +602,7 @@ static void pool_defaults(struct sup_pool_cfg *p) {
   p->min_ivl_ns = p->max_ivl_ns = SUP_DEFAULT_INTERVAL_NS;
   p->keep_alive_ns = SUP_DEFAULT_KEEP_ALIVE_NS;
   p->setup_timeout_ns = SUP_DEFAULT_SETUP_TIMEOUT_NS;
+  p->cc_algo = QP_CC_DEFAULT;
   p->tls_mode = '1';
   qp_ipfilter_init(&p->client_ip);
   p->worker = -1;
@@ -647,6 +653,13 @@ static int set_pool_key(struct ctx *x, struct sup_pool_cfg *p,
   case K_SETUP_TIMEOUT:
     rc = parse_dur(x, line, k, v, 0, &p->setup_timeout_ns);
     break;
+  case K_CONGESTION_CONTROL: {
+    char names[64];
+    if (qp_cc_parse(v, &p->cc_algo) < 0)
+      rc = fail(x, line, name, "%s is not a congestion controller: use %s",
+                q(b, v), qp_cc_names(names, sizeof(names)));
+    break;
+  }
   case K_TLS_MODE:
     if ((v[0] == '0' || v[0] == '1' || v[0] == '2') && v[1] == '\0')
       p->tls_mode = v[0];
@@ -1559,7 +1572,7 @@ int sup_pool_cfg_equal(const struct sup_pool_cfg *a,
       strcmp(a->addr_text, b->addr_text) != 0 || a->min_cap != b->min_cap ||
       a->max_cap != b->max_cap || a->min_ivl_ns != b->min_ivl_ns ||
       a->max_ivl_ns != b->max_ivl_ns || a->keep_alive_ns != b->keep_alive_ns ||
-      a->setup_timeout_ns != b->setup_timeout_ns ||
+      a->setup_timeout_ns != b->setup_timeout_ns || a->cc_algo != b->cc_algo ||
       a->tls_mode != b->tls_mode || strcmp(a->hostname, b->hostname) != 0 ||
       strcmp(a->ca_file, b->ca_file) != 0 ||
       strcmp(a->cert_file, b->cert_file) != 0 ||
@@ -1630,7 +1643,16 @@ void sup_usage(FILE *f) {
       "  --keep-alive DUR     PING period; idle timeout is 3x (default 30s;\n"
       "                       0: no PINGs, idle timeout 30s, as quic-go)\n"
       "  --setup-timeout DUR  deadline of a stream's ID exchange (default "
-      "60s)\n"
+      "60s)\n",
+      f);
+  fprintf(f,
+          "  --congestion-control NAME  congestion controller of every QUIC\n"
+          "                       connection of the pool (default %s):\n",
+          qp_cc_name(QP_CC_DEFAULT));
+  for (size_t i = 0; i < qp_cc_count; i++)
+    fprintf(f, "                         %-6s %s\n", qp_cc_table[i].name,
+            qp_cc_table[i].what);
+  fputs(
       "  --allow-users LIST   users (names or uids) that may take streams or\n"
       "                       change the pool over the control socket\n"
       "                       (default: root and qpoold's own user only)\n"

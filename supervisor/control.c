@@ -133,6 +133,7 @@ void sup_pool_stats(const struct sup *s, const struct sup_pool *p,
   st->sessions = p->sessions;
   st->stateless_resets = p->resets;
   st->last_error = (char *)p->last_error;
+  st->congestion_control = (char *)p->cc_reported; /* NULL: not yet */
 }
 
 Qpool__PoolStats **sup_stats_collect(const struct sup *s,

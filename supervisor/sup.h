@@ -58,6 +58,9 @@ struct sup_pool {
   uint32_t dials_unconnected;
   /* the worker's latest report */
   Qpool__Report report;
+  /* the congestion controller the worker last reported for the pool (a
+   * static name from shared/pool_params.c), NULL before its first report */
+  const char *cc_reported;
   char last_error[256];
   int has_report;
 };

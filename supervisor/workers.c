@@ -16,6 +16,7 @@
 
 #include "shared/addr.h"
 #include "shared/log.h"
+#include "shared/pool_params.h"
 #include "supervisor/sup.h"
 
 #define BACKOFF_MIN_MS 100
@@ -146,6 +147,7 @@ void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
   m.keep_alive_ns = c->keep_alive_ns;
   m.tls_mode = mode;
   m.hostname = c->hostname[0] ? (char *)c->hostname : NULL;
+  m.congestion_control = (char *)qp_cc_name(c->cc_algo);
   if (c->setup_timeout_ns) {
     m.has_setup_timeout_ns = 1;
     m.setup_timeout_ns = c->setup_timeout_ns;
@@ -349,6 +351,7 @@ static void store_report(struct sup *s, struct sup_pool *p,
            m->last_error ? m->last_error : "");
   p->report.name = NULL;
   p->report.last_error = NULL;
+  p->report.congestion_control = NULL; /* freed with m: see cc_reported */
   p->has_report = 1;
   p->failed = 0;
 }
@@ -422,10 +425,14 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
     case QPOOL__MSG_TYPE__MSG_REPORT: {
       Qpool__Report *m = qpool__report__unpack(NULL, f.len, f.payload);
       struct sup_pool *p = m ? own_pool(s, w, m->name) : NULL;
-      if (!p) {
+      int algo = -1;
+      if (!p || (m->congestion_control &&
+                 qp_cc_parse(m->congestion_control, &algo) < 0)) {
         if (m)
           qpool__report__free_unpacked(m, NULL);
-        kill_worker(s, w, "reported a pool it does not run");
+        kill_worker(s, w,
+                    p ? "reported an unknown congestion controller"
+                      : "reported a pool it does not run");
         return;
       }
       int changed = !p->has_report || m->active != p->report.active ||
@@ -433,6 +440,8 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
                     m->interval_ns != p->report.interval_ns ||
                     m->connected != p->report.connected ||
                     m->conns != p->report.conns;
+      if (m->congestion_control)
+        p->cc_reported = qp_cc_name(algo); /* static: outlives m */
       store_report(s, p, m);
       qpool__report__free_unpacked(m, NULL);
       if (changed)

@@ -49,6 +49,7 @@
 #include "shared/addr.h"
 #include "shared/duration.h"
 #include "shared/log.h"
+#include "shared/pool_params.h"
 
 #define LINE_MAX_LEN 512
 #define NONCE_LEN 16
@@ -65,6 +66,7 @@ static struct {
   int min_cap, max_cap;
   uint64_t min_ivl, max_ivl, keep_alive;
   const char *tls_mode, *hostname, *cert, *key, *client_ip;
+  const char *cc; /* --congestion-control; NULL: the pool's default */
   atomic_int stop;
   atomic_long conns, conns_total, failures;
 } O = {.min_cap = 8,
@@ -426,6 +428,10 @@ static qp_pool *start_pool(void) {
                                O.tls_mode, O.hostname, O.tunnel, &p);
   if (rc < 0)
     die("%s pool: %s", O.server ? "server" : "client", qp_strerror(rc));
+  if (O.cc && (rc = qp_pool_congestion_control(p, O.cc)) < 0) {
+    qp_close(p);
+    die("--congestion-control %s: %s", O.cc, qp_strerror(rc));
+  }
   rc = O.server ? qp_server_manager(p) : qp_client_manager(p);
   if (rc < 0) {
     qp_close(p);
@@ -874,7 +880,16 @@ static void usage(FILE *f) {
       "ignored)\n"
       "  --keep-alive DUR     QUIC PING period; idle timeout 3x (default 5s)\n"
       "  --max-cap N          idle streams held at most (default 64)\n"
-      "  --log-level LEVEL    error, warn, info or debug (default info)\n"
+      "  --log-level LEVEL    error, warn, info or debug (default info)\n",
+      f);
+  fprintf(f,
+          "  --congestion-control NAME  congestion controller of the QUIC\n"
+          "                       connections (default %s):\n",
+          qp_cc_name(QP_CC_DEFAULT));
+  for (size_t i = 0; i < qp_cc_count; i++)
+    fprintf(f, "                         %-6s %s\n", qp_cc_table[i].name,
+            qp_cc_table[i].what);
+  fputs(
       "\n"
       "Server:\n"
       "  --listen ADDR        TCP address for user connections "
@@ -990,6 +1005,7 @@ int main(int argc, char **argv) {
     OPT_KEY,
     OPT_CLIENT_IP,
     OPT_LOG_LEVEL,
+    OPT_CC,
   };
   static const struct option lo[] = {
       {"tunnel", required_argument, NULL, OPT_TUNNEL},
@@ -1008,6 +1024,7 @@ int main(int argc, char **argv) {
       {"key", required_argument, NULL, OPT_KEY},
       {"client-ip", required_argument, NULL, OPT_CLIENT_IP},
       {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+      {"congestion-control", required_argument, NULL, OPT_CC},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *mode = argv[1];
@@ -1074,6 +1091,16 @@ int main(int argc, char **argv) {
         usage_error("--log-level: \"%s\" is not error, warn, info or debug",
                     optarg);
       qp_log_set_level((enum qp_log_level)i);
+      break;
+    }
+    case OPT_CC: {
+      char names[64];
+      int algo;
+      if (qp_cc_parse(optarg, &algo) < 0)
+        usage_error("--congestion-control: \"%s\" is not a congestion "
+                    "controller: use %s",
+                    optarg, qp_cc_names(names, sizeof(names)));
+      O.cc = optarg;
       break;
     }
     case 'h':

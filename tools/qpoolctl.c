@@ -258,9 +258,9 @@ static void fmt_interval(const Qpool__PoolStats *p, char *buf, size_t len) {
 }
 
 static void print_table(FILE *out, const Qpool__Response *m) {
-  fprintf(out, "%-16s %-6s %7s %-10s %6s %8s %8s %6s %5s  %s\n", "POOL", "ROLE",
-          "PID", "STATE", "ACTIVE", "CAPACITY", "INTERVAL", "ERRORS", "CONNS",
-          "LAST ERROR");
+  fprintf(out, "%-16s %-6s %7s %-10s %6s %8s %8s %6s %5s  %-5s %s\n", "POOL",
+          "ROLE", "PID", "STATE", "ACTIVE", "CAPACITY", "INTERVAL", "ERRORS",
+          "CONNS", "CC", "LAST ERROR");
   for (size_t i = 0; i < m->n_pools; i++) {
     const Qpool__PoolStats *p = m->pools[i];
     char ivl[32], pid[16];
@@ -271,9 +271,10 @@ static void print_table(FILE *out, const Qpool__Response *m) {
       snprintf(pid, sizeof(pid), "-");
     fprintf(out,
             "%-16s %-6s %7s %-10s %6" PRId32 " %8" PRId32 " %8s %6" PRIu64
-            " %5" PRId32 "  %s\n",
+            " %5" PRId32 "  %-5s %s\n",
             p->name, p->server ? "server" : "client", pid, pool_state(p),
             p->active, p->capacity, ivl, p->errors, p->conns,
+            p->congestion_control ? p->congestion_control : "-",
             p->last_error && *p->last_error ? p->last_error : "-");
   }
   if (m->n_pools == 0)
@@ -294,10 +295,12 @@ static void print_lines(FILE *out, const Qpool__Response *m) {
     fprintf(out,
             "%s pool=%s role=%s pid=%" PRIu32 " state=%s active=%" PRId32
             " capacity=%" PRId32 " interval=%s errors=%" PRIu64
-            " conns=%" PRId32 " taken=%" PRIu64 " last_error=\"%s\"\n",
+            " conns=%" PRId32 " taken=%" PRIu64 " cc=%s last_error=\"%s\"\n",
             ts, p->name, p->server ? "server" : "client", p->worker_pid,
             pool_state(p), p->active, p->capacity, ivl, p->errors, p->conns,
-            p->streams_taken, p->last_error ? p->last_error : "");
+            p->streams_taken,
+            p->congestion_control ? p->congestion_control : "-",
+            p->last_error ? p->last_error : "");
   }
   if (m->n_pools == 0)
     fprintf(out, "%s (no pools)\n", ts);
@@ -338,6 +341,10 @@ static json_t *stats_json(const Qpool__Response *m) {
     json_object_set_new(o, "handoffs", ju64(p->handoffs));
     json_object_set_new(o, "sessions", ju64(p->sessions));
     json_object_set_new(o, "stateless_resets", ju64(p->stateless_resets));
+    json_object_set_new(o, "congestion_control",
+                        p->congestion_control
+                            ? json_string(p->congestion_control)
+                            : json_null());
     json_object_set_new(o, "last_error",
                         p->last_error ? json_string(p->last_error)
                                       : json_null());
@@ -360,7 +367,8 @@ static int cmd_status(int argc, char **argv) {
       "Usage: qpoolctl status [--control PATH] [POOL]\n"
       "A table of qpoold's pools: role, worker pid, state, idle streams\n"
       "(active), capacity, refill interval, application error counter,\n"
-      "QUIC connections and the last error.\n";
+      "QUIC connections, their congestion controller (CC, as the pool's\n"
+      "worker reports it) and the last error.\n";
   static const struct option lo[] = {COMMON_LONGOPTS, {0}};
   int c;
   while ((c = cmd_getopt(argc, argv, "+h", lo, usage)) != -1)
@@ -748,7 +756,10 @@ static int cmd_conn(int argc, char **argv) {
       "The QUIC connection that carries stream ID of POOL (idle or taken),\n"
       "or without ID the pool's connection (a client's current one, a\n"
       "server's newest): local and remote UDP addresses, ALPN, TLS version,\n"
-      "cipher suite, smoothed RTT, and each certificate the peer sent\n"
+      "cipher suite, smoothed RTT, the congestion controller the worker\n"
+      "gave the connection with ngtcp2's live congestion window, bytes in\n"
+      "flight, pacing rate (0 when the controller sets none, as CUBIC) and\n"
+      "delivery rate, and each certificate the peer sent\n"
       "(subject, issuer, SHA-256 fingerprint of its DER bytes; a client\n"
       "sends none). --json: as one JSON object, certificates in PEM too;\n"
       "--pem: only the peer's chain, as PEM.\n";
@@ -803,6 +814,20 @@ static int cmd_conn(int argc, char **argv) {
     json_object_set_new(root, "version", json_string(ci->version));
     json_object_set_new(root, "cipher", json_string(ci->cipher));
     json_object_set_new(root, "rtt_ns", ju64(ci->has_rtt_ns ? ci->rtt_ns : 0));
+    json_object_set_new(root, "congestion_control",
+                        ci->congestion_control
+                            ? json_string(ci->congestion_control)
+                            : json_null());
+    json_object_set_new(root, "cwnd", ju64(ci->has_cwnd ? ci->cwnd : 0));
+    json_object_set_new(
+        root, "bytes_in_flight",
+        ju64(ci->has_bytes_in_flight ? ci->bytes_in_flight : 0));
+    json_object_set_new(
+        root, "pacing_rate_sec",
+        ju64(ci->has_pacing_rate_sec ? ci->pacing_rate_sec : 0));
+    json_object_set_new(
+        root, "delivery_rate_sec",
+        ju64(ci->has_delivery_rate_sec ? ci->delivery_rate_sec : 0));
     json_object_set_new(root, "truncated", json_boolean(truncated));
     certs = json_array();
     json_object_set_new(root, "certs", certs);
@@ -815,6 +840,13 @@ static int cmd_conn(int argc, char **argv) {
     printf("version   %s\n", ci->version);
     printf("cipher    %s\n", ci->cipher);
     printf("rtt       %s\n", rtt);
+    printf("congestion %s\n",
+           ci->congestion_control ? ci->congestion_control : "-");
+    printf("cwnd      %" PRIu64 " bytes\n", ci->cwnd);
+    printf("in flight %" PRIu64 " bytes\n", ci->bytes_in_flight);
+    printf("pacing    %" PRIu64 " bytes/s%s\n", ci->pacing_rate_sec,
+           ci->pacing_rate_sec ? "" : " (the controller sets none)");
+    printf("delivery  %" PRIu64 " bytes/s\n", ci->delivery_rate_sec);
     printf("peer certificates: %zu%s\n", ci->n_certs,
            truncated     ? " (the chain was longer: only the first shown)"
            : ci->n_certs ? ""

@@ -194,6 +194,7 @@ static void settings_init(wrk_conn *c, ngtcp2_settings *st,
   st->max_window = WRK_CONN_WINDOW;
   st->max_stream_window = WRK_STREAM_WINDOW;
   st->handshake_timeout = 10 * NGTCP2_SECONDS;
+  st->cc_algo = c->cc_algo = cfg->cc_algo; /* reported by wrk_conn_describe */
   if (qp_log_enabled(QP_LOG_DEBUG) && getenv("QPOOL_NGTCP2_DEBUG"))
     st->log_printf = NULL;
 
@@ -556,6 +557,14 @@ void wrk_conn_describe(wrk_conn *c, struct wrk_conn_info *ci) {
   ngtcp2_conn_stat cs;
   ngtcp2_conn_get_conn_stat(c->qc, &cs);
   ci->rtt_ns = cs.smoothed_rtt;
+  ci->cc_algo = c->cc_algo;
+  ci->cwnd = cs.cwnd;
+  ci->bytes_in_flight = cs.bytes_in_flight;
+  double pace = cs.pacing_rate * NGTCP2_SECONDS; /* ngtcp2: bytes per ns */
+  ci->pacing_rate_sec = pace >= 1e19 ? UINT64_MAX
+                        : pace > 0   ? (uint64_t)pace
+                                     : 0;
+  ci->delivery_rate_sec = cs.delivery_rate_sec;
   unsigned n = 0;
   const gnutls_datum_t *chain = gnutls_certificate_get_peers(c->tls, &n);
   size_t bytes = 0;

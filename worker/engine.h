@@ -24,6 +24,7 @@ struct wrk_pool_config {
   enum wrk_role role;
   char name[WRK_NAME_MAX];
   uint64_t keep_alive_ns; /* 0: no PINGs; idle timeout = 3 x keep-alive */
+  int cc_algo; /* ngtcp2_cc_algo of every connection: one of qp_cc_table's */
 
   /* client */
   int min_cap, max_cap; /* normalised as the reference does */
@@ -79,7 +80,8 @@ struct wrk_pool_stats {
 };
 
 /* Fills cfg with the defaults of the reference (capacities 1, intervals 1 s,
- * tls '1', keep-alive 30 s, setup timeout 60 s). */
+ * tls '1', keep-alive 30 s, setup timeout 60 s) and congestion control
+ * QP_CC_DEFAULT. */
 void wrk_pool_config_init(struct wrk_pool_config *cfg, enum wrk_role role);
 
 /* Creates a pool on loop. The config is copied (strings too). Loads or makes
@@ -122,6 +124,8 @@ uint64_t wrk_pool_error_count(const wrk_pool *p);
 void wrk_pool_reset_error(wrk_pool *p);
 void wrk_pool_stats(const wrk_pool *p, struct wrk_pool_stats *st);
 const char *wrk_pool_name(const wrk_pool *p);
+/* The congestion controller (ngtcp2_cc_algo) its connections get. */
+int wrk_pool_cc_algo(const wrk_pool *p);
 /* Last connection error of a client pool in words ("" if none). */
 const char *wrk_pool_last_error(const wrk_pool *p);
 /* Up to n idle IDs (oldest first on servers). Returns how many. */
@@ -136,6 +140,10 @@ struct wrk_conn_info {
   char alpn[QP_CONN_STR_MAX + 1];                     /* "np-quic" */
   const char *version, *cipher; /* GnuTLS's static names: "TLS1.3", ... */
   uint64_t rtt_ns;              /* smoothed RTT */
+  /* the ngtcp2_cc_algo the connection was created with, and ngtcp2's live
+   * counters (ngtcp2_conn_stat): bytes, bytes per second */
+  int cc_algo;
+  uint64_t cwnd, bytes_in_flight, pacing_rate_sec, delivery_rate_sec;
   /* the peer's chain as it sent it, leaf first (none from a client); the
    * bytes belong to the connection: valid until the loop runs again */
   struct {

@@ -119,6 +119,7 @@ struct wrk_conn {
   uint8_t *pending;           /* datagrams not yet sent (EAGAIN) */
   size_t pending_len, pending_seg;
   uint64_t created_ns;
+  int cc_algo;      /* the ngtcp2_cc_algo its ngtcp2_conn was given */
   int handles_open; /* uv handles still to close */
   unsigned handshake_done : 1;
   unsigned reset_received : 1; /* the peer sent a Stateless Reset */

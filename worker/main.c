@@ -17,6 +17,7 @@
 #include "ipc.pb-c.h"
 #include "shared/frame.h"
 #include "shared/log.h"
+#include "shared/pool_params.h"
 #include "worker/engine.h"
 #include "worker/sandbox.h"
 #include "worker/session.h"
@@ -86,6 +87,7 @@ static void report_pool(struct wpool *w, int force) {
     r.capacity = wrk_pool_capacity(w->p);
     r.interval_ns = wrk_pool_interval(w->p);
     r.errors = wrk_pool_error_count(w->p);
+    r.congestion_control = (char *)qp_cc_name(wrk_pool_cc_algo(w->p));
     if (*wrk_pool_last_error(w->p))
       err = wrk_pool_last_error(w->p);
   }
@@ -185,6 +187,12 @@ static void handle_pool_add(const Qpool__PoolAdd *m, int fd) {
     cfg.setup_timeout_ns = m->setup_timeout_ns;
   char err[512];
   int rc = 0;
+  if (qp_cc_parse(m->congestion_control, &cfg.cc_algo) < 0) {
+    snprintf(err, sizeof(err),
+             "the settings name an unknown congestion controller \"%.32s\"",
+             m->congestion_control);
+    rc = -EINVAL;
+  }
   /* a configured certificate is used or the pool fails: never replaced by
    * a self-signed one (that is only for a server given neither) */
   if (m->has_cert_pem || m->has_key_pem) {

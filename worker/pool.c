@@ -61,6 +61,7 @@ void wrk_pool_config_init(struct wrk_pool_config *cfg, enum wrk_role role) {
   cfg->tls_mode = '1';
   cfg->keep_alive_ns = 30 * UINT64_C(1000000000);
   cfg->setup_timeout_ns = 60 * UINT64_C(1000000000);
+  cfg->cc_algo = QP_CC_DEFAULT;
   qp_ipfilter_init(&cfg->client_ip);
 }
 
@@ -95,6 +96,10 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
   err[0] = 0;
   if (cfg->role != WRK_CLIENT && cfg->role != WRK_SERVER) {
     snprintf(err, errlen, "pool role must be client or server");
+    return -EINVAL;
+  }
+  if (!qp_cc_name(cfg->cc_algo)) {
+    snprintf(err, errlen, "unknown congestion controller %d", cfg->cc_algo);
     return -EINVAL;
   }
   wrk_pool *p = calloc(1, sizeof(*p));
@@ -780,6 +785,9 @@ void wrk_pool_reset_error(wrk_pool *p) {
 }
 const char *wrk_pool_name(const wrk_pool *p) {
   return p->cfg.name;
+}
+int wrk_pool_cc_algo(const wrk_pool *p) {
+  return p->cfg.cc_algo;
 }
 const char *wrk_pool_last_error(const wrk_pool *p) {
   return p->last_error;

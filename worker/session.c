@@ -20,6 +20,7 @@
 #include "shared/ctl_request.h"
 #include "shared/frame.h"
 #include "shared/log.h"
+#include "shared/pool_params.h"
 #include "worker/session.h"
 
 #define MAX_SESSIONS 1024
@@ -241,6 +242,13 @@ int wrk_conn_info_msg(wrk_pool *p, const uint32_t *id,
   m->truncated = ci->truncated;
   m->has_rtt_ns = 1;
   m->rtt_ns = ci->rtt_ns;
+  m->congestion_control = (char *)qp_cc_name(ci->cc_algo);
+  m->has_cwnd = m->has_bytes_in_flight = 1;
+  m->cwnd = ci->cwnd;
+  m->bytes_in_flight = ci->bytes_in_flight;
+  m->has_pacing_rate_sec = m->has_delivery_rate_sec = 1;
+  m->pacing_rate_sec = ci->pacing_rate_sec;
+  m->delivery_rate_sec = ci->delivery_rate_sec;
   return 0;
 }
 

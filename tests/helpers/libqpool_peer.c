@@ -646,9 +646,11 @@ static int print_info(const char *side, const char *what, qp_pool *p,
     return rc;
   }
   printf(" local=%s remote=%s alpn=%s version=%s cipher=%s rtt_ns=%" PRId64
+         " cc=%s cwnd=%" PRIu64 " pacing=%" PRIu64
          " certs=%zu truncated=%d sha256=",
          ci->local, ci->remote, ci->alpn, ci->version, ci->cipher, ci->rtt_ns,
-         ci->ncerts, ci->truncated);
+         *ci->congestion_control ? ci->congestion_control : "-", ci->cwnd,
+         ci->pacing_rate_sec, ci->ncerts, ci->truncated);
   for (size_t i = 0; i < ci->ncerts; i++) {
     uint8_t d[32];
     gnutls_hash_fast(GNUTLS_DIG_SHA256, ci->certs[i].der, ci->certs[i].len, d);

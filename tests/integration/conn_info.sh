@@ -65,6 +65,9 @@ check "... local = a 127.0.0.1 port of its own ($cli_local)" \
   bash -c "[[ '$cli_local' =~ ^127\.0\.0\.1:[0-9]+$ ]] && [ '$cli_local' != '127.0.0.1:$port' ]"
 check "... not truncated, an RTT measured ($(field "$c" rtt_ns) ns)" \
   bash -c "[ '$(field "$c" truncated)' = 0 ] && [ '$(field "$c" rtt_ns)' -gt 0 ]"
+check "... the default congestion controller, bbr: a window, a pacing rate" \
+  bash -c "[ '$(field "$c" cc)' = bbr ] && [ '$(field "$c" cwnd)' -gt 0 ] &&
+    [ '$(field "$c" pacing)' -gt 0 ] && [ '$(field "$s" cc)' = bbr ]"
 check "server, stream X: local = its listen address, remote = the client's ($cli_local)" \
   bash -c "[ '$(field "$s" local)' = '127.0.0.1:$port' ] && [ '$(field "$s" remote)' = '$cli_local' ]"
 check "... no certificate from a client, same ALPN and suite" \

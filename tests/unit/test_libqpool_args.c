@@ -204,6 +204,43 @@ static const char *flag(qp_pool *p, const char *prefix) {
     rc_;                                                                       \
   })
 
+/* qp_pool_congestion_control: the shared parser's names only, before the
+ * manager starts, passed to the private qpoold as --congestion-control. */
+static void test_embedded_congestion_control(void **st) {
+  (void)st;
+  const int64_t S = QP_SECOND;
+  qp_pool *p = NULL;
+  assert_int_equal(
+      qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "h.example:1", &p), 0);
+  assert_null(flag(p, "--congestion-control")); /* qpoold's default: bbr */
+  assert_int_equal(qp_pool_congestion_control(p, "reno"), -EINVAL);
+  assert_int_equal(qp_pool_congestion_control(p, "BBR"), -EINVAL);
+  assert_int_equal(qp_pool_congestion_control(p, ""), -EINVAL);
+  assert_int_equal(qp_pool_congestion_control(p, NULL), -EINVAL);
+  assert_int_equal(qp_pool_congestion_control(NULL, "bbr"), -EINVAL);
+  assert_null(flag(p, "--congestion-control"));
+  assert_int_equal(qp_pool_congestion_control(p, "cubic"), 0);
+  assert_string_equal(flag(p, "--congestion-control="),
+                      "--congestion-control=cubic");
+  int argc = p->emb->argc;
+  assert_int_equal(qp_pool_congestion_control(p, "bbr2"), 0); /* replaces */
+  assert_int_equal(p->emb->argc, argc);
+  assert_string_equal(flag(p, "--congestion-control="),
+                      "--congestion-control=bbr2");
+  assert_int_equal(qp_pool_congestion_control(p, "bogus"), -EINVAL);
+  assert_string_equal(flag(p, "--congestion-control="),
+                      "--congestion-control=bbr2");
+  p->emb->state = 2; /* as once the manager started */
+  assert_int_equal(qp_pool_congestion_control(p, "cubic"), -EINVAL);
+  p->emb->state = 0;
+  qp_close(p);
+  assert_int_equal(qp_server_pool_new(1, NULL, NULL, ":1", 0, &p), 0);
+  assert_int_equal(qp_pool_congestion_control(p, "bbr"), 0);
+  assert_string_equal(flag(p, "--congestion-control="),
+                      "--congestion-control=bbr");
+  qp_close(p);
+}
+
 /* What the reference fixes up is fixed up the same way (PROTOCOL.md
  * "Normalise"), with a warning naming the argument and the value used. */
 static void test_embedded_normalise(void **st) {
@@ -324,6 +361,7 @@ int main(void) {
       cmocka_unit_test(test_embedded_args),
       cmocka_unit_test(test_client_pool_tls),
       cmocka_unit_test(test_embedded_normalise),
+      cmocka_unit_test(test_embedded_congestion_control),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
