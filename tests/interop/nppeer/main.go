@@ -10,10 +10,21 @@
 //	nppeer client -target ADDR [-streams N] [-bytes L] [-min-cap N]
 //	       [-max-cap N] [-alpn np-quic] [-keep-alive DUR] [-timeout DUR]
 //	       [-insecure=true] [-linger DUR]
+//	nppeer server -listen ADDR -bulk-secs S [-bulk-bytes N] ...
+//	nppeer client -target ADDR -bulk ...
 //
 // The server prints "listening on ADDR" once it accepts connections. Both
 // modes print "np-test: N streams ok, L bytes each way" and exit 0 on
 // success, or print "np-test: FAIL <reason>" to stderr and exit 1.
+//
+// Bulk mode (the impaired-path benchmark, bench/impaired.sh) moves one
+// stream's worth of bytes from the server to the client instead: the server
+// takes 00000000 and then one stream, writes that stream's ID on 00000000,
+// waits for the client's go byte on it (so that nothing is sent before the
+// client has taken it), writes zeros until -bulk-bytes or -bulk-secs is
+// reached, whichever comes first, and closes (FIN). The client reads to EOF
+// and prints "bulk bytes B secs T", T from the first byte to EOF (with
+// " timeout" appended if -timeout came first: B and T are then partial).
 package main
 
 import (
@@ -433,6 +444,9 @@ type common struct {
 	ka, timeout time.Duration
 	linger      time.Duration
 	early       string
+	bulk        bool
+	bulkBytes   int64
+	bulkSecs    float64
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -445,6 +459,9 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.linger, "linger", 5*time.Second, "max wait for the peer at teardown")
 	fs.StringVar(&c.early, "early", "", "write: take 00000000, write a line, Close (FIN); "+
 		"read: take it 1 s later, expect the peer's line and EOF")
+	fs.BoolVar(&c.bulk, "bulk", false, "bulk mode: the server writes one stream, the client reads it")
+	fs.Int64Var(&c.bulkBytes, "bulk-bytes", 0, "bulk mode, server: stop writing after this many bytes (0: no limit)")
+	fs.Float64Var(&c.bulkSecs, "bulk-secs", 0, "bulk mode, server: stop writing after this many seconds (0: no limit)")
 }
 
 // earlyLine is what the -early write side sends on stream 00000000.
@@ -492,7 +509,144 @@ func (c *common) start() {
 	if c.streams < 0 || c.bytes < 0 || c.maxCap < 1 || c.ka <= 0 {
 		fail("bad arguments")
 	}
+	if c.bulkBytes > 0 || c.bulkSecs > 0 {
+		c.bulk = true
+	}
+	if c.bulkBytes < 0 || c.bulkSecs < 0 {
+		fail("bad arguments")
+	}
 	time.AfterFunc(c.timeout, func() { fail("timeout after %v", c.timeout) })
+}
+
+// goByte is what the bulk client writes on the data stream once it has taken
+// it; the server starts writing when it arrives.
+const goByte = 'g'
+
+// bulkServer: see "Bulk mode" at the top.
+func (c *common) bulkServer(pool *serverPool) {
+	if c.bulkBytes == 0 && c.bulkSecs == 0 {
+		fail("-bulk on the server needs -bulk-bytes or -bulk-secs")
+	}
+	ctrl, err := pool.IncomingGet(c.timeout)
+	if err != nil {
+		fail("control stream: %v", err)
+	}
+	if ctrl.id != controlID {
+		fail("first stream has ID %s, want %s", ctrl.id, controlID)
+	}
+	e, err := pool.IncomingGet(c.timeout)
+	if err != nil {
+		fail("IncomingGet: %v", err)
+	}
+	if _, err := ctrl.s.Write([]byte(e.id + "\n")); err != nil {
+		fail("control stream write: %v", err)
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(e.s, b[:]); err != nil || b[0] != goByte {
+		fail("stream %s: no go byte from the client (%v)", e.id, err)
+	}
+	buf := make([]byte, 256<<10)
+	start := time.Now()
+	var sent int64
+	for c.bulkBytes == 0 || sent < c.bulkBytes {
+		if c.bulkSecs > 0 && time.Since(start).Seconds() >= c.bulkSecs {
+			break
+		}
+		n := int64(len(buf))
+		if c.bulkBytes > 0 && c.bulkBytes-sent < n {
+			n = c.bulkBytes - sent
+		}
+		m, err := e.s.Write(buf[:n])
+		sent += int64(m)
+		if err != nil {
+			fail("stream %s: write after %d bytes: %s", e.id, sent, describe(err))
+		}
+	}
+	if err := e.s.Close(); err != nil {
+		fail("stream %s: close: %v", e.id, err)
+	}
+	fmt.Printf("bulk sent %d bytes in %.3f s\n", sent, time.Since(start).Seconds())
+	io.Copy(io.Discard, e.s) // the client's FIN after its go byte
+
+	// Teardown as for np-test: the client half-closes 00000000 when done.
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, ctrl.s); close(done) }()
+	select {
+	case <-done:
+	case <-ctrl.conn.Context().Done():
+	case <-time.After(c.timeout):
+	}
+	ctrl.s.Close()
+	ctrl.conn.CloseWithError(0, "pool closed")
+}
+
+// bulkClient: see "Bulk mode" at the top.
+func (c *common) bulkClient(pool *clientPool, conn quic.Connection) {
+	deadline := time.Now().Add(c.timeout - time.Second)
+	ctrl, err := pool.OutgoingGet(controlID, c.timeout)
+	if err != nil {
+		fail("control stream: %v", err)
+	}
+	lines := bufio.NewReader(ctrl)
+	line, err := lines.ReadString('\n')
+	if err != nil {
+		fail("control stream read: %v", err)
+	}
+	id := line[:len(line)-1]
+	s, err := pool.OutgoingGet(id, c.timeout)
+	if err != nil {
+		fail("OutgoingGet %s: %v", id, err)
+	}
+	if _, err := s.Write([]byte{goByte}); err != nil {
+		fail("stream %s: go byte: %v", id, err)
+	}
+	s.Close()
+	s.SetReadDeadline(deadline)
+	buf := make([]byte, 256<<10)
+	var got int64
+	var first time.Time
+	timedOut := false
+	for {
+		n, err := s.Read(buf)
+		if n > 0 && got == 0 {
+			first = time.Now()
+		}
+		got += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				timedOut = true
+				break
+			}
+			fail("stream %s: read after %d bytes: %s", id, got, describe(err))
+		}
+	}
+	secs := 0.0
+	if got > 0 {
+		secs = time.Since(first).Seconds()
+	}
+	suffix := ""
+	if timedOut {
+		suffix = " timeout"
+	}
+	fmt.Printf("bulk bytes %d secs %.3f%s\n", got, secs, suffix)
+	if timedOut {
+		conn.CloseWithError(0, "bulk read timed out")
+		return
+	}
+
+	ctrl.Close()
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, lines); close(done) }()
+	select {
+	case <-done:
+	case <-conn.Context().Done():
+	case <-time.After(c.linger):
+	}
+	conn.CloseWithError(0, "pool closed")
 }
 
 func (c *common) success() {
@@ -573,6 +727,11 @@ func runServer(args []string) {
 		ln.Close()
 		return
 	}
+	if c.bulk {
+		c.bulkServer(pool)
+		ln.Close()
+		return
+	}
 
 	ctrl, err := pool.IncomingGet(c.timeout)
 	if err != nil {
@@ -648,6 +807,10 @@ func runClient(args []string) {
 		c.runEarly("client", "server", func() (quic.Stream, error) {
 			return pool.OutgoingGet(controlID, c.timeout)
 		}, func() quic.Connection { return conn })
+		return
+	}
+	if c.bulk {
+		c.bulkClient(pool, conn)
 		return
 	}
 	ctrl, err := pool.OutgoingGet(controlID, c.timeout)
