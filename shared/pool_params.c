@@ -13,6 +13,11 @@ uint64_t qp_idle_timeout_ns(uint64_t keep_alive_ns) {
   return 3 * keep_alive_ns;
 }
 
+uint64_t qp_conn_window_max(uint64_t max_stream_window) {
+  uint64_t w = 4 * max_stream_window;
+  return w < QP_CONN_WINDOW_INIT ? QP_CONN_WINDOW_INIT : w;
+}
+
 uint64_t qp_idle_timeout_effective(uint64_t ours_ns, uint64_t peers_ns) {
   if (ours_ns == 0)
     return peers_ns;

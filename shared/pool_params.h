@@ -41,6 +41,24 @@ struct qp_cc {
 extern const struct qp_cc qp_cc_table[];
 extern const size_t qp_cc_count;
 
+/* Flow-control windows (docs/performance.md, "windows"): each stream starts
+ * with QP_STREAM_WINDOW_INIT of receive credit, which is all an idle stream
+ * can hold; ngtcp2 doubles a window each time its credit runs out within
+ * two round trips, up to the pool's max_stream_window (default
+ * QP_STREAM_WINDOW_MAX_DEFAULT, limits QP_STREAM_WINDOW_MIN..MAX). The
+ * connection's window starts at QP_CONN_WINDOW_INIT and grows up to
+ * qp_conn_window_max(). A sender reads ahead of the network up to twice its
+ * congestion window, within the same bounds. */
+#define QP_STREAM_WINDOW_INIT (1u << 20)                    /* 1 MiB */
+#define QP_STREAM_WINDOW_MIN (64u << 10)                    /* 64 KiB */
+#define QP_STREAM_WINDOW_MAX_DEFAULT (UINT64_C(16) << 20)   /* 16 MiB */
+#define QP_STREAM_WINDOW_MAX (UINT64_C(1) << 30)            /* 1 GiB */
+#define QP_CONN_WINDOW_INIT (16u << 20)                     /* 16 MiB */
+
+/* The connection window's cap for a pool's max_stream_window: room for four
+ * streams at full speed, never below QP_CONN_WINDOW_INIT. */
+uint64_t qp_conn_window_max(uint64_t max_stream_window);
+
 /* The controller of a pool that names none. The measurements behind the
  * choice: docs/performance.md, "congestion control". */
 #define QP_CC_DEFAULT NGTCP2_CC_ALGO_BBR

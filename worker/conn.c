@@ -191,18 +191,23 @@ static void settings_init(wrk_conn *c, ngtcp2_settings *st,
   st->initial_rtt = 10 * NGTCP2_MILLISECONDS; /* loopback/LAN first */
   st->max_tx_udp_payload_size = c->max_payload;
   st->no_tx_udp_payload_size_shaping = c->max_payload > 1452;
-  st->max_window = WRK_CONN_WINDOW;
-  st->max_stream_window = WRK_STREAM_WINDOW;
+  /* windows start small (what an idle stream may hold) and ngtcp2 grows
+   * them while they are used up within two round trips */
+  st->max_window = qp_conn_window_max(cfg->max_stream_window);
+  st->max_stream_window = cfg->max_stream_window;
   st->handshake_timeout = 10 * NGTCP2_SECONDS;
   st->cc_algo = c->cc_algo = cfg->cc_algo; /* reported by wrk_conn_describe */
   if (qp_log_enabled(QP_LOG_DEBUG) && getenv("QPOOL_NGTCP2_DEBUG"))
     st->log_printf = NULL;
 
   ngtcp2_transport_params_default(tp);
-  tp->initial_max_stream_data_bidi_local = WRK_STREAM_WINDOW;
-  tp->initial_max_stream_data_bidi_remote = WRK_STREAM_WINDOW;
+  uint64_t sw = QP_STREAM_WINDOW_INIT < cfg->max_stream_window
+                    ? QP_STREAM_WINDOW_INIT
+                    : cfg->max_stream_window;
+  tp->initial_max_stream_data_bidi_local = sw;
+  tp->initial_max_stream_data_bidi_remote = sw;
   tp->initial_max_stream_data_uni = 0;
-  tp->initial_max_data = WRK_CONN_WINDOW;
+  tp->initial_max_data = QP_CONN_WINDOW_INIT;
   tp->initial_max_streams_bidi = server ? (uint64_t)cfg->max_cap : 0;
   tp->initial_max_streams_uni = 0;
   tp->max_idle_timeout = qp_idle_timeout_ns(ka); /* the one rule */
@@ -221,6 +226,9 @@ static wrk_conn *conn_alloc(wrk_pool *p, int fd) {
     return NULL;
   c->pool = p;
   c->fd = fd;
+  c->tx_limit = QP_STREAM_WINDOW_INIT < p->cfg.max_stream_window
+                    ? QP_STREAM_WINDOW_INIT
+                    : p->cfg.max_stream_window;
   wrk_list_init(&c->tx_streams);
   wrk_list_init(&c->streams);
   wrk_list_init(&c->dirty_link);
@@ -618,6 +626,26 @@ static void arm_timer(wrk_conn *c) {
   uv_timer_start(&c->timer, on_conn_timer, ms, 0);
 }
 
+/* The read-ahead of the connection's streams follows its congestion window
+ * (twice it, so that the next window is ready), within the pool's bounds. */
+static void conn_update_tx_limit(wrk_conn *c) {
+  ngtcp2_conn_stat cs;
+  ngtcp2_conn_get_conn_stat(c->qc, &cs);
+  uint64_t l = 2 * cs.cwnd, cap = c->pool->cfg.max_stream_window;
+  if (l < QP_STREAM_WINDOW_INIT)
+    l = QP_STREAM_WINDOW_INIT;
+  c->tx_limit = l < cap ? l : cap;
+}
+
+/* Whether ngtcp2 wrote nothing because of the pacing deadline: data to
+ * send, room in the congestion window and connection credit. */
+static int conn_paced(wrk_conn *c) {
+  ngtcp2_conn_stat cs;
+  ngtcp2_conn_get_conn_stat(c->qc, &cs);
+  return cs.bytes_in_flight + c->max_payload <= cs.cwnd &&
+         ngtcp2_conn_get_max_data_left(c->qc) > 0;
+}
+
 /* Returns 1 if the write pass stopped with work left (budget), else 0. */
 static int conn_write(wrk_conn *c) {
   if (c->closing || c->draining)
@@ -641,6 +669,16 @@ static int conn_write(wrk_conn *c) {
   int sends = 0, more = 0;
   uint64_t ts = wrk_now();
   ngtcp2_pkt_info pi;
+  /* Pacing, as ngtcp2 documents it: at most one send quantum (the
+   * controller's, 64 KiB for CUBIC) goes out between two calls of
+   * ngtcp2_conn_update_pkt_tx_time, which sets the deadline of the next
+   * packet from the pacing rate; until then ngtcp2_conn_writev_stream
+   * writes ACKs only and returns 0, and ngtcp2_conn_get_expiry (our timer)
+   * includes the deadline. */
+  size_t quantum = ngtcp2_conn_get_send_quantum(c->qc);
+  size_t burst = 0; /* bytes since the last update_pkt_tx_time */
+  if (quantum < mp)
+    quantum = mp;
 
   for (;;) {
     wrk_stream *s = NULL;
@@ -710,8 +748,12 @@ static int conn_write(wrk_conn *c) {
         wrk_list_push(&c->tx_streams, &s->tx_link);
       }
     }
-    if (n == 0) /* congestion-limited, or nothing left to send */
+    if (n == 0) { /* congestion-limited, paced, or nothing left to send */
+      if (s && conn_paced(c))
+        c->pacing_waits++;
       break;
+    }
+    burst += (size_t)n;
     if (off > 0 && (size_t)n > seg) {
       /* GSO needs equal segments (the last may be shorter): send what we
        * have and start a new batch with this larger packet */
@@ -725,10 +767,20 @@ static int conn_write(wrk_conn *c) {
     if (off == 0)
       seg = (size_t)n;
     off += (size_t)n;
-    if ((size_t)n < seg || off + mp > WRK_GSO_BYTES ||
+    int quantum_done = burst >= quantum;
+    if (quantum_done || (size_t)n < seg || off + mp > WRK_GSO_BYTES ||
         off / seg >= WRK_GSO_MAX_SEGS) {
       int rc = flush_batch(c, buf, off, seg);
       off = 0;
+      if (quantum_done) {
+        /* the quantum left: the next one waits for its deadline (ngtcp2
+         * allows it at once when that is less than 1 ms away) */
+        if (burst > c->max_burst)
+          c->max_burst = burst;
+        burst = 0;
+        ts = wrk_now();
+        ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
+      }
       if (rc == -EAGAIN)
         break;
       if (++sends >= WRK_WRITE_SENDS) {
@@ -739,6 +791,12 @@ static int conn_write(wrk_conn *c) {
   }
   if (off)
     (void)flush_batch(c, buf, off, seg);
+  if (burst) {
+    if (burst > c->max_burst)
+      c->max_burst = burst;
+    ngtcp2_conn_update_pkt_tx_time(c->qc, wrk_now());
+  }
+  conn_update_tx_limit(c);
   arm_timer(c);
   return more;
 }

@@ -25,6 +25,9 @@ struct wrk_pool_config {
   char name[WRK_NAME_MAX];
   uint64_t keep_alive_ns; /* 0: no PINGs; idle timeout = 3 x keep-alive */
   int cc_algo; /* ngtcp2_cc_algo of every connection: one of qp_cc_table's */
+  /* cap of a stream's receive window and read-ahead (bytes,
+   * QP_STREAM_WINDOW_MIN..QP_STREAM_WINDOW_MAX; shared/pool_params.h) */
+  uint64_t max_stream_window;
 
   /* client */
   int min_cap, max_cap; /* normalised as the reference does */

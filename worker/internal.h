@@ -20,9 +20,6 @@
 #include "worker/udp.h"
 
 #define WRK_SCID_LEN 18
-#define WRK_STREAM_WINDOW (8u << 20) /* per-stream receive window */
-#define WRK_CONN_WINDOW (64u << 20)  /* per-connection receive window */
-#define WRK_TX_LIMIT (8u << 20)      /* app bytes read ahead per stream */
 /* Closing a pool lingers while handed-over bytes are still being read and
  * acknowledged: until 5 s pass without progress, 120 s at most. */
 #define WRK_LINGER_NS (5 * UINT64_C(1000000000))
@@ -120,6 +117,15 @@ struct wrk_conn {
   size_t pending_len, pending_seg;
   uint64_t created_ns;
   int cc_algo;      /* the ngtcp2_cc_algo its ngtcp2_conn was given */
+  /* pacing (docs/engine.md "Pacing"): write passes that stopped at the
+   * pacing deadline with data, congestion window and credit to send, and
+   * the largest burst (bytes between two ngtcp2_conn_update_pkt_tx_time) */
+  uint64_t pacing_waits;
+  uint64_t max_burst;
+  /* app bytes a stream reads ahead of the network: twice the congestion
+   * window, within QP_STREAM_WINDOW_INIT..max_stream_window (updated by
+   * each write pass) */
+  uint64_t tx_limit;
   int handles_open; /* uv handles still to close */
   unsigned handshake_done : 1;
   unsigned reset_received : 1; /* the peer sent a Stateless Reset */

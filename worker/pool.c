@@ -62,6 +62,7 @@ void wrk_pool_config_init(struct wrk_pool_config *cfg, enum wrk_role role) {
   cfg->keep_alive_ns = 30 * UINT64_C(1000000000);
   cfg->setup_timeout_ns = 60 * UINT64_C(1000000000);
   cfg->cc_algo = QP_CC_DEFAULT;
+  cfg->max_stream_window = QP_STREAM_WINDOW_MAX_DEFAULT;
   qp_ipfilter_init(&cfg->client_ip);
 }
 
@@ -96,6 +97,12 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
   err[0] = 0;
   if (cfg->role != WRK_CLIENT && cfg->role != WRK_SERVER) {
     snprintf(err, errlen, "pool role must be client or server");
+    return -EINVAL;
+  }
+  if (cfg->max_stream_window < QP_STREAM_WINDOW_MIN ||
+      cfg->max_stream_window > QP_STREAM_WINDOW_MAX) {
+    snprintf(err, errlen, "max_stream_window %llu is out of range",
+             (unsigned long long)cfg->max_stream_window);
     return -EINVAL;
   }
   if (!qp_cc_name(cfg->cc_algo)) {
@@ -364,7 +371,8 @@ static void open_streams(wrk_pool *p) {
     if (p->cfg.setup_silent) { /* test knob: a MAX_STREAM_DATA frame makes
                                   the stream known to the peer, no byte */
       pll = 0;
-      ngtcp2_conn_extend_max_stream_offset(c->qc, s->sid, WRK_STREAM_WINDOW);
+      ngtcp2_conn_extend_max_stream_offset(c->qc, s->sid,
+                                           QP_STREAM_WINDOW_INIT);
     }
     if (pll && wrk_bufq_append(&s->tx, pl, pll) < 0) {
       wrk_stream_end(s, 0);

@@ -239,6 +239,15 @@ void wrk_stream_on_write_shut(wrk_stream *s) {
   tx_unlink(s);
   if (s->fd >= 0) {
     shutdown(s->fd, SHUT_RD); /* the app's writes now fail with EPIPE */
+    /* what the app wrote before can no longer be sent: drop it now, or our
+     * close of the socket would find it unread and reset the app's end
+     * (ECONNRESET, POLLERR) while it may still be reading */
+    static uint8_t sink[64 * 1024];
+    for (int i = 0; i < 256; i++) { /* bounded: the socket buffer */
+      ssize_t n = recv(s->fd, sink, sizeof(sink), MSG_DONTWAIT);
+      if (n <= 0 && !(n < 0 && errno == EINTR))
+        break;
+    }
     relay_update_poll(s);
   }
 }
@@ -305,7 +314,7 @@ static void relay_update_poll(wrk_stream *s) {
     return;
   int ev = 0;
   if (!s->tx_eof && !s->tx_stopped && s->conn && !s->quic_closed &&
-      s->tx.bytes < WRK_TX_LIMIT)
+      s->tx.bytes < s->conn->tx_limit)
     ev |= UV_READABLE;
   if (s->rx.bytes > 0 && !s->rx_stopped)
     ev |= UV_WRITABLE;
@@ -379,7 +388,7 @@ static void relay_flush_rx(wrk_stream *s) {
 static void relay_read_app(wrk_stream *s) {
   wrk_pool *p = s->pool;
   size_t got = 0;
-  while (s->tx.bytes < WRK_TX_LIMIT && !s->tx_eof) {
+  while (s->conn && s->tx.bytes < s->conn->tx_limit && !s->tx_eof) {
     size_t avail;
     uint8_t *dst = wrk_bufq_reserve(&s->tx, &avail);
     if (!dst)
