@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shared/pool_params.h"
 #include "control.pb-c.h"
 #include "qpool.h"
 #include "shared/frame.h"
@@ -56,7 +57,8 @@ static struct {
   int hs_samples;
   int verbose;
   const char *only;
-} O = {1ull << 30, 10000, 3, 3, 2000, 10000, 50, 0, NULL};
+  int cc_algo; /* both pools' congestion controller */
+} O = {1ull << 30, 10000, 3, 3, 2000, 10000, 50, 0, NULL, QP_CC_DEFAULT};
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -315,6 +317,7 @@ static void on_done_readable(uv_poll_t *h, int status, int events) {
 static void server_open(int max_cap) {
   struct wrk_pool_config cfg;
   wrk_pool_config_init(&cfg, WRK_SERVER);
+  cfg.cc_algo = O.cc_algo;
   struct sockaddr_in *sin = (struct sockaddr_in *)&cfg.listen;
   sin->sin_family = AF_INET;
   sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -369,6 +372,7 @@ static void client_done(void) {
 static void client_config(struct wrk_pool_config *cfg, unsigned port, int cap,
                           uint64_t ivl_ns) {
   wrk_pool_config_init(cfg, WRK_CLIENT);
+  cfg->cc_algo = O.cc_algo;
   struct sockaddr_in *sin = (struct sockaddr_in *)&cfg->target;
   sin->sin_family = AF_INET;
   sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -2554,8 +2558,8 @@ static void print_table(FILE *f) {
   }
   fprintf(f,
           "qpool engine benchmarks (loopback 127.0.0.1, %ld cores, Release, "
-          "kernel %s)\n%s\n\n",
-          sysconf(_SC_NPROCESSORS_ONLN), u.release, cpu);
+          "kernel %s, congestion control %s)\n%s\n\n",
+          sysconf(_SC_NPROCESSORS_ONLN), u.release, qp_cc_name(O.cc_algo), cpu);
   fprintf(f, "%-34s %12s  %-10s %-16s %-7s  %s\n", "metric", "value", "unit",
           "target", "verdict", "notes");
   for (int i = 0; i < nrows; i++) {
@@ -2578,23 +2582,21 @@ static void usage(FILE *f) {
         "  --samples N     latency samples per phase (2000)\n"
         "  --rtt N         round trips (10000)\n"
         "  --handshakes N  handshakes (50)\n"
+        "  --cc NAME       congestion controller of both pools (default: the\n"
+        "                  pools' default)\n"
         "  --quick         small sizes for a smoke run\n"
         "  --verbose       engine log lines (info) on stderr\n",
         f);
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {{"only", 1, 0, 'o'},
-                                       {"bulk-mib", 1, 0, 'b'},
-                                       {"streams", 1, 0, 'n'},
-                                       {"repeat", 1, 0, 'r'},
-                                       {"samples", 1, 0, 's'},
-                                       {"rtt", 1, 0, 't'},
-                                       {"handshakes", 1, 0, 'H'},
-                                       {"quick", 0, 0, 'q'},
-                                       {"verbose", 0, 0, 'v'},
-                                       {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"only", 1, 0, 'o'},       {"bulk-mib", 1, 0, 'b'},
+      {"streams", 1, 0, 'n'},    {"repeat", 1, 0, 'r'},
+      {"samples", 1, 0, 's'},    {"rtt", 1, 0, 't'},
+      {"handshakes", 1, 0, 'H'}, {"quick", 0, 0, 'q'},
+      {"cc", 1, 0, 'c'},         {"verbose", 0, 0, 'v'},
+      {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
@@ -2629,6 +2631,14 @@ int main(int argc, char **argv) {
       break;
     case 'v':
       O.verbose = 1;
+      break;
+    case 'c':
+      if (qp_cc_parse(optarg, &O.cc_algo) < 0) {
+        char names[64];
+        fprintf(stderr, "qpool-bench: --cc: '%s' is not %s\n", optarg,
+                qp_cc_names(names, sizeof(names)));
+        return 2;
+      }
       break;
     case 'h':
       usage(stdout);
