@@ -156,6 +156,17 @@ QP_API int qp_server_pool_new(int max_cap, const char *client_ip,
  * started, name NULL or none of those) / -ENOMEM. Not blocking. */
 QP_API int qp_pool_congestion_control(qp_pool *p, const char *name);
 
+/* Embedded mode, either side: how far the receive window of each stream of
+ * the pool's QUIC connections may grow (ngtcp2 doubles a window while it is
+ * used up within two round trips, from 1 MiB), and the most a stream reads
+ * ahead of the network from its application, in bytes, before the manager
+ * starts. From 65536 (64 KiB) to 1073741824 (1 GiB); the connection's window
+ * may grow to 4 times it (at least 16 MiB). Without this call a pool uses
+ * 16 MiB, as qpoold does. A later call replaces the value.
+ * Returns 0, or -EINVAL (p is not an embedded pool, its manager already
+ * started, bytes out of range) / -ENOMEM. Not blocking. */
+QP_API int qp_pool_max_stream_window(qp_pool *p, uint64_t bytes);
+
 /* Start an embedded pool (the reference's ClientManager / ServerManager,
  * which Go programs run in a goroutine): starts the pool's private qpoold,
  * waits until it runs and attaches to it, then returns; the pool fills (or
@@ -245,6 +256,15 @@ struct qp_conn_info {
   uint64_t pacing_rate_sec;   /* the controller's pacing rate (bytes/s); 0
                                  when it sets none (CUBIC) */
   uint64_t delivery_rate_sec; /* measured delivery rate (bytes/s) */
+  /* pacing: write passes that stopped at ngtcp2's pacing deadline with
+   * data, congestion window and credit left, and the most bytes sent
+   * between two deadlines */
+  uint64_t pacing_waits;
+  uint64_t max_burst; /* bytes */
+  /* the bytes a stream of this connection reads from its application ahead
+   * of the network now: twice the congestion window, within 1 MiB and the
+   * pool's max_stream_window (which may be lower) */
+  uint64_t read_ahead;
 };
 
 /* Describes the QUIC connection that carries the stream with ID *id (idle

@@ -477,6 +477,9 @@ static int conn_info_copy(const Qpool__ConnInfo *m, struct qp_conn_info **out) {
   ci->bytes_in_flight = m->has_bytes_in_flight ? m->bytes_in_flight : 0;
   ci->pacing_rate_sec = m->has_pacing_rate_sec ? m->pacing_rate_sec : 0;
   ci->delivery_rate_sec = m->has_delivery_rate_sec ? m->delivery_rate_sec : 0;
+  ci->pacing_waits = m->has_pacing_waits ? m->pacing_waits : 0;
+  ci->max_burst = m->has_max_burst ? m->max_burst : 0;
+  ci->read_ahead = m->has_read_ahead ? m->read_ahead : 0;
   *out = ci;
   return 0;
 }

@@ -32,6 +32,7 @@
 #include "shared/addr.h"
 #include "shared/duration.h"
 #include "shared/pool_params.h"
+#include "shared/size.h"
 #include "worker/pool_rules.h"
 
 extern char **environ;
@@ -259,6 +260,30 @@ int qp_pool_congestion_control(qp_pool *p, const char *name) {
   } else if (rc == 0 && (rc = add_arg(e, "--congestion-control=%s",
                                       qp_cc_name(algo))) == 0) {
     e->cc_arg = e->argc - 1;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+int qp_pool_max_stream_window(qp_pool *p, uint64_t bytes) {
+  if (!p || !p->emb || !qp_stream_window_ok(bytes))
+    return -EINVAL;
+  char size[32];
+  qp_size_format(bytes, size, sizeof(size));
+  pthread_mutex_lock(&p->mu);
+  struct qp_embedded *e = p->emb;
+  int rc = e->state ? -EINVAL : 0;
+  if (rc == 0 && e->win_arg) { /* a second call replaces the first */
+    char *s = NULL;
+    if (asprintf(&s, "--max-stream-window=%s", size) < 0)
+      rc = -ENOMEM;
+    else {
+      free(e->argv[e->win_arg]);
+      e->argv[e->win_arg] = s;
+    }
+  } else if (rc == 0 &&
+             (rc = add_arg(e, "--max-stream-window=%s", size)) == 0) {
+    e->win_arg = e->argc - 1;
   }
   pthread_mutex_unlock(&p->mu);
   return rc;

@@ -19,6 +19,7 @@ struct qp_embedded {
   char tls_mode; /* client: '0', '1' or '2' */
   int has_ca;    /* client: --ca given (qp_client_pool_tls) */
   int cc_arg;    /* argv index of --congestion-control, 0: none */
+  int win_arg;   /* argv index of --max-stream-window, 0: none */
   int state;     /* 0 not started, 1 starting, 2 running */
   pid_t pid;     /* qpoold's, 0 when none */
   int lifeline;  /* our end of its --lifeline pipe */

@@ -18,6 +18,8 @@ int qp_conn_info_check(const Qpool__ConnInfo *m, const char **why) {
     *why = "a string field missing or too long";
   else if (m->congestion_control && qp_cc_parse(m->congestion_control, &algo))
     *why = "an unknown congestion controller";
+  else if (m->has_read_ahead && !qp_stream_window_ok(m->read_ahead))
+    *why = "a read-ahead out of range";
   else if (m->n_certs > QP_CONN_CERTS_MAX)
     *why = "too many certificates";
   else {

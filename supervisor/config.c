@@ -35,6 +35,7 @@
 #include "shared/addr.h"
 #include "shared/duration.h"
 #include "shared/log.h"
+#include "shared/size.h"
 
 #ifndef QP_VERSION
 #define QP_VERSION "unknown"
@@ -54,6 +55,7 @@ enum key {
   K_KEEP_ALIVE,
   K_SETUP_TIMEOUT,
   K_CONGESTION_CONTROL,
+  K_MAX_STREAM_WINDOW,
   K_TLS_MODE,
   K_HOSTNAME,
   K_CA,
@@ -95,6 +97,8 @@ static const struct keydef {
                          S_SERVER | S_CLIENT},
     [K_CONGESTION_CONTROL] = {"congestion_control", "--congestion-control",
                               S_SERVER | S_CLIENT},
+    [K_MAX_STREAM_WINDOW] = {"max_stream_window", "--max-stream-window",
+                             S_SERVER | S_CLIENT},
     [K_TLS_MODE] = {"tls_mode", "--tls-mode", S_CLIENT},
     [K_HOSTNAME] = {"hostname", "--hostname", S_CLIENT},
     [K_CA] = {"ca", "--ca", S_CLIENT},
@@ -138,6 +142,8 @@ static const struct option longopts[] = {
     {"setup-timeout", required_argument, NULL, OPT_KEY + K_SETUP_TIMEOUT},
     {"congestion-control", required_argument, NULL,
      OPT_KEY + K_CONGESTION_CONTROL},
+    {"max-stream-window", required_argument, NULL,
+     OPT_KEY + K_MAX_STREAM_WINDOW},
     {"tls-mode", required_argument, NULL, OPT_KEY + K_TLS_MODE},
     {"hostname", required_argument, NULL, OPT_KEY + K_HOSTNAME},
     {"ca", required_argument, NULL, OPT_KEY + K_CA},
@@ -603,6 +609,7 @@ static void pool_defaults(struct sup_pool_cfg *p) {
   p->keep_alive_ns = SUP_DEFAULT_KEEP_ALIVE_NS;
   p->setup_timeout_ns = SUP_DEFAULT_SETUP_TIMEOUT_NS;
   p->cc_algo = QP_CC_DEFAULT;
+  p->max_stream_window = QP_STREAM_WINDOW_MAX_DEFAULT;
   p->tls_mode = '1';
   qp_ipfilter_init(&p->client_ip);
   p->worker = -1;
@@ -658,6 +665,14 @@ static int set_pool_key(struct ctx *x, struct sup_pool_cfg *p,
     if (qp_cc_parse(v, &p->cc_algo) < 0)
       rc = fail(x, line, name, "%s is not a congestion controller: use %s",
                 q(b, v), qp_cc_names(names, sizeof(names)));
+    break;
+  }
+  case K_MAX_STREAM_WINDOW: {
+    char why[128];
+    int e = qp_stream_window_parse(v, &p->max_stream_window);
+    if (e < 0)
+      rc = fail(x, line, name, "%s %s", q(b, v),
+                qp_stream_window_why(e, why, sizeof(why)));
     break;
   }
   case K_TLS_MODE:
@@ -1573,6 +1588,7 @@ int sup_pool_cfg_equal(const struct sup_pool_cfg *a,
       a->max_cap != b->max_cap || a->min_ivl_ns != b->min_ivl_ns ||
       a->max_ivl_ns != b->max_ivl_ns || a->keep_alive_ns != b->keep_alive_ns ||
       a->setup_timeout_ns != b->setup_timeout_ns || a->cc_algo != b->cc_algo ||
+      a->max_stream_window != b->max_stream_window ||
       a->tls_mode != b->tls_mode || strcmp(a->hostname, b->hostname) != 0 ||
       strcmp(a->ca_file, b->ca_file) != 0 ||
       strcmp(a->cert_file, b->cert_file) != 0 ||
@@ -1652,6 +1668,16 @@ void sup_usage(FILE *f) {
   for (size_t i = 0; i < qp_cc_count; i++)
     fprintf(f, "                         %-6s %s\n", qp_cc_table[i].name,
             qp_cc_table[i].what);
+  char lo[32], hi[32], def[32], conn[32];
+  qp_size_format(QP_STREAM_WINDOW_MIN, lo, sizeof(lo));
+  qp_size_format(QP_STREAM_WINDOW_MAX, hi, sizeof(hi));
+  qp_size_format(QP_STREAM_WINDOW_MAX_DEFAULT, def, sizeof(def));
+  qp_size_format(QP_CONN_WINDOW_INIT, conn, sizeof(conn));
+  fprintf(f,
+          "  --max-stream-window SIZE  how far a stream's receive window and\n"
+          "                       read-ahead may grow, %s to %s (default\n"
+          "                       %s); the connection's: 4x, at least %s\n",
+          lo, hi, def, conn);
   fputs(
       "  --allow-users LIST   users (names or uids) that may take streams or\n"
       "                       change the pool over the control socket\n"
@@ -1685,9 +1711,10 @@ void sup_usage(FILE *f) {
       "                       starts its private qpoold this way\n"
       "\n"
       "Durations are Go's: a number and a unit (ns, us, ms, s, m, h), e.g.\n"
-      "500ms, 5s, 1m30s, 1.5h; at most 24h. Addresses are host:port, "
-      "[IPv6]:port\n"
-      "or :port (every IPv4 address; [::]:port for IPv6).\n"
+      "500ms, 5s, 1m30s, 1.5h; at most 24h. Sizes are bytes or a whole\n"
+      "number of KiB, MiB or GiB (1024-based), e.g. 262144, 512KiB, 16MiB.\n"
+      "Addresses are host:port, [IPv6]:port or :port (every IPv4 address;\n"
+      "[::]:port for IPv6).\n"
       "\n"
       "Examples:\n"
       "  qpoold server --name tunnel --listen :4433 --max-cap 64 \\\n"

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 
 #include "shared/ipfilter.h"
-#include "shared/pool_params.h" /* QP_CAP_MAX, QP_DURATION_MAX_NS, qp_cc */
+#include "shared/pool_params.h" /* limits, qp_cc, QP_STREAM_WINDOW_* */
 
 #define SUP_POOLS_MAX 256
 #define SUP_ACL_MAX 32         /* entries in allow_users / allow_groups */
@@ -41,7 +41,10 @@ struct sup_pool_cfg {
   uint64_t min_ivl_ns, max_ivl_ns; /* client only */
   uint64_t keep_alive_ns; /* 0: no PINGs (idle timeout: qp_idle_timeout_ns) */
   uint64_t setup_timeout_ns; /* stream ID exchange deadline */
-  int cc_algo;   /* ngtcp2_cc_algo of every connection (shared/pool_params.h) */
+  int cc_algo; /* ngtcp2_cc_algo of every connection (shared/pool_params.h) */
+  /* cap of a stream's receive window and read-ahead, bytes
+   * (QP_STREAM_WINDOW_MIN..QP_STREAM_WINDOW_MAX) */
+  uint64_t max_stream_window;
   char tls_mode; /* '0' '1' '2' (client) */
   /* "" = unset */
   char hostname[256], ca_file[4096], cert_file[4096], key_file[4096];

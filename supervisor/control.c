@@ -134,6 +134,9 @@ void sup_pool_stats(const struct sup *s, const struct sup_pool *p,
   st->stateless_resets = p->resets;
   st->last_error = (char *)p->last_error;
   st->congestion_control = (char *)p->cc_reported; /* NULL: not yet */
+  /* the worker's, range-checked on receipt; absent before its report */
+  st->has_max_stream_window = r->has_max_stream_window;
+  st->max_stream_window = r->max_stream_window;
 }
 
 Qpool__PoolStats **sup_stats_collect(const struct sup *s,

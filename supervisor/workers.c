@@ -148,6 +148,7 @@ void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
   m.tls_mode = mode;
   m.hostname = c->hostname[0] ? (char *)c->hostname : NULL;
   m.congestion_control = (char *)qp_cc_name(c->cc_algo);
+  m.max_stream_window = c->max_stream_window;
   if (c->setup_timeout_ns) {
     m.has_setup_timeout_ns = 1;
     m.setup_timeout_ns = c->setup_timeout_ns;
@@ -426,13 +427,19 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
       Qpool__Report *m = qpool__report__unpack(NULL, f.len, f.payload);
       struct sup_pool *p = m ? own_pool(s, w, m->name) : NULL;
       int algo = -1;
-      if (!p || (m->congestion_control &&
-                 qp_cc_parse(m->congestion_control, &algo) < 0)) {
+      const char *bad = NULL;
+      if (!p)
+        bad = "reported a pool it does not run";
+      else if (m->congestion_control &&
+               qp_cc_parse(m->congestion_control, &algo) < 0)
+        bad = "reported an unknown congestion controller";
+      else if (m->has_max_stream_window &&
+               !qp_stream_window_ok(m->max_stream_window))
+        bad = "reported a max_stream_window out of range";
+      if (bad) {
         if (m)
           qpool__report__free_unpacked(m, NULL);
-        kill_worker(s, w,
-                    p ? "reported an unknown congestion controller"
-                      : "reported a pool it does not run");
+        kill_worker(s, w, bad);
         return;
       }
       int changed = !p->has_report || m->active != p->report.active ||

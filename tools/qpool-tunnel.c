@@ -50,6 +50,7 @@
 #include "shared/duration.h"
 #include "shared/log.h"
 #include "shared/pool_params.h"
+#include "shared/size.h"
 
 #define LINE_MAX_LEN 512
 #define NONCE_LEN 16
@@ -66,7 +67,8 @@ static struct {
   int min_cap, max_cap;
   uint64_t min_ivl, max_ivl, keep_alive;
   const char *tls_mode, *hostname, *cert, *key, *client_ip;
-  const char *cc; /* --congestion-control; NULL: the pool's default */
+  const char *cc;  /* --congestion-control; NULL: the pool's default */
+  uint64_t window; /* --max-stream-window; 0: the pool's default */
   atomic_int stop;
   atomic_long conns, conns_total, failures;
 } O = {.min_cap = 8,
@@ -431,6 +433,10 @@ static qp_pool *start_pool(void) {
   if (O.cc && (rc = qp_pool_congestion_control(p, O.cc)) < 0) {
     qp_close(p);
     die("--congestion-control %s: %s", O.cc, qp_strerror(rc));
+  }
+  if (O.window && (rc = qp_pool_max_stream_window(p, O.window)) < 0) {
+    qp_close(p);
+    die("--max-stream-window %" PRIu64 ": %s", O.window, qp_strerror(rc));
   }
   rc = O.server ? qp_server_manager(p) : qp_client_manager(p);
   if (rc < 0) {
@@ -889,6 +895,16 @@ static void usage(FILE *f) {
   for (size_t i = 0; i < qp_cc_count; i++)
     fprintf(f, "                         %-6s %s\n", qp_cc_table[i].name,
             qp_cc_table[i].what);
+  char lo[32], hi[32], def[32];
+  qp_size_format(QP_STREAM_WINDOW_MIN, lo, sizeof(lo));
+  qp_size_format(QP_STREAM_WINDOW_MAX, hi, sizeof(hi));
+  qp_size_format(QP_STREAM_WINDOW_MAX_DEFAULT, def, sizeof(def));
+  fprintf(f,
+          "  --max-stream-window SIZE  how far a stream's receive window and\n"
+          "                       read-ahead may grow: bytes or KiB, MiB, "
+          "GiB,\n"
+          "                       %s to %s (default %s)\n",
+          lo, hi, def);
   fputs(
       "\n"
       "Server:\n"
@@ -1006,6 +1022,7 @@ int main(int argc, char **argv) {
     OPT_CLIENT_IP,
     OPT_LOG_LEVEL,
     OPT_CC,
+    OPT_WINDOW,
   };
   static const struct option lo[] = {
       {"tunnel", required_argument, NULL, OPT_TUNNEL},
@@ -1025,6 +1042,7 @@ int main(int argc, char **argv) {
       {"client-ip", required_argument, NULL, OPT_CLIENT_IP},
       {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
       {"congestion-control", required_argument, NULL, OPT_CC},
+      {"max-stream-window", required_argument, NULL, OPT_WINDOW},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *mode = argv[1];
@@ -1101,6 +1119,14 @@ int main(int argc, char **argv) {
                     "controller: use %s",
                     optarg, qp_cc_names(names, sizeof(names)));
       O.cc = optarg;
+      break;
+    }
+    case OPT_WINDOW: {
+      char why[128];
+      int e = qp_stream_window_parse(optarg, &O.window);
+      if (e < 0)
+        usage_error("--max-stream-window: \"%s\" %s", optarg,
+                    qp_stream_window_why(e, why, sizeof(why)));
       break;
     }
     case 'h':

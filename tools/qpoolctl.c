@@ -26,6 +26,7 @@
 #include "shared/duration.h"
 #include "shared/frame.h"
 #include "shared/metrics.h"
+#include "shared/size.h"
 
 #define DEFAULT_CONTROL "/run/qpool/qpoold.sock"
 #define EXIT_USAGE 2
@@ -257,24 +258,33 @@ static void fmt_interval(const Qpool__PoolStats *p, char *buf, size_t len) {
     qp_duration_format(p->interval_ns, buf, len);
 }
 
+/* The worker's max_stream_window as "16MiB", or "-" before its report. */
+static void fmt_window(const Qpool__PoolStats *p, char *buf, size_t len) {
+  if (p->has_max_stream_window)
+    qp_size_format(p->max_stream_window, buf, len);
+  else
+    snprintf(buf, len, "-");
+}
+
 static void print_table(FILE *out, const Qpool__Response *m) {
-  fprintf(out, "%-16s %-6s %7s %-10s %6s %8s %8s %6s %5s  %-5s %s\n", "POOL",
-          "ROLE", "PID", "STATE", "ACTIVE", "CAPACITY", "INTERVAL", "ERRORS",
-          "CONNS", "CC", "LAST ERROR");
+  fprintf(out, "%-16s %-6s %7s %-10s %6s %8s %8s %6s %5s  %-5s %6s  %s\n",
+          "POOL", "ROLE", "PID", "STATE", "ACTIVE", "CAPACITY", "INTERVAL",
+          "ERRORS", "CONNS", "CC", "WINDOW", "LAST ERROR");
   for (size_t i = 0; i < m->n_pools; i++) {
     const Qpool__PoolStats *p = m->pools[i];
-    char ivl[32], pid[16];
+    char ivl[32], pid[16], win[32];
     fmt_interval(p, ivl, sizeof(ivl));
+    fmt_window(p, win, sizeof(win));
     if (p->worker_pid)
       snprintf(pid, sizeof(pid), "%" PRIu32, p->worker_pid);
     else
       snprintf(pid, sizeof(pid), "-");
     fprintf(out,
             "%-16s %-6s %7s %-10s %6" PRId32 " %8" PRId32 " %8s %6" PRIu64
-            " %5" PRId32 "  %-5s %s\n",
+            " %5" PRId32 "  %-5s %6s  %s\n",
             p->name, p->server ? "server" : "client", pid, pool_state(p),
             p->active, p->capacity, ivl, p->errors, p->conns,
-            p->congestion_control ? p->congestion_control : "-",
+            p->congestion_control ? p->congestion_control : "-", win,
             p->last_error && *p->last_error ? p->last_error : "-");
   }
   if (m->n_pools == 0)
@@ -290,17 +300,18 @@ static void print_lines(FILE *out, const Qpool__Response *m) {
   strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
   for (size_t i = 0; i < m->n_pools; i++) {
     const Qpool__PoolStats *p = m->pools[i];
-    char ivl[32];
+    char ivl[32], win[32];
     fmt_interval(p, ivl, sizeof(ivl));
-    fprintf(out,
-            "%s pool=%s role=%s pid=%" PRIu32 " state=%s active=%" PRId32
-            " capacity=%" PRId32 " interval=%s errors=%" PRIu64
-            " conns=%" PRId32 " taken=%" PRIu64 " cc=%s last_error=\"%s\"\n",
-            ts, p->name, p->server ? "server" : "client", p->worker_pid,
-            pool_state(p), p->active, p->capacity, ivl, p->errors, p->conns,
-            p->streams_taken,
-            p->congestion_control ? p->congestion_control : "-",
-            p->last_error ? p->last_error : "");
+    fmt_window(p, win, sizeof(win));
+    fprintf(
+        out,
+        "%s pool=%s role=%s pid=%" PRIu32 " state=%s active=%" PRId32
+        " capacity=%" PRId32 " interval=%s errors=%" PRIu64 " conns=%" PRId32
+        " taken=%" PRIu64 " cc=%s window=%s last_error=\"%s\"\n",
+        ts, p->name, p->server ? "server" : "client", p->worker_pid,
+        pool_state(p), p->active, p->capacity, ivl, p->errors, p->conns,
+        p->streams_taken, p->congestion_control ? p->congestion_control : "-",
+        win, p->last_error ? p->last_error : "");
   }
   if (m->n_pools == 0)
     fprintf(out, "%s (no pools)\n", ts);
@@ -345,6 +356,9 @@ static json_t *stats_json(const Qpool__Response *m) {
                         p->congestion_control
                             ? json_string(p->congestion_control)
                             : json_null());
+    json_object_set_new(o, "max_stream_window",
+                        p->has_max_stream_window ? ju64(p->max_stream_window)
+                                                 : json_null());
     json_object_set_new(o, "last_error",
                         p->last_error ? json_string(p->last_error)
                                       : json_null());
@@ -367,8 +381,9 @@ static int cmd_status(int argc, char **argv) {
       "Usage: qpoolctl status [--control PATH] [POOL]\n"
       "A table of qpoold's pools: role, worker pid, state, idle streams\n"
       "(active), capacity, refill interval, application error counter,\n"
-      "QUIC connections, their congestion controller (CC, as the pool's\n"
-      "worker reports it) and the last error.\n";
+      "QUIC connections, their congestion controller (CC) and the cap of a\n"
+      "stream's receive window and read-ahead (WINDOW, max_stream_window),\n"
+      "both as the pool's worker reports them, and the last error.\n";
   static const struct option lo[] = {COMMON_LONGOPTS, {0}};
   int c;
   while ((c = cmd_getopt(argc, argv, "+h", lo, usage)) != -1)
@@ -758,8 +773,11 @@ static int cmd_conn(int argc, char **argv) {
       "server's newest): local and remote UDP addresses, ALPN, TLS version,\n"
       "cipher suite, smoothed RTT, the congestion controller the worker\n"
       "gave the connection with ngtcp2's live congestion window, bytes in\n"
-      "flight, pacing rate (0 when the controller sets none, as CUBIC) and\n"
-      "delivery rate, and each certificate the peer sent\n"
+      "flight, pacing rate (0 when the controller sets none, as CUBIC),\n"
+      "delivery rate, the write passes that waited for the pacing deadline\n"
+      "(pacing waits), the most bytes sent between two deadlines (max burst)\n"
+      "and the bytes a stream reads ahead of the network (read-ahead), and\n"
+      "each certificate the peer sent\n"
       "(subject, issuer, SHA-256 fingerprint of its DER bytes; a client\n"
       "sends none). --json: as one JSON object, certificates in PEM too;\n"
       "--pem: only the peer's chain, as PEM.\n";
@@ -828,6 +846,12 @@ static int cmd_conn(int argc, char **argv) {
     json_object_set_new(
         root, "delivery_rate_sec",
         ju64(ci->has_delivery_rate_sec ? ci->delivery_rate_sec : 0));
+    json_object_set_new(root, "pacing_waits",
+                        ju64(ci->has_pacing_waits ? ci->pacing_waits : 0));
+    json_object_set_new(root, "max_burst",
+                        ju64(ci->has_max_burst ? ci->max_burst : 0));
+    json_object_set_new(root, "read_ahead",
+                        ju64(ci->has_read_ahead ? ci->read_ahead : 0));
     json_object_set_new(root, "truncated", json_boolean(truncated));
     certs = json_array();
     json_object_set_new(root, "certs", certs);
@@ -847,6 +871,9 @@ static int cmd_conn(int argc, char **argv) {
     printf("pacing    %" PRIu64 " bytes/s%s\n", ci->pacing_rate_sec,
            ci->pacing_rate_sec ? "" : " (the controller sets none)");
     printf("delivery  %" PRIu64 " bytes/s\n", ci->delivery_rate_sec);
+    printf("pacing waits %" PRIu64 "\n", ci->pacing_waits);
+    printf("max burst %" PRIu64 " bytes\n", ci->max_burst);
+    printf("read-ahead %" PRIu64 " bytes\n", ci->read_ahead);
     printf("peer certificates: %zu%s\n", ci->n_certs,
            truncated     ? " (the chain was longer: only the first shown)"
            : ci->n_certs ? ""

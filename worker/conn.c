@@ -573,6 +573,9 @@ void wrk_conn_describe(wrk_conn *c, struct wrk_conn_info *ci) {
                         : pace > 0   ? (uint64_t)pace
                                      : 0;
   ci->delivery_rate_sec = cs.delivery_rate_sec;
+  ci->pacing_waits = c->pacing_waits;
+  ci->max_burst = c->max_burst;
+  ci->read_ahead = c->tx_limit;
   unsigned n = 0;
   const gnutls_datum_t *chain = gnutls_certificate_get_peers(c->tls, &n);
   size_t bytes = 0;

@@ -129,6 +129,8 @@ void wrk_pool_stats(const wrk_pool *p, struct wrk_pool_stats *st);
 const char *wrk_pool_name(const wrk_pool *p);
 /* The congestion controller (ngtcp2_cc_algo) its connections get. */
 int wrk_pool_cc_algo(const wrk_pool *p);
+/* The max_stream_window (bytes) its connections get. */
+uint64_t wrk_pool_max_stream_window(const wrk_pool *p);
 /* Last connection error of a client pool in words ("" if none). */
 const char *wrk_pool_last_error(const wrk_pool *p);
 /* Up to n idle IDs (oldest first on servers). Returns how many. */
@@ -147,6 +149,9 @@ struct wrk_conn_info {
    * counters (ngtcp2_conn_stat): bytes, bytes per second */
   int cc_algo;
   uint64_t cwnd, bytes_in_flight, pacing_rate_sec, delivery_rate_sec;
+  /* the connection's pacing counters and its streams' read-ahead now
+   * (struct wrk_conn: pacing_waits, max_burst, tx_limit) */
+  uint64_t pacing_waits, max_burst, read_ahead;
   /* the peer's chain as it sent it, leaf first (none from a client); the
    * bytes belong to the connection: valid until the loop runs again */
   struct {

@@ -88,6 +88,8 @@ static void report_pool(struct wpool *w, int force) {
     r.interval_ns = wrk_pool_interval(w->p);
     r.errors = wrk_pool_error_count(w->p);
     r.congestion_control = (char *)qp_cc_name(wrk_pool_cc_algo(w->p));
+    r.has_max_stream_window = 1;
+    r.max_stream_window = wrk_pool_max_stream_window(w->p);
     if (*wrk_pool_last_error(w->p))
       err = wrk_pool_last_error(w->p);
   }
@@ -185,6 +187,7 @@ static void handle_pool_add(const Qpool__PoolAdd *m, int fd) {
   cfg.hostname = m->hostname;
   if (m->has_setup_timeout_ns)
     cfg.setup_timeout_ns = m->setup_timeout_ns;
+  cfg.max_stream_window = m->max_stream_window; /* wrk_pool_new checks it */
   char err[512];
   int rc = 0;
   if (qp_cc_parse(m->congestion_control, &cfg.cc_algo) < 0) {

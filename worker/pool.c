@@ -797,6 +797,9 @@ const char *wrk_pool_name(const wrk_pool *p) {
 int wrk_pool_cc_algo(const wrk_pool *p) {
   return p->cfg.cc_algo;
 }
+uint64_t wrk_pool_max_stream_window(const wrk_pool *p) {
+  return p->cfg.max_stream_window;
+}
 const char *wrk_pool_last_error(const wrk_pool *p) {
   return p->last_error;
 }

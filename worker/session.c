@@ -249,6 +249,10 @@ int wrk_conn_info_msg(wrk_pool *p, const uint32_t *id,
   m->has_pacing_rate_sec = m->has_delivery_rate_sec = 1;
   m->pacing_rate_sec = ci->pacing_rate_sec;
   m->delivery_rate_sec = ci->delivery_rate_sec;
+  m->has_pacing_waits = m->has_max_burst = m->has_read_ahead = 1;
+  m->pacing_waits = ci->pacing_waits;
+  m->max_burst = ci->max_burst;
+  m->read_ahead = ci->read_ahead;
   return 0;
 }
 

@@ -90,6 +90,8 @@ static void check_valid(const struct sup_config *c, int from_file) {
     CHECK(p->keep_alive_ns <= QP_DURATION_MAX_NS);
     CHECK(p->setup_timeout_ns > 0 && p->setup_timeout_ns <= QP_DURATION_MAX_NS);
     CHECK(p->tls_mode == '0' || p->tls_mode == '1' || p->tls_mode == '2');
+    CHECK(qp_cc_name(p->cc_algo) != NULL);
+    CHECK(qp_stream_window_ok(p->max_stream_window));
     CHECK(p->client_ip.n <= QP_IPFILTER_MAX);
     CHECK(p->worker == -1 || (p->worker >= 0 && p->worker < c->workers));
     CHECK(!p->cert_file[0] == !p->key_file[0]);

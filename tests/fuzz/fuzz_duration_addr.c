@@ -1,5 +1,6 @@
-/* libFuzzer target: the config and flag parsers (durations, addresses, IP
- * filters) on arbitrary NUL-terminated text, with round-trip checks. */
+/* libFuzzer target: the config and flag parsers (durations, sizes and the
+ * stream window's range, addresses, IP filters) on arbitrary NUL-terminated
+ * text, with round-trip checks. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
@@ -11,6 +12,8 @@
 #include "shared/addr.h"
 #include "shared/duration.h"
 #include "shared/ipfilter.h"
+#include "shared/pool_params.h"
+#include "shared/size.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,6 +36,32 @@ static void fuzz_duration(const char *s) {
   /* A short buffer truncates but stays terminated. */
   char tiny[3];
   CHECK(qp_duration_format(ns, tiny, sizeof(tiny)) == n);
+  CHECK(strlen(tiny) == (n < 2 ? n : 2));
+}
+
+static void fuzz_size(const char *s) {
+  uint64_t bytes = 7, win = 7;
+  int rc = qp_size_parse(s, &bytes);
+  int wrc = qp_stream_window_parse(s, &win);
+  CHECK(rc == 0 || rc == -EINVAL || rc == -ERANGE);
+  /* the window's parser is the size parser plus the range */
+  if (rc == -EINVAL)
+    CHECK(wrc == -EINVAL && bytes == 7 && win == 7);
+  else if (rc == -ERANGE)
+    CHECK(wrc == -ERANGE && bytes == 7 && win == 7);
+  else if (qp_stream_window_ok(bytes))
+    CHECK(wrc == 0 && win == bytes);
+  else
+    CHECK(wrc == -ERANGE && win == 7);
+  if (rc != 0)
+    return;
+  char buf[32];
+  size_t n = qp_size_format(bytes, buf, sizeof(buf));
+  CHECK(n < sizeof(buf) && strlen(buf) == n);
+  uint64_t back = 0;
+  CHECK(qp_size_parse(buf, &back) == 0 && back == bytes);
+  char tiny[3];
+  CHECK(qp_size_format(bytes, tiny, sizeof(tiny)) == n);
   CHECK(strlen(tiny) == (n < 2 ? n : 2));
 }
 
@@ -91,6 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(s, data, size);
   s[size] = '\0';
   fuzz_duration(s);
+  fuzz_size(s);
   fuzz_addr(s);
   fuzz_ipfilter(s);
   free(s);

@@ -8,7 +8,11 @@
  *       "embedded: qpoold started in T ms" first; TLS: [--cert FILE --key
  *       FILE] (server), [--tls-mode M] [--hostname H] [--ca FILE] (client,
  *       --ca through qp_client_pool_tls); a manager that fails prints
- *       "embedded: manager rc=R (sentence)"
+ *       "embedded: manager rc=R (sentence)". [--max-stream-window BYTES]:
+ *       qp_pool_max_stream_window before the manager ("embedded:
+ *       max_stream_window rc=R (sentence)"; exit 1 when refused) and once
+ *       more after it ("embedded: max_stream_window after start rc=R
+ *       (sentence)"), then "embedded: control PATH"
  *   libqpool-peer wake --embedded --listen ADDR
  *       both ends in this process: an IncomingGet (server) and an
  *       OutgoingGet(00000000) (client) wait before the client pool exists;
@@ -86,6 +90,7 @@ static struct {
   const char *listen, *target;
   const char *tls_mode, *hostname, *ca, *cert, *key; /* embedded TLS */
   const char *peer_control, *peer_pool; /* repeat: the client side */
+  uint64_t window; /* embedded: qp_pool_max_stream_window, 0: not called */
   qp_pool *p;
   atomic_int failed, done;
   pthread_mutex_t mu;
@@ -478,6 +483,15 @@ static int embedded_open(int server, const char *addr, qp_pool **out) {
       return rc;
     }
   }
+  if (G.window) {
+    rc = qp_pool_max_stream_window(p, G.window);
+    printf("embedded: max_stream_window rc=%d (%s)\n", rc, qp_strerror(rc));
+    fflush(stdout);
+    if (rc < 0) {
+      qp_close(p);
+      return rc;
+    }
+  }
   uint64_t t0 = now_ms();
   rc = server ? qp_server_manager(p) : qp_client_manager(p);
   if (rc < 0) {
@@ -489,6 +503,12 @@ static int embedded_open(int server, const char *addr, qp_pool **out) {
     return rc;
   }
   printf("embedded: qpoold started in %" PRIu64 " ms\n", now_ms() - t0);
+  if (G.window) {
+    rc = qp_pool_max_stream_window(p, G.window); /* too late: -EINVAL */
+    printf("embedded: max_stream_window after start rc=%d (%s)\n", rc,
+           qp_strerror(rc));
+    printf("embedded: control %s\n", qp_control_path(p));
+  }
   fflush(stdout);
   *out = p;
   return 0;
@@ -786,6 +806,7 @@ int main(int argc, char **argv) {
       {"peer-control", required_argument, NULL, 'P'},
       {"peer-pool", required_argument, NULL, 'Q'},
       {"hold", required_argument, NULL, 'W'},
+      {"max-stream-window", required_argument, NULL, 'w'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   optind = 2;
@@ -849,6 +870,9 @@ int main(int argc, char **argv) {
       break;
     case 'W':
       hold = optarg;
+      break;
+    case 'w':
+      G.window = strtoull(optarg, NULL, 10);
       break;
     default:
       usage();

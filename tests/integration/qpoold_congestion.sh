@@ -175,10 +175,10 @@ check "qpoolctl conn (text) names the controller and its state" \
 "$CTL" --control "$WORK/srv.sock" status >"$WORK/status.txt"
 sed 's/^/# /' "$WORK/status.txt"
 check "qpoolctl status: a CC column with each pool's controller" \
-  bash -c "grep -qE '^POOL .* CONNS +CC +LAST ERROR$' '$WORK/status.txt' &&
-           grep -qE '^scubic +server .* cubic +-$' '$WORK/status.txt' &&
-           grep -qE '^sbbr2 +server .* bbr2 +-$' '$WORK/status.txt' &&
-           grep -qE '^sdef +server .* bbr +-$' '$WORK/status.txt'"
+  bash -c "grep -qE '^POOL .* CONNS +CC +WINDOW +LAST ERROR$' '$WORK/status.txt' &&
+           grep -qE '^scubic +server .* cubic +16MiB +-$' '$WORK/status.txt' &&
+           grep -qE '^sbbr2 +server .* bbr2 +16MiB +-$' '$WORK/status.txt' &&
+           grep -qE '^sdef +server .* bbr +16MiB +-$' '$WORK/status.txt'"
 "$CTL" --control "$WORK/cli.sock" stats --json >"$WORK/stats.json"
 check "qpoolctl stats --json: congestion_control of each pool" \
   python3 -c 'import json,sys
@@ -229,7 +229,7 @@ check "... whose new connection is bbr, paced (the client reconnected)" \
 check "... while the client's own end stays cubic" \
   wait_cc "$WORK/ccubic.sock" ccubic cubic 20
 check "... and status shows bbr for scubic" \
-  bash -c "'$CTL' --control '$WORK/srv.sock' status | grep -qE '^scubic +server .* bbr +-$'"
+  bash -c "'$CTL' --control '$WORK/srv.sock' status | grep -qE '^scubic +server .* bbr +16MiB +-$'"
 
 # ---- libqpool's embedded mode, through qpool-tunnel ---------------------------
 tport=$(free_port)

@@ -241,6 +241,51 @@ static void test_embedded_congestion_control(void **st) {
   qp_close(p);
 }
 
+/* qp_pool_max_stream_window: 64 KiB to 1 GiB only, before the manager
+ * starts, passed to the private qpoold as --max-stream-window in the form
+ * its size parser reads. */
+static void test_embedded_max_stream_window(void **st) {
+  (void)st;
+  const int64_t S = QP_SECOND;
+  qp_pool *p = NULL;
+  assert_int_equal(
+      qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "h.example:1", &p), 0);
+  assert_null(flag(p, "--max-stream-window")); /* qpoold's default: 16MiB */
+  static const uint64_t bad[] = {0, 65535, (UINT64_C(1) << 30) + 1, UINT64_MAX};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    assert_int_equal(qp_pool_max_stream_window(p, bad[i]), -EINVAL);
+  assert_int_equal(qp_pool_max_stream_window(NULL, 1 << 20), -EINVAL);
+  assert_null(flag(p, "--max-stream-window"));
+  assert_int_equal(qp_pool_max_stream_window(p, 256 << 10), 0);
+  assert_string_equal(flag(p, "--max-stream-window="),
+                      "--max-stream-window=256KiB");
+  int argc = p->emb->argc;
+  assert_int_equal(qp_pool_max_stream_window(p, 65536 + 1), 0); /* replaces */
+  assert_int_equal(p->emb->argc, argc);
+  assert_string_equal(flag(p, "--max-stream-window="),
+                      "--max-stream-window=65537");
+  assert_int_equal(qp_pool_max_stream_window(p, UINT64_C(1) << 30), 0);
+  assert_string_equal(flag(p, "--max-stream-window="),
+                      "--max-stream-window=1GiB");
+  assert_int_equal(qp_pool_max_stream_window(p, 1), -EINVAL);
+  assert_string_equal(flag(p, "--max-stream-window="),
+                      "--max-stream-window=1GiB");
+  assert_int_equal(qp_pool_congestion_control(p, "cubic"), 0); /* both */
+  assert_string_equal(flag(p, "--congestion-control="),
+                      "--congestion-control=cubic");
+  assert_string_equal(flag(p, "--max-stream-window="),
+                      "--max-stream-window=1GiB");
+  p->emb->state = 2; /* as once the manager started */
+  assert_int_equal(qp_pool_max_stream_window(p, 1 << 20), -EINVAL);
+  p->emb->state = 0;
+  qp_close(p);
+  assert_int_equal(qp_server_pool_new(1, NULL, NULL, ":1", 0, &p), 0);
+  assert_int_equal(qp_pool_max_stream_window(p, 65536), 0);
+  assert_string_equal(flag(p, "--max-stream-window="),
+                      "--max-stream-window=64KiB");
+  qp_close(p);
+}
+
 /* What the reference fixes up is fixed up the same way (PROTOCOL.md
  * "Normalise"), with a warning naming the argument and the value used. */
 static void test_embedded_normalise(void **st) {
@@ -362,6 +407,7 @@ int main(void) {
       cmocka_unit_test(test_client_pool_tls),
       cmocka_unit_test(test_embedded_normalise),
       cmocka_unit_test(test_embedded_congestion_control),
+      cmocka_unit_test(test_embedded_max_stream_window),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
