@@ -130,12 +130,9 @@ fi
 IFS=, read -r -a CCS <<<"$cc_list"
 # what "default" is, for the notes
 cc_default=$("$build/qpoold" --help 2>&1 | sed -n '/--congestion-control/,/default/{s/.*(default \([a-z0-9]*\)).*/\1/p}' | head -n 1)
-# the tunnel runs with the first of --cc when it can
+# the tunnel is measured as it ships: with its default controller (the
+# ratios below compare it with the qpool columns of that same controller)
 tunnel_cc=default
-if [ "${CCS[0]}" != default ] &&
-  "$build/qpool-tunnel" --help 2>&1 | grep -q -- '--congestion-control'; then
-  tunnel_cc=${CCS[0]}
-fi
 
 # --- processes, clean-up -----------------------------------------------------
 NS_PREFIX=qpimp-
@@ -519,9 +516,12 @@ w = [max(9, len(c)) for c in cols]
 print()
 print("impaired paths: goodput in MB/s (10^6 bytes/s), %s s per transfer" % secs)
 print("%-10s " % "profile" + " ".join("%*s" % (w[i], c) for i, c in enumerate(cols)))
+# the ratios are those of the default controller (its column when --cc
+# names it, else the first)
+ref = "default" if "default" in ccs else cc_default if cc_default in ccs else ccs[0]
 for p in profiles:
-    q0 = get(p, "qpool", "B->A", ccs[0])
-    qa = get(p, "qpool", "A->B", ccs[0])
+    q0 = get(p, "qpool", "B->A", ref)
+    qa = get(p, "qpool", "A->B", ref)
     vals = [fmt(get(p, "tcp-cubic")), fmt(get(p, "tcp-bbr")), fmt(get(p, "go-peer"))]
     for cc in ccs:
         vals += [fmt(get(p, "qpool", "B->A", cc)), fmt(get(p, "qpool", "A->B", cc))]
@@ -533,7 +533,7 @@ print("two namespaces, A (client side) and B (server side). TCP: iperf3 -R (B->A
 print("figure. Go peer: quic-go pools (tests/interop/nppeer -bulk), B->A. qpool: one stream")
 print("through qpoold pools (server in B, client in A) via qpoolctl, time from first byte to")
 print("EOF at the reader. tunnel: curl in B downloads from nginx in A through qpool-tunnel.")
-print("q/bbr, q/Go: qpool B->A%s / TCP bbr, / Go peer; tun/q: tunnel / qpool A->B%s." % (lab(ccs[0]), lab(ccs[0])))
+print("q/bbr, q/Go: qpool B->A%s / TCP bbr, / Go peer; tun/q: tunnel / qpool A->B%s." % (lab(ref), lab(ref)))
 print("qpool congestion control: %s; qpoold's default: %s; the tunnel's: %s." % (
     ", ".join(ccs), cc_default, tunnel_cc if tunnel_cc != "default" else "its default"))
 print(">: the transfer hit its time bound; the figure is bytes received / time taken.")

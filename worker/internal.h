@@ -116,7 +116,7 @@ struct wrk_conn {
   uint8_t *pending;           /* datagrams not yet sent (EAGAIN) */
   size_t pending_len, pending_seg;
   uint64_t created_ns;
-  int cc_algo;      /* the ngtcp2_cc_algo its ngtcp2_conn was given */
+  int cc_algo; /* the ngtcp2_cc_algo its ngtcp2_conn was given */
   /* pacing (docs/engine.md "Pacing"): write passes that stopped at the
    * pacing deadline with data, congestion window and credit to send, and
    * the largest burst (bytes between two ngtcp2_conn_update_pkt_tx_time) */

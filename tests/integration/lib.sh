@@ -12,6 +12,18 @@ FAILED=0
 
 cleanup() {
   local rc=$?
+  # SIGTERM first, so that daemons with children (nginx's master) take them
+  # along; what is still there after 1 s gets SIGKILL
+  local p i
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for ((i = 0; i < 20; i++)); do
+    local alive=0
+    for p in "${PIDS[@]}"; do # gone, or a zombie waiting for `wait`
+      case $(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) in "" | Z) ;; *) alive=1 ;; esac
+    done
+    [ $alive = 0 ] && break
+    sleep 0.05
+  done
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ "$FAILED" -ne 0 ] || [ "$rc" -ne 0 ] || [ "${KEEP_WORK:-0}" = 1 ]; then
