@@ -60,14 +60,30 @@ static void leave_pool(wrk_stream *s) {
   wrk_list_del(&s->link);
 }
 
+/* We will not read the app's socket any more: its writes fail with EPIPE
+ * from now on, and what it wrote before is dropped. Left unread, our close
+ * would reset the app's end (ECONNRESET, POLLERR) while it may still be
+ * reading what we delivered. */
+static void app_input_drop(int fd) {
+  static uint8_t sink[64 * 1024]; /* the loop is single-threaded */
+  shutdown(fd, SHUT_RD);
+  for (int i = 0; i < 256; i++) { /* bounded: the socket buffer */
+    ssize_t n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+    if (n <= 0 && !(n < 0 && errno == EINTR))
+      break;
+  }
+}
+
 static void release_app(wrk_stream *s) {
   if (s->poll) {
     uv_poll_stop(s->poll);
     uv_close((uv_handle_t *)s->poll, on_poll_closed);
     s->poll = NULL;
   }
-  if (s->fd >= 0)
+  if (s->fd >= 0) {
+    app_input_drop(s->fd);
     close(s->fd);
+  }
   s->fd = -1;
 }
 
@@ -238,16 +254,7 @@ void wrk_stream_on_write_shut(wrk_stream *s) {
   s->tx_stopped = 1;
   tx_unlink(s);
   if (s->fd >= 0) {
-    shutdown(s->fd, SHUT_RD); /* the app's writes now fail with EPIPE */
-    /* what the app wrote before can no longer be sent: drop it now, or our
-     * close of the socket would find it unread and reset the app's end
-     * (ECONNRESET, POLLERR) while it may still be reading */
-    static uint8_t sink[64 * 1024];
-    for (int i = 0; i < 256; i++) { /* bounded: the socket buffer */
-      ssize_t n = recv(s->fd, sink, sizeof(sink), MSG_DONTWAIT);
-      if (n <= 0 && !(n < 0 && errno == EINTR))
-        break;
-    }
+    app_input_drop(s->fd); /* can no longer be sent */
     relay_update_poll(s);
   }
 }
