@@ -423,9 +423,36 @@ static void relay_read_app(wrk_stream *s) {
     wrk_conn_want_send(s->conn, s);
 }
 
+/* The app closed its end with bytes from us unread, which resets ours
+ * (POLLERR): what it wrote before its close is still in our socket, ahead
+ * of the error. Read all of it (bounded by the socket buffer, past the
+ * read-ahead limit) so that it goes out before our FIN. */
+static void relay_read_rest(wrk_stream *s) {
+  if (!s->conn || s->quic_closed || s->tx_stopped || s->tx_eof)
+    return;
+  size_t got = 0;
+  for (int i = 0; i < 1024; i++) {
+    size_t avail;
+    uint8_t *dst = wrk_bufq_reserve(&s->tx, &avail);
+    if (!dst)
+      break;
+    ssize_t n = recv(s->fd, dst, avail, MSG_DONTWAIT);
+    if (n > 0) {
+      wrk_bufq_commit(&s->tx, (size_t)n);
+      got += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    break; /* 0, the reset, or nothing more */
+  }
+  s->pool->st.bytes_out += got;
+}
+
 static void on_app_io(uv_poll_t *h, int status, int events) {
   wrk_stream *s = h->data;
   if (status < 0) {
+    relay_read_rest(s);
     s->tx_eof = 1;
     app_gone(s);
     wrk_conn_want_send(s->conn, s);
