@@ -15,8 +15,13 @@ uint64_t qp_idle_timeout_ns(uint64_t keep_alive_ns) {
   return 3 * keep_alive_ns;
 }
 
+uint64_t qp_stream_window_init(uint64_t max_stream_window) {
+  return max_stream_window < QP_STREAM_WINDOW_INIT ? max_stream_window
+                                                   : QP_STREAM_WINDOW_INIT;
+}
+
 uint64_t qp_conn_window_max(uint64_t max_stream_window) {
-  uint64_t w = 4 * max_stream_window;
+  uint64_t w = QP_CONN_WINDOW_FACTOR * max_stream_window;
   return w < QP_CONN_WINDOW_INIT ? QP_CONN_WINDOW_INIT : w;
 }
 

@@ -55,9 +55,16 @@ extern const size_t qp_cc_count;
 #define QP_STREAM_WINDOW_MAX (UINT64_C(1) << 30)          /* 1 GiB */
 #define QP_CONN_WINDOW_INIT (16u << 20)                   /* 16 MiB */
 
-/* The connection window's cap for a pool's max_stream_window: room for four
- * streams at full speed, never below QP_CONN_WINDOW_INIT. */
+/* The connection window's cap for a pool's max_stream_window: room for
+ * QP_CONN_WINDOW_FACTOR streams at full speed, never below
+ * QP_CONN_WINDOW_INIT. */
 uint64_t qp_conn_window_max(uint64_t max_stream_window);
+/* the streams at full speed that qp_conn_window_max makes room for */
+#define QP_CONN_WINDOW_FACTOR 4
+
+/* A stream's first receive window (and first read-ahead) for a pool's
+ * max_stream_window: QP_STREAM_WINDOW_INIT, or the cap when it is lower. */
+uint64_t qp_stream_window_init(uint64_t max_stream_window);
 
 /* A pool's max_stream_window as written (max_stream_window = SIZE,
  * --max-stream-window SIZE; shared/size.h: "16MiB", "512KiB", "262144").

@@ -1676,8 +1676,8 @@ void sup_usage(FILE *f) {
   fprintf(f,
           "  --max-stream-window SIZE  how far a stream's receive window and\n"
           "                       read-ahead may grow, %s to %s (default\n"
-          "                       %s); the connection's: 4x, at least %s\n",
-          lo, hi, def, conn);
+          "                       %s); the connection's: %dx, at least %s\n",
+          lo, hi, def, QP_CONN_WINDOW_FACTOR, conn);
   fputs(
       "  --allow-users LIST   users (names or uids) that may take streams or\n"
       "                       change the pool over the control socket\n"

@@ -201,9 +201,7 @@ static void settings_init(wrk_conn *c, ngtcp2_settings *st,
     st->log_printf = NULL;
 
   ngtcp2_transport_params_default(tp);
-  uint64_t sw = QP_STREAM_WINDOW_INIT < cfg->max_stream_window
-                    ? QP_STREAM_WINDOW_INIT
-                    : cfg->max_stream_window;
+  uint64_t sw = qp_stream_window_init(cfg->max_stream_window);
   tp->initial_max_stream_data_bidi_local = sw;
   tp->initial_max_stream_data_bidi_remote = sw;
   tp->initial_max_stream_data_uni = 0;
@@ -226,9 +224,7 @@ static wrk_conn *conn_alloc(wrk_pool *p, int fd) {
     return NULL;
   c->pool = p;
   c->fd = fd;
-  c->tx_limit = QP_STREAM_WINDOW_INIT < p->cfg.max_stream_window
-                    ? QP_STREAM_WINDOW_INIT
-                    : p->cfg.max_stream_window;
+  c->tx_limit = qp_stream_window_init(p->cfg.max_stream_window);
   wrk_list_init(&c->tx_streams);
   wrk_list_init(&c->streams);
   wrk_list_init(&c->dirty_link);
@@ -635,8 +631,8 @@ static void conn_update_tx_limit(wrk_conn *c) {
   ngtcp2_conn_stat cs;
   ngtcp2_conn_get_conn_stat(c->qc, &cs);
   uint64_t l = 2 * cs.cwnd, cap = c->pool->cfg.max_stream_window;
-  if (l < QP_STREAM_WINDOW_INIT)
-    l = QP_STREAM_WINDOW_INIT;
+  if (l < qp_stream_window_init(cap))
+    l = qp_stream_window_init(cap);
   c->tx_limit = l < cap ? l : cap;
 }
 

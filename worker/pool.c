@@ -99,8 +99,7 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
     snprintf(err, errlen, "pool role must be client or server");
     return -EINVAL;
   }
-  if (cfg->max_stream_window < QP_STREAM_WINDOW_MIN ||
-      cfg->max_stream_window > QP_STREAM_WINDOW_MAX) {
+  if (!qp_stream_window_ok(cfg->max_stream_window)) {
     snprintf(err, errlen, "max_stream_window %llu is out of range",
              (unsigned long long)cfg->max_stream_window);
     return -EINVAL;
@@ -371,8 +370,8 @@ static void open_streams(wrk_pool *p) {
     if (p->cfg.setup_silent) { /* test knob: a MAX_STREAM_DATA frame makes
                                   the stream known to the peer, no byte */
       pll = 0;
-      ngtcp2_conn_extend_max_stream_offset(c->qc, s->sid,
-                                           QP_STREAM_WINDOW_INIT);
+      ngtcp2_conn_extend_max_stream_offset(
+          c->qc, s->sid, qp_stream_window_init(p->cfg.max_stream_window));
     }
     if (pll && wrk_bufq_append(&s->tx, pl, pll) < 0) {
       wrk_stream_end(s, 0);
