@@ -339,6 +339,7 @@ static void store_report(struct sup *s, struct sup_pool *p,
                          const Qpool__Report *m) {
   if (m->has_failed && m->failed) { /* the worker could not create it */
     p->report = (Qpool__Report)QPOOL__REPORT__INIT;
+    p->cc_reported = NULL; /* nothing runs: no controller to show */
     sup_pool_failed(s, p,
                     m->last_error && *m->last_error
                         ? m->last_error
@@ -401,6 +402,18 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
         if (m)
           qpool__hello__free_unpacked(m, NULL);
         kill_worker(s, w, "sent a bad or second Hello");
+        return;
+      }
+      if (strcmp(m->version, QP_VERSION) != 0) {
+        /* a half-upgraded install: the messages' required fields differ
+         * between versions, so the two must come from one build */
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "is version %.40s, qpoold is " QP_VERSION
+                 ": install qpoold and qpool-worker from one build",
+                 m->version);
+        qpool__hello__free_unpacked(m, NULL);
+        kill_worker(s, w, why);
         return;
       }
       w->hello = 1;

@@ -3,7 +3,8 @@
 # pool serves again (the client reconnects and refills) and the pool in the
 # other worker is untouched. SIGKILL of qpoold -> every worker exits
 # (parent-death signal). A hostile "worker" sending malformed frames is
-# killed and restarted; qpoold stays up.
+# killed and restarted; qpoold stays up. A worker of another version is
+# refused with a message that says so.
 . "$(dirname "$0")/lib.sh"
 p1=$(free_port); p2=$(free_port); pc=$(free_port)
 cat >"$WORK/q.conf" <<CONF
@@ -89,6 +90,26 @@ check "qpoold kills a worker that sends malformed frames" \
 check "... and restarts it" wait_for "$WORK/evil.log" "restarting in" 5
 check "qpoold itself is still running" kill -0 "$(pid_of evil)"
 kill -TERM "$(pid_of evil)"; wait "$(pid_of evil)" || true
+
+# a worker of another build (a half-upgraded install): a well-formed Hello
+# with another version is refused by name, never served
+cat >"$WORK/old-worker" <<'PY'
+#!/usr/bin/env python3
+import socket, struct, time, os
+s = socket.socket(fileno=3)
+v = b"9.9.9"
+hello = b"\x08" + bytes([os.getpid() & 0x7f]) + b"\x12" + bytes([len(v)]) + v
+s.send(struct.pack(">IH", len(hello), 201) + hello)
+time.sleep(5)
+PY
+chmod +x "$WORK/old-worker"
+p4=$(free_port)
+QPOOL_WORKER="$WORK/old-worker" start_bg old "$QPOOLD" server --name o \
+  --listen "127.0.0.1:$p4" --chroot "$WORK/empty" --control "$WORK/o.sock"
+check "qpoold refuses a worker of another version, saying why" \
+  wait_for "$WORK/old.log" "is version 9\.9\.9, qpoold is [0-9.]+: install qpoold and qpool-worker from one build: killing it" 10
+check "... and tries a new one after its back-off" wait_for "$WORK/old.log" "worker 0: restarting in" 5
+kill -TERM "$(pid_of old)"; wait "$(pid_of old)" || true
 
 # SIGKILL of the supervisor: every worker exits by the parent-death signal
 workers=$(pgrep -P "$(pid_of q)" || true)
