@@ -16,6 +16,8 @@
 #define WRK_MAX_PAYLOAD 16384 /* cap for loopback-sized routes */
 #define WRK_GSO_BYTES 65000   /* bytes per sendmsg with UDP_SEGMENT */
 #define WRK_WRITE_SENDS 32    /* sendmsg calls per write pass */
+/* sends closer together than this are one burst (max_burst) */
+#define WRK_BURST_GAP_NS (100 * NGTCP2_MICROSECONDS)
 
 uint64_t wrk_now(void) {
   return uv_hrtime();
@@ -596,8 +598,21 @@ static void tx_unlink(wrk_stream *s) {
 }
 
 /* Sends the batch; keeps what the kernel refused for when it is writable. */
+/* Counts a send into the current burst (sends less than WRK_BURST_GAP_NS
+ * apart) and keeps the largest. */
+static void note_tx(wrk_conn *c, size_t len) {
+  uint64_t now = wrk_now();
+  if (now - c->last_tx_ns >= WRK_BURST_GAP_NS)
+    c->run_bytes = 0;
+  c->run_bytes += len;
+  c->last_tx_ns = now;
+  if (c->run_bytes > c->max_burst)
+    c->max_burst = c->run_bytes;
+}
+
 static int flush_batch(wrk_conn *c, const uint8_t *buf, size_t len,
                        size_t seg) {
+  note_tx(c, len);
   int rc = wrk_udp_send(c->fd, buf, len, seg);
   if (rc == -EAGAIN && !c->pending) {
     c->pending = malloc(len);
@@ -774,8 +789,6 @@ static int conn_write(wrk_conn *c) {
       if (quantum_done) {
         /* the quantum left: the next one waits for its deadline (ngtcp2
          * allows it at once when that is less than 1 ms away) */
-        if (burst > c->max_burst)
-          c->max_burst = burst;
         burst = 0;
         ts = wrk_now();
         ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
@@ -790,11 +803,8 @@ static int conn_write(wrk_conn *c) {
   }
   if (off)
     (void)flush_batch(c, buf, off, seg);
-  if (burst) {
-    if (burst > c->max_burst)
-      c->max_burst = burst;
+  if (burst)
     ngtcp2_conn_update_pkt_tx_time(c->qc, wrk_now());
-  }
   conn_update_tx_limit(c);
   arm_timer(c);
   return more;

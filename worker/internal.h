@@ -119,9 +119,12 @@ struct wrk_conn {
   int cc_algo; /* the ngtcp2_cc_algo its ngtcp2_conn was given */
   /* pacing (docs/engine.md "Pacing"): write passes that stopped at the
    * pacing deadline with data, congestion window and credit to send, and
-   * the largest burst (bytes between two ngtcp2_conn_update_pkt_tx_time) */
+   * the largest burst on the wire: the most bytes sent with no gap of
+   * WRK_BURST_GAP_NS between two sends (run_bytes: the current run,
+   * last_tx_ns: its last send) */
   uint64_t pacing_waits;
   uint64_t max_burst;
+  uint64_t run_bytes, last_tx_ns;
   /* app bytes a stream reads ahead of the network: twice the congestion
    * window, within QP_STREAM_WINDOW_INIT..max_stream_window (updated by
    * each write pass) */
