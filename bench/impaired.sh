@@ -7,10 +7,12 @@
 # bench/netpath.sh, both directions impaired alike.
 #
 # Usage: bench/impaired.sh BUILD_DIR [--quick] [--profiles LIST] [--secs N]
-#          [--cc LIST] [--png PATH] [--tunnel-mib N]
+#          [--reps N] [--cc LIST] [--png PATH] [--tunnel-mib N]
 #   --profiles  comma list of RTTms/LOSS%[/REORDER%], default
 #               40ms/0%,40ms/1%,40ms/5%,0ms/1%,200ms/1%
 #   --secs      seconds of sending per transfer (default 10; --quick: 3)
+#   --reps      runs of every transfer per profile, interleaved (default 3;
+#               --quick: 1); the table shows medians, the spread follows it
 #   --quick     3 s transfers, profiles 40ms/0%,40ms/1% (a smoke run)
 #   --cc        comma list of qpoold congestion controllers for the qpool
 #               columns (cubic, bbr, bbr2; needs qpoold --congestion-control);
@@ -40,12 +42,13 @@ src=$(cd "$here/.." && pwd)
 case "$1" in -h | --help) usage ;; esac
 build_arg=$1
 shift
-quick=0 profiles="" secs="" cc_list="" png="" tunnel_mib=""
+quick=0 profiles="" secs="" reps="" cc_list="" png="" tunnel_mib=""
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1 ;;
   --profiles) profiles=${2:?--profiles LIST}; shift ;;
   --secs) secs=${2:?--secs N}; shift ;;
+  --reps) reps=${2:?--reps N}; shift ;;
   --cc) cc_list=${2:?--cc LIST}; shift ;;
   --png) png=${2:?--png PATH}; shift ;;
   --tunnel-mib) tunnel_mib=${2:?--tunnel-mib N}; shift ;;
@@ -55,10 +58,12 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ $quick = 1 ]; then
-  : "${secs:=3}" "${profiles:=40ms/0%,40ms/1%}"
+  : "${secs:=3}" "${reps:=1}" "${profiles:=40ms/0%,40ms/1%}"
 else
-  : "${secs:=10}" "${profiles:=40ms/0%,40ms/1%,40ms/5%,0ms/1%,200ms/1%}"
+  : "${secs:=10}" "${reps:=3}" "${profiles:=40ms/0%,40ms/1%,40ms/5%,0ms/1%,200ms/1%}"
 fi
+[[ $reps =~ ^[0-9]+$ ]] && [ "$reps" -ge 1 ] && [ "$reps" -le 20 ] ||
+  { echo "impaired: --reps: 1..20" >&2; exit 2; }
 [[ $secs =~ ^[0-9]+$ ]] && [ "$secs" -ge 1 ] && [ "$secs" -le 600 ] ||
   { echo "impaired: --secs: 1..600" >&2; exit 2; }
 [ -z "$tunnel_mib" ] || [[ $tunnel_mib =~ ^[0-9]+$ ]] ||
@@ -238,7 +243,7 @@ wait_listen() { # a|b tcp|udp PORT SECS [PID]: a socket listens on PORT there
 note() { printf 'impaired: %s\n' "$*" >&2; }
 
 TSV=$build/impaired.tsv
-printf 'profile\trtt_ms\tloss_pct\treorder_pct\tmeasure\tdirection\tcc\tMBps\tbytes\tsecs\tstatus\n' >"$TSV.new"
+printf 'profile\trtt_ms\tloss_pct\treorder_pct\trep\tmeasure\tdirection\tcc\tMBps\tbytes\tsecs\tstatus\n' >"$TSV.new"
 # R_BYTES R_SECS R_STATUS (ok, timeout, fail, n/a) of the last row
 record() { # PROFILE_INDEX MEASURE DIRECTION CC LOGS...
   local i=$1 m=$2 d=$3 c=$4 mbps=""
@@ -249,12 +254,12 @@ record() { # PROFILE_INDEX MEASURE DIRECTION CC LOGS...
   fi
   if [ "$R_STATUS" = fail ]; then
     failed=$((failed + 1))
-    note "${P_LABEL[$i]} $m $d $c: FAILED; logs: $*"
+    note "${P_LABEL[$i]} #$REP $m $d $c: FAILED; logs: $*"
   else
-    note "${P_LABEL[$i]} $m $d $c: ${mbps:-n/a} MB/s ($R_BYTES bytes in $R_SECS s, $R_STATUS)"
+    note "${P_LABEL[$i]} #$REP $m $d $c: ${mbps:-n/a} MB/s ($R_BYTES bytes in $R_SECS s, $R_STATUS)"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${P_LABEL[$i]}" "${P_RTT[$i]}" \
-    "${P_LOSS[$i]}" "${P_REORDER[$i]}" "$m" "$d" "$c" "${mbps:-}" "${R_BYTES:-}" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${P_LABEL[$i]}" "${P_RTT[$i]}" \
+    "${P_LOSS[$i]}" "${P_REORDER[$i]}" "$REP" "$m" "$d" "$c" "${mbps:-}" "${R_BYTES:-}" \
     "${R_SECS:-}" "$R_STATUS" >>"$TSV.new"
 }
 # ports: fresh ones for every row, so that nothing of an earlier row's
@@ -422,14 +427,14 @@ head -c 32 /dev/urandom | base64 >"$work/psk"
 chmod 600 "$work/psk"
 SUMMARY=()
 t_start=$(date +%s)
-note "profiles ${profiles}; ${secs} s per transfer; qpool congestion control: ${cc_list} (qpoold's default: ${cc_default:-?}); namespaces $NS-a/$NS-b"
+note "profiles ${profiles}; ${secs} s per transfer, ${reps} run(s) each; qpool congestion control: ${cc_list} (qpoold's default: ${cc_default:-?}); namespaces $NS-a/$NS-b"
 for i in "${!P_LABEL[@]}"; do
   tag=p$i
   t0=$(date +%s)
   note "--- ${P_LABEL[$i]}: setting up the path"
   if ! netpath_up "$NS" "${P_RTT[$i]}" "${P_LOSS[$i]}" "${P_REORDER[$i]}" >"$work/$tag-netpath.log" 2>&1; then
     note "${P_LABEL[$i]}: path set-up failed: $(tail -n 3 "$work/$tag-netpath.log" | tr '\n' ' ')"
-    R_STATUS=fail R_BYTES="" R_SECS=""
+    R_STATUS=fail R_BYTES="" R_SECS="" REP=1
     for m in tcp-cubic tcp-bbr; do record "$i" $m "B->A" "${m#tcp-}" "$work/$tag-netpath.log"; done
     record "$i" go-peer "B->A" quic-go "$work/$tag-netpath.log"
     for cc in "${CCS[@]}"; do
@@ -440,19 +445,24 @@ for i in "${!P_LABEL[@]}"; do
     SUMMARY+=("${P_LABEL[$i]}: path set-up failed")
     continue
   fi
-  tcp_row cubic "$tag" "$i"
-  tcp_row bbr "$tag" "$i"
-  go_row "$tag" "$i"
+  size="" # the tunnel's file: fixed by the first run of the profile
+  for ((REP = 1; REP <= reps; REP++)); do
+  rtag=$tag-r$REP
+  tcp_row cubic "$rtag" "$i"
+  tcp_row bbr "$rtag" "$i"
+  go_row "$rtag" "$i"
   ab_bytes=""
   for cc in "${CCS[@]}"; do
     up_ok=1
-    qpoold_up "$cc" "$tag" || { up_ok=0; note "qpoold ($cc) did not start: $QS_LOG $QC_LOG"; }
-    qpool_row "B->A" "$cc" "$tag" "$i" $up_ok
-    qpool_row "A->B" "$cc" "$tag" "$i" $up_ok
+    qpoold_up "$cc" "$rtag" || { up_ok=0; note "qpoold ($cc) did not start: $QS_LOG $QC_LOG"; }
+    qpool_row "B->A" "$cc" "$rtag" "$i" $up_ok
+    qpool_row "A->B" "$cc" "$rtag" "$i" $up_ok
     [ -n "$ab_bytes" ] || { [ "$R_STATUS" = fail ] || ab_bytes=$R_BYTES; }
     stop "$QS_PID" ${QC_PID:+"$QC_PID"}
   done
-  if [ -n "$tunnel_mib" ]; then
+  if [ -n "$size" ]; then
+    :
+  elif [ -n "$tunnel_mib" ]; then
     size=$((tunnel_mib * 1048576))
   elif [ -n "$ab_bytes" ]; then # what qpool moved in $secs, in whole MiB
     size=$(((ab_bytes + 1048575) / 1048576 * 1048576))
@@ -463,17 +473,18 @@ for i in "${!P_LABEL[@]}"; do
   else
     size=$((64 * 1048576))
   fi
-  tunnel_row "$tag" "$i" "$size"
+  tunnel_row "$rtag" "$i" "$size"
+  done
   SUMMARY+=("${P_LABEL[$i]}: $(netpath_summary "$NS" 2>/dev/null); $(($(date +%s) - t0)) s")
   netpath_down "$NS"
 done
 mv "$TSV.new" "$TSV"
 
 # --- the table ---------------------------------------------------------------
-"$PY" - "$TSV" "$secs" "$cc_list" "${cc_default:-?}" "$tunnel_cc" <<'EOF'
-import csv, sys
+"$PY" - "$TSV" "$secs" "$cc_list" "${cc_default:-?}" "$tunnel_cc" "$reps" <<'EOF'
+import csv, statistics, sys
 tsv, secs, ccs = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
-cc_default, tunnel_cc = sys.argv[4], sys.argv[5]
+cc_default, tunnel_cc, reps = sys.argv[4], sys.argv[5], int(sys.argv[6])
 rows = list(csv.DictReader(open(tsv), delimiter="\t"))
 profiles = []
 for r in rows:
@@ -481,11 +492,18 @@ for r in rows:
         profiles.append(r["profile"])
 
 def get(p, m, d=None, cc=None):
-    for r in rows:
-        if r["profile"] == p and r["measure"] == m and (d is None or r["direction"] == d) \
-                and (cc is None or r["cc"] == cc):
-            return r
-    return None
+    """The runs' median as one row (status: fail if every run failed,
+    timeout if a counted run hit its bound), with "runs": their figures."""
+    rs = [r for r in rows if r["profile"] == p and r["measure"] == m and
+          (d is None or r["direction"] == d) and (cc is None or r["cc"] == cc)]
+    if not rs:
+        return None
+    ok = [r for r in rs if r["status"] in ("ok", "timeout") and r["MBps"]]
+    if not ok:
+        return dict(rs[0], runs=[])
+    v = sorted(float(r["MBps"]) for r in ok)
+    st = "timeout" if any(r["status"] == "timeout" for r in ok) else "ok"
+    return dict(ok[0], MBps=str(statistics.median(v)), status=st, runs=v)
 
 def num(r):
     if r and r["status"] in ("ok", "timeout") and r["MBps"]:
@@ -503,9 +521,11 @@ def fmt(r):
     s = "%.0f" % v if v >= 100 else "%.1f" % v if v >= 10 else "%.2f" % v if v >= 1 else "%.3f" % v
     return (">" if r["status"] == "timeout" else "") + s
 
-def ratio(a, b):
+def ratio(a, b, times=False):
     a, b = num(a), num(b)
-    return "%.0f%%" % (100 * a / b) if a is not None and b else "-"
+    if a is None or not b:
+        return "-"
+    return "%.0fx" % (a / b) if times and a / b >= 10 else "%.0f%%" % (100 * a / b)
 
 lab = (lambda cc: "") if ccs == ["default"] else (lambda cc: " " + cc)
 cols = ["TCP cubic", "TCP bbr", "Go peer"]
@@ -526,7 +546,7 @@ for p in profiles:
     for cc in ccs:
         vals += [fmt(get(p, "qpool", "B->A", cc)), fmt(get(p, "qpool", "A->B", cc))]
     tun = get(p, "tunnel")
-    vals += [fmt(tun), ratio(q0, get(p, "tcp-bbr")), ratio(q0, get(p, "go-peer")), ratio(tun, qa)]
+    vals += [fmt(tun), ratio(q0, get(p, "tcp-bbr")), ratio(q0, get(p, "go-peer"), True), ratio(tun, qa)]
     print("%-10s " % p + " ".join("%*s" % (w[i], v) for i, v in enumerate(vals)))
 print("profile = round-trip time / loss per packet, both directions, on a veth pair between")
 print("two namespaces, A (client side) and B (server side). TCP: iperf3 -R (B->A), receiver's")
@@ -537,6 +557,18 @@ print("q/bbr, q/Go: qpool B->A%s / TCP bbr, / Go peer; tun/q: tunnel / qpool A->
 print("qpool congestion control: %s; qpoold's default: %s; the tunnel's: %s." % (
     ", ".join(ccs), cc_default, tunnel_cc if tunnel_cc != "default" else "its default"))
 print(">: the transfer hit its time bound; the figure is bytes received / time taken.")
+if reps > 1:
+    print("each figure is the median of %d runs, interleaved; their spread (min-max):" % reps)
+    for p in profiles:
+        sp = []
+        for label, r in [("TCP bbr", get(p, "tcp-bbr")), ("Go", get(p, "go-peer"))] + \
+                [("qpool B->A" + lab(cc), get(p, "qpool", "B->A", cc)) for cc in ccs] + \
+                [("qpool A->B" + lab(cc), get(p, "qpool", "A->B", cc)) for cc in ccs] + \
+                [("tunnel", get(p, "tunnel"))]:
+            if r and r.get("runs"):
+                sp.append("%s %s-%s" % (label, fmt(dict(r, MBps=str(r["runs"][0]), status="ok")),
+                                         fmt(dict(r, MBps=str(r["runs"][-1]), status="ok"))))
+        print("  %-9s %s" % (p, "; ".join(sp)))
 EOF
 printf 'path counters (packets into each host):\n'
 printf '  %s\n' "${SUMMARY[@]}"
@@ -547,7 +579,7 @@ if [ -n "$png" ]; then
   # plot.dat: one line per profile, one column per series; prints the y
   # range (the decades around the figures), nothing if there is no figure
   yr=$("$PY" - "$TSV" "$cc_list" "$work/plot.dat" <<'EOF'
-import csv, math, sys
+import csv, math, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 ccs = sys.argv[2].split(",")
 series = [("TCP cubic", "tcp-cubic", None, None), ("TCP bbr", "tcp-bbr", None, None),
@@ -566,13 +598,15 @@ with open(sys.argv[3], "w") as f:
     for p in profiles:
         out = ['"%s"' % p]
         for _, m, d, cc in series:
+            runs = sorted(float(r["MBps"]) for r in rows
+                          if r["profile"] == p and r["measure"] == m and
+                          (d is None or r["direction"] == d) and
+                          (cc is None or r["cc"] == cc) and r["MBps"] and
+                          r["status"] in ("ok", "timeout") and float(r["MBps"]) > 0)
             v = "?"
-            for r in rows:
-                if r["profile"] == p and r["measure"] == m and (d is None or r["direction"] == d) \
-                        and (cc is None or r["cc"] == cc) and r["MBps"] and \
-                        r["status"] in ("ok", "timeout") and float(r["MBps"]) > 0:
-                    v = r["MBps"]
-                    vals.append(float(v))
+            if runs:  # the median, as in the table
+                vals.append(statistics.median(runs))
+                v = "%g" % vals[-1]
             out.append(v)
         print("\t".join(out), file=f)
 if vals:
@@ -587,7 +621,7 @@ set terminal pngcairo size 1100,560 font ",10"
 set output "$png"
 set datafile separator "\t"
 set datafile missing "?"
-set title "Goodput over impaired paths (RTT / loss, both directions), ${secs} s transfers"
+set title "Goodput over impaired paths (RTT / loss, both directions), ${secs} s transfers, median of ${reps}"
 set ylabel "MB/s (10^6 bytes/s), log scale"
 set logscale y
 set yrange [${yr% *}:${yr#* }]
