@@ -350,7 +350,7 @@ static int resolve_tcp(const char *s, struct sockaddr_storage *ss,
     return -EINVAL;
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
                            .ai_flags = passive ? AI_PASSIVE : 0};
-  char ps[8];
+  char ps[12]; /* any unsigned: the split checked 1..65535 */
   snprintf(ps, sizeof(ps), "%u", port);
   struct addrinfo *ai = NULL;
   int rc = getaddrinfo(host[0] ? host : NULL, ps, &hints, &ai);

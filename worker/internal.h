@@ -125,10 +125,14 @@ struct wrk_conn {
   uint64_t pacing_waits;
   uint64_t max_burst;
   uint64_t run_bytes, last_tx_ns;
-  /* app bytes a stream reads ahead of the network: twice the congestion
-   * window, within QP_STREAM_WINDOW_INIT..max_stream_window (updated by
-   * each write pass) */
+  /* app bytes the connection's streams read ahead of the network
+   * (docs/engine.md "Streams and the relay"): twice the congestion window,
+   * within QP_STREAM_WINDOW_INIT..max_stream_window (updated by each write
+   * pass), shared by its streams; tx_held is the sum of their tx queues,
+   * tx_holders how many have bytes there (wrk_stream_tx_*() keep both) */
   uint64_t tx_limit;
+  uint64_t tx_held;
+  uint64_t tx_holders;
   int handles_open; /* uv handles still to close */
   unsigned handshake_done : 1;
   unsigned reset_received : 1; /* the peer sent a Stateless Reset */
@@ -256,6 +260,13 @@ wrk_stream *wrk_stream_new(wrk_pool *p, wrk_conn *c, int64_t sid);
 void wrk_stream_on_data(wrk_stream *s, const uint8_t *data, size_t len,
                         int fin);
 void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen);
+/* Every stream may read this much of its app ahead of the network whatever
+ * the others hold (so none starves); beyond it, while its connection's
+ * streams hold less than tx_limit and it holds less than its share. */
+#define WRK_TX_MIN_SHARE (64 * 1024)
+/* Appends setup bytes (the ID, a payload) to s->tx, counted in its
+ * connection's read-ahead. Returns 0 or -ENOMEM. */
+int wrk_stream_tx_append(wrk_stream *s, const void *data, size_t len);
 void wrk_stream_on_reset(wrk_stream *s);
 /* ngtcp2 refused data for the stream: the peer stopped our direction. */
 void wrk_stream_on_write_shut(wrk_stream *s);

@@ -373,7 +373,7 @@ static void open_streams(wrk_pool *p) {
       ngtcp2_conn_extend_max_stream_offset(
           c->qc, s->sid, qp_stream_window_init(p->cfg.max_stream_window));
     }
-    if (pll && wrk_bufq_append(&s->tx, pl, pll) < 0) {
+    if (pll && wrk_stream_tx_append(s, pl, pll) < 0) {
       wrk_stream_end(s, 0);
       break;
     }
@@ -593,7 +593,7 @@ int wrk_pool_stream_ready(wrk_pool *p, wrk_stream *s) {
     }
     uint8_t b[4] = {(uint8_t)(id >> 24), (uint8_t)(id >> 16),
                     (uint8_t)(id >> 8), (uint8_t)id};
-    if (wrk_bufq_append(&s->tx, b, sizeof(b)) < 0) {
+    if (wrk_stream_tx_append(s, b, sizeof(b)) < 0) {
       wrk_pool_stream_failed(p, s, "out of memory");
       return -1;
     }

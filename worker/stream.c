@@ -46,6 +46,51 @@ static void tx_unlink(wrk_stream *s) {
   }
 }
 
+/* s->tx changed from `before` bytes: keep its connection's sum and count
+ * of holders (struct wrk_conn: tx_held, tx_holders). */
+static void tx_account(wrk_stream *s, size_t before) {
+  wrk_conn *c = s->conn;
+  if (!c)
+    return;
+  c->tx_held = c->tx_held - before + s->tx.bytes;
+  if (!before && s->tx.bytes)
+    c->tx_holders++;
+  else if (before && !s->tx.bytes)
+    c->tx_holders--;
+}
+
+/* s->tx no longer counts for its connection (it is freed, or the
+ * connection goes). */
+static void tx_forget(wrk_stream *s) {
+  wrk_conn *c = s->conn;
+  if (!c)
+    return;
+  c->tx_held -= s->tx.bytes;
+  if (s->tx.bytes)
+    c->tx_holders--;
+}
+
+int wrk_stream_tx_append(wrk_stream *s, const void *data, size_t len) {
+  size_t before = s->tx.bytes;
+  if (wrk_bufq_append(&s->tx, data, len) < 0)
+    return -ENOMEM;
+  tx_account(s, before);
+  return 0;
+}
+
+/* Whether s may read more of its app: below WRK_TX_MIN_SHARE always, else
+ * while its connection's streams hold less than the read-ahead and it
+ * holds less than its share of it. */
+static int tx_may_read(const wrk_stream *s) {
+  const wrk_conn *c = s->conn;
+  if (!c)
+    return 0;
+  if (s->tx.bytes < WRK_TX_MIN_SHARE)
+    return 1;
+  uint64_t n = c->tx_holders ? c->tx_holders : 1;
+  return c->tx_held < c->tx_limit && s->tx.bytes < c->tx_limit / n;
+}
+
 /* ngtcp2 may still reference s->tx (the rule in worker/internal.h). */
 static int ngtcp2_holds(const wrk_stream *s) {
   return s->conn && s->conn->qc && !s->quic_closed && s->sid >= 0;
@@ -106,6 +151,7 @@ static void stream_free(wrk_stream *s) {
   tx_unlink(s);
   release_app(s);
   rx_discard(s); /* e.g. a finished idle stream flushed: credit returns */
+  tx_forget(s);
   wrk_bufq_free(&s->tx);
   wrk_pool *p = s->pool;
   int detached = s->detached;
@@ -211,10 +257,11 @@ void wrk_stream_on_data(wrk_stream *s, const uint8_t *data, size_t len,
 }
 
 void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen) {
-  size_t n = (size_t)datalen;
+  size_t n = (size_t)datalen, before = s->tx.bytes;
   if (n > s->tx.bytes)
     n = s->tx.bytes;
   wrk_bufq_drop(&s->tx, n);
+  tx_account(s, before);
   s->tx_sent -= n < s->tx_sent ? n : s->tx_sent;
   s->tx_acked += n;
   s->pool->acked_total += n;
@@ -292,6 +339,7 @@ void wrk_stream_on_quic_close(wrk_stream *s) {
 
 void wrk_stream_on_conn_gone(wrk_stream *s) {
   s->quic_closed = 1;
+  tx_forget(s);
   s->conn = NULL;
   tx_unlink(s);
   switch (s->state) {
@@ -329,8 +377,7 @@ static void relay_update_poll(wrk_stream *s) {
   if (!s->poll)
     return;
   int ev = 0;
-  if (!s->tx_eof && !s->tx_stopped && s->conn && !s->quic_closed &&
-      s->tx.bytes < s->conn->tx_limit)
+  if (!s->tx_eof && !s->tx_stopped && !s->quic_closed && tx_may_read(s))
     ev |= UV_READABLE;
   if (s->rx.bytes > 0 && !s->rx_stopped)
     ev |= UV_WRITABLE;
@@ -404,14 +451,16 @@ static void relay_flush_rx(wrk_stream *s) {
 static void relay_read_app(wrk_stream *s) {
   wrk_pool *p = s->pool;
   size_t got = 0;
-  while (s->conn && s->tx.bytes < s->conn->tx_limit && !s->tx_eof) {
+  while (!s->tx_eof && tx_may_read(s)) {
     size_t avail;
     uint8_t *dst = wrk_bufq_reserve(&s->tx, &avail);
     if (!dst)
       break;
     ssize_t n = recv(s->fd, dst, avail, MSG_DONTWAIT);
     if (n > 0) {
+      size_t before = s->tx.bytes;
       wrk_bufq_commit(&s->tx, (size_t)n);
+      tx_account(s, before);
       got += (size_t)n;
       if ((size_t)n < avail)
         break; /* drained for now */
@@ -447,7 +496,9 @@ static void relay_read_rest(wrk_stream *s) {
       break;
     ssize_t n = recv(s->fd, dst, avail, MSG_DONTWAIT);
     if (n > 0) {
+      size_t before = s->tx.bytes;
       wrk_bufq_commit(&s->tx, (size_t)n);
+      tx_account(s, before);
       got += (size_t)n;
       continue;
     }
