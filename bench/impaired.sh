@@ -338,27 +338,27 @@ qpoold_up() { # CC TAG: a qpoold server pool in B, a client pool in A
   wait_log "$QC_LOG" "running 1 pool" 15 "$QC_PID"
 }
 
-qpool_row() { # B->A|A->B CC TAG PROFILE_INDEX [UP_OK]: one stream, taken with
-  # qpoolctl incoming (B) and outgoing ID (A); bench/bulkio.py on each end
+qpool_row() { # B->A|A->B CC TAG PROFILE_INDEX [UP_OK]: one stream, taken
+  # from qpoold as an fd by bench/bulkio.py on each end (IncomingGet in B,
+  # OutgoingGet with its ID in A), as an application takes it
   local dir=$1 cc=$2 w=$work/$3-$2-${1/->/}
   local bmode amode rlog id="" bp i line
   R_STATUS=fail R_BYTES="" R_SECS=""
   if [ "${5:-1}" = 1 ]; then
     if [ "$dir" = "B->A" ]; then bmode=send amode=recv rlog=$w-a.log; else bmode=recv amode=send rlog=$w-b.log; fi
     bg "$w-b.log" timeout -k 3 $((drain + 40)) ip netns exec "$NS-b" "$PY" "$here/bulkio.py" \
-      $bmode --secs "$secs" --max-secs $((drain + 25)) --stderr "$w-b.qpoolctl.log" -- \
-      "$build/qpoolctl" --control "$QS_SOCK" incoming --timeout 20s s
+      $bmode --secs "$secs" --max-secs $((drain + 25)) --stderr "$w-b.take.log" \
+      --take "$QS_SOCK" s
     bp=$BGPID
     for ((i = 0; i < 500; i++)); do
-      id=$(grep -m1 -oE '^[0-9a-f]{8}$' "$w-b.qpoolctl.log" 2>/dev/null)
+      id=$(grep -m1 -oE '^[0-9a-f]{8}$' "$w-b.take.log" 2>/dev/null)
       [ -n "$id" ] && break
       alive "$bp" || break
       sleep 0.05
     done
     if [ -n "$id" ]; then
       run $((drain + 35)) "$w-a.log" ip netns exec "$NS-a" "$PY" "$here/bulkio.py" $amode --secs "$secs" \
-        --max-secs $((drain + 25)) --stderr "$w-a.qpoolctl.log" -- \
-        "$build/qpoolctl" --control "$QC_SOCK" outgoing --timeout 20s c "$id"
+        --max-secs $((drain + 25)) --stderr "$w-a.take.log" --take "$QC_SOCK" c "$id"
       for ((i = 0; i < 200; i++)); do alive "$bp" || break; sleep 0.05; done
       stop "$bp"
       line=$(grep -m1 '^bytes ' "$rlog")
@@ -371,8 +371,8 @@ qpool_row() { # B->A|A->B CC TAG PROFILE_INDEX [UP_OK]: one stream, taken with
       stop "$bp"
     fi
   fi
-  record "$4" qpool "$dir" "$cc" "$w-b.log" "$w-b.qpoolctl.log" "$w-a.log" "$w-a.log.err" \
-    "$w-a.qpoolctl.log" "$QS_LOG" "$QC_LOG"
+  record "$4" qpool "$dir" "$cc" "$w-b.log" "$w-b.take.log" "$w-a.log" "$w-a.log.err" \
+    "$w-a.take.log" "$QS_LOG" "$QC_LOG"
 }
 
 tunnel_row() { # TAG PROFILE_INDEX SIZE_BYTES: curl in B downloads a file from
@@ -551,7 +551,7 @@ for p in profiles:
 print("profile = round-trip time / loss per packet, both directions, on a veth pair between")
 print("two namespaces, A (client side) and B (server side). TCP: iperf3 -R (B->A), receiver's")
 print("figure. Go peer: quic-go pools (tests/interop/nppeer -bulk), B->A. qpool: one stream")
-print("through qpoold pools (server in B, client in A) via qpoolctl, time from first byte to")
+print("through qpoold pools (server in B, client in A), taken as an fd, time from first byte to")
 print("EOF at the reader. tunnel: curl in B downloads from nginx in A through qpool-tunnel.")
 print("q/bbr, q/Go: qpool B->A%s / TCP bbr, / Go peer; tun/q: tunnel / qpool A->B%s." % (lab(ref), lab(ref)))
 print("qpool congestion control: %s; qpoold's default: %s; the tunnel's: %s." % (
