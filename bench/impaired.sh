@@ -621,7 +621,7 @@ set terminal pngcairo size 1100,560 font ",10"
 set output "$png"
 set datafile separator "\t"
 set datafile missing "?"
-set title "Goodput over impaired paths (RTT / loss, both directions), ${secs} s transfers, median of ${reps}"
+set title "Goodput over impaired paths (RTT / loss, both directions), ${secs} s transfers, median of ${reps} ($(date -u +%F), $(nproc) CPUs)"
 set ylabel "MB/s (10^6 bytes/s), log scale"
 set logscale y
 set yrange [${yr% *}:${yr#* }]
