@@ -26,6 +26,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -111,6 +112,9 @@ def main():
             end = Cmd(cmd, err)
     except OSError as e:
         print("bulkio: %s" % (e.strerror or e), file=sys.stderr)
+        return 1
+    except (IndexError, KeyError, ValueError, struct.error) as e:
+        print("bulkio: malformed answer from qpoold (%s)" % e, file=sys.stderr)
         return 1
     out, inp = end.r, end.w
 

@@ -342,10 +342,10 @@ qpool_row() { # B->A|A->B CC TAG PROFILE_INDEX [UP_OK]: one stream, taken
   # from qpoold as an fd by bench/bulkio.py on each end (IncomingGet in B,
   # OutgoingGet with its ID in A), as an application takes it
   local dir=$1 cc=$2 w=$work/$3-$2-${1/->/}
-  local bmode amode rlog id="" bp i line
+  local bmode amode rlog slog sent id="" bp i line
   R_STATUS=fail R_BYTES="" R_SECS=""
   if [ "${5:-1}" = 1 ]; then
-    if [ "$dir" = "B->A" ]; then bmode=send amode=recv rlog=$w-a.log; else bmode=recv amode=send rlog=$w-b.log; fi
+    if [ "$dir" = "B->A" ]; then bmode=send amode=recv rlog=$w-a.log slog=$w-b.log; else bmode=recv amode=send rlog=$w-b.log slog=$w-a.log; fi
     bg "$w-b.log" timeout -k 3 $((drain + 40)) ip netns exec "$NS-b" "$PY" "$here/bulkio.py" \
       $bmode --secs "$secs" --max-secs $((drain + 25)) --stderr "$w-b.take.log" \
       --take "$QS_SOCK" s
@@ -362,10 +362,16 @@ qpool_row() { # B->A|A->B CC TAG PROFILE_INDEX [UP_OK]: one stream, taken
       for ((i = 0; i < 200; i++)); do alive "$bp" || break; sleep 0.05; done
       stop "$bp"
       line=$(grep -m1 '^bytes ' "$rlog")
+      sent=$(awk '/^sent /{print $2; exit}' "$slog")
       if [ -n "$line" ] && [ "$(awk '{print $2}' <<<"$line")" -gt 0 ]; then
         R_BYTES=$(awk '{print $2}' <<<"$line") R_SECS=$(awk '{print $4}' <<<"$line")
         R_STATUS=ok
         [ "$(awk '{print $5}' <<<"$line")" != timeout ] || R_STATUS=timeout
+        # a reader that saw EOF early (the stream ended under it) is a failure
+        if [ $R_STATUS = ok ] && [ "$sent" != "$R_BYTES" ]; then
+          note "qpool $dir: the reader got $R_BYTES bytes, the writer sent ${sent:-?}"
+          R_STATUS=fail
+        fi
       fi
     else
       stop "$bp"

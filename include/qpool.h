@@ -257,13 +257,14 @@ struct qp_conn_info {
                                  when it sets none (CUBIC) */
   uint64_t delivery_rate_sec; /* measured delivery rate (bytes/s) */
   /* pacing: write passes that stopped at ngtcp2's pacing deadline with
-   * data, congestion window and credit left, and the most bytes sent
-   * between two deadlines */
+   * data, congestion window and credit left, and the most bytes sent with
+   * no gap of 100 us between two sends */
   uint64_t pacing_waits;
   uint64_t max_burst; /* bytes */
-  /* the bytes a stream of this connection reads from its application ahead
-   * of the network now: twice the congestion window, within 1 MiB and the
-   * pool's max_stream_window (which may be lower) */
+  /* the connection's read-ahead now, shared by its streams: twice the
+   * congestion window, within 1 MiB and the pool's max_stream_window (which
+   * may be lower); each stream reads from its application up to its share
+   * of it (at least 64 KiB) ahead of the network */
   uint64_t read_ahead;
 };
 

@@ -123,6 +123,7 @@ void sup_pool_failed(struct sup *s, struct sup_pool *p, const char *why) {
   qp_err("pool %s cannot start: %s", p->cfg.name, why);
   snprintf(p->last_error, sizeof(p->last_error), "%s", why);
   p->failed = 1;
+  p->cc_reported = NULL; /* nothing runs: no controller to show */
   p->has_report = 1; /* nothing more will come: READY must not wait */
   sup_control_notify(s);
   sup_check_ready(s);
@@ -339,7 +340,6 @@ static void store_report(struct sup *s, struct sup_pool *p,
                          const Qpool__Report *m) {
   if (m->has_failed && m->failed) { /* the worker could not create it */
     p->report = (Qpool__Report)QPOOL__REPORT__INIT;
-    p->cc_reported = NULL; /* nothing runs: no controller to show */
     sup_pool_failed(s, p,
                     m->last_error && *m->last_error
                         ? m->last_error

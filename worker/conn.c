@@ -138,6 +138,7 @@ static int cb_extend_max_stream_data(ngtcp2_conn *qc, int64_t sid,
   if (s && s->blocked) {
     s->blocked = 0;
     wrk_conn_want_send(c, s);
+    wrk_stream_on_unblocked(s); /* it may read its app again */
   }
   return 0;
 }
@@ -612,8 +613,9 @@ static void note_tx(wrk_conn *c, size_t len) {
 
 static int flush_batch(wrk_conn *c, const uint8_t *buf, size_t len,
                        size_t seg) {
-  note_tx(c, len);
   int rc = wrk_udp_send(c->fd, buf, len, seg);
+  if (rc == 0)
+    note_tx(c, len);
   if (rc == -EAGAIN && !c->pending) {
     c->pending = malloc(len);
     if (!c->pending)
@@ -668,6 +670,8 @@ static int conn_write(wrk_conn *c) {
     int rc = wrk_udp_send(c->fd, c->pending, c->pending_len, c->pending_seg);
     if (rc == -EAGAIN)
       return 0;
+    if (rc == 0)
+      note_tx(c, c->pending_len);
     free(c->pending);
     c->pending = NULL;
     c->pending_len = 0;

@@ -129,7 +129,7 @@ struct wrk_conn {
    * (docs/engine.md "Streams and the relay"): twice the congestion window,
    * within QP_STREAM_WINDOW_INIT..max_stream_window (updated by each write
    * pass), shared by its streams; tx_held is the sum of their tx queues,
-   * tx_holders how many have bytes there (wrk_stream_tx_*() keep both) */
+   * tx_holders how many have bytes there (kept by worker/stream.c) */
   uint64_t tx_limit;
   uint64_t tx_held;
   uint64_t tx_holders;
@@ -260,9 +260,10 @@ wrk_stream *wrk_stream_new(wrk_pool *p, wrk_conn *c, int64_t sid);
 void wrk_stream_on_data(wrk_stream *s, const uint8_t *data, size_t len,
                         int fin);
 void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen);
+void wrk_stream_on_unblocked(wrk_stream *s); /* the peer granted credit */
 /* Every stream may read this much of its app ahead of the network whatever
- * the others hold (so none starves); beyond it, while its connection's
- * streams hold less than tx_limit and it holds less than its share. */
+ * the others hold; beyond it, while the peer's credit does not block it and
+ * it holds less than its share of tx_limit (tx_limit / tx_holders). */
 #define WRK_TX_MIN_SHARE (64 * 1024)
 /* Appends setup bytes (the ID, a payload) to s->tx, counted in its
  * connection's read-ahead. Returns 0 or -ENOMEM. */

@@ -72,23 +72,27 @@ static void tx_forget(wrk_stream *s) {
 
 int wrk_stream_tx_append(wrk_stream *s, const void *data, size_t len) {
   size_t before = s->tx.bytes;
-  if (wrk_bufq_append(&s->tx, data, len) < 0)
-    return -ENOMEM;
+  int rc = wrk_bufq_append(&s->tx, data, len); /* a part may stay */
   tx_account(s, before);
-  return 0;
+  return rc < 0 ? -ENOMEM : 0;
 }
 
-/* Whether s may read more of its app: below WRK_TX_MIN_SHARE always, else
- * while its connection's streams hold less than the read-ahead and it
- * holds less than its share of it. */
+/* Whether s may read more of its app (docs/engine.md "Streams and the
+ * relay"): below WRK_TX_MIN_SHARE always; beyond it, not while the peer's
+ * credit blocks it (what it holds cannot leave), else while it holds less
+ * than its share of the connection's read-ahead. No condition on the other
+ * streams' bytes: one whose peer stopped reading would hold the sum and
+ * starve the rest. */
 static int tx_may_read(const wrk_stream *s) {
   const wrk_conn *c = s->conn;
-  if (!c)
+  if (!c || s->quic_closed)
     return 0;
   if (s->tx.bytes < WRK_TX_MIN_SHARE)
     return 1;
+  if (s->blocked)
+    return 0;
   uint64_t n = c->tx_holders ? c->tx_holders : 1;
-  return c->tx_held < c->tx_limit && s->tx.bytes < c->tx_limit / n;
+  return s->tx.bytes < c->tx_limit / n;
 }
 
 /* ngtcp2 may still reference s->tx (the rule in worker/internal.h). */
@@ -269,6 +273,11 @@ void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen) {
     relay_update_poll(s);
 }
 
+void wrk_stream_on_unblocked(wrk_stream *s) {
+  if (s->state == WS_TAKEN)
+    relay_update_poll(s);
+}
+
 void wrk_stream_on_reset(wrk_stream *s) {
   /* the peer abandoned its direction (RESET_STREAM) */
   switch (s->state) {
@@ -311,6 +320,11 @@ void wrk_stream_on_quic_close(wrk_stream *s) {
    * teardown must detach this stream (it may still deliver rx to the app) */
   s->quic_closed = 1;
   tx_unlink(s);
+  /* ngtcp2 is done with tx (the rule in worker/internal.h): what is left
+   * will never be acknowledged, and must not count as read-ahead */
+  tx_forget(s);
+  wrk_bufq_free(&s->tx);
+  s->tx_sent = 0;
   switch (s->state) {
   case WS_SETUP:
     wrk_pool_stream_failed(s->pool, s, "stream closed during setup");
