@@ -124,7 +124,7 @@ void sup_pool_failed(struct sup *s, struct sup_pool *p, const char *why) {
   snprintf(p->last_error, sizeof(p->last_error), "%s", why);
   p->failed = 1;
   p->cc_reported = NULL; /* nothing runs: no controller to show */
-  p->has_report = 1; /* nothing more will come: READY must not wait */
+  p->has_report = 1;     /* nothing more will come: READY must not wait */
   sup_control_notify(s);
   sup_check_ready(s);
 }

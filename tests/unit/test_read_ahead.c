@@ -43,7 +43,7 @@
 static uv_loop_t L;
 static wrk_pool *S, *C;
 static int sibling, nstreams, taken;
-static int fds[NSTREAMS];   /* server apps' ends */
+static int fds[NSTREAMS]; /* server apps' ends */
 static uint32_t ids[NSTREAMS];
 static int cfa = -1, cfb = -1; /* sibling: client apps' ends of A and B */
 static uv_timer_t tick;
@@ -87,8 +87,7 @@ static void check(void) {
   for (struct wrk_list *l = S->conns.next; l != &S->conns; l = l->next) {
     wrk_conn *c = wrk_container(l, wrk_conn, link);
     uint64_t sum = 0, holders = 0;
-    for (struct wrk_list *m = c->streams.next; m != &c->streams;
-         m = m->next) {
+    for (struct wrk_list *m = c->streams.next; m != &c->streams; m = m->next) {
       wrk_stream *s = wrk_container(m, wrk_stream, conn_link);
       sum += s->tx.bytes;
       holders += s->tx.bytes > 0;
@@ -101,8 +100,7 @@ static void check(void) {
               "BUG: books: tx_held %llu vs streams' %llu, tx_holders %llu "
               "vs %llu\n",
               (unsigned long long)c->tx_held, (unsigned long long)sum,
-              (unsigned long long)c->tx_holders,
-              (unsigned long long)holders);
+              (unsigned long long)c->tx_holders, (unsigned long long)holders);
       bad = 1;
     }
     if (c->tx_limit > max_limit)
@@ -214,8 +212,8 @@ static void on_tick(uv_timer_t *t) {
     return;
   printf("apps wrote %llu bytes into %d streams; the worker held at most "
          "%llu bytes read ahead, the read-ahead was at most %llu\n",
-         (unsigned long long)written, nstreams,
-         (unsigned long long)max_held, (unsigned long long)max_limit);
+         (unsigned long long)written, nstreams, (unsigned long long)max_held,
+         (unsigned long long)max_limit);
   if (written < nstreams * (uint64_t)1048576) {
     printf("BUG: the apps could not even fill the peers' 1 MiB windows\n");
     exit(1);
