@@ -334,12 +334,14 @@ void wrk_stream_on_quic_close(wrk_stream *s) {
       stream_free(s);
     return;
   case WS_TAKEN:
-    if (!s->tx_eof && !s->tx_stopped) {
+    if (!s->tx_fin_sent && !s->tx_stopped) {
       /* closed with our direction unfinished (reset after the peer's
        * STOP_SENDING while blocked on its credit, so the write loop never
-       * saw it): nothing more goes out, the app's writes get EPIPE now */
+       * saw it): nothing more goes out, not even the FIN of an app that
+       * already ended its direction (a pool's close must not wait for
+       * it); an app still writing gets EPIPE now */
       s->tx_stopped = 1;
-      if (s->fd >= 0)
+      if (!s->tx_eof && s->fd >= 0)
         app_input_drop(s->fd);
       relay_update_poll(s);
     }
