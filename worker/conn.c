@@ -538,6 +538,13 @@ void wrk_conn_want_send(wrk_conn *c, wrk_stream *s) {
   wrk_conn_dirty(c);
 }
 
+void wrk_conn_credit(wrk_conn *c, size_t n) {
+  if (!c || c->closing || n == 0)
+    return;
+  ngtcp2_conn_extend_max_offset(c->qc, n);
+  wrk_conn_dirty(c);
+}
+
 void wrk_conn_consumed(wrk_conn *c, int64_t sid, size_t n) {
   if (!c || c->closing || n == 0)
     return;

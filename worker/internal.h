@@ -80,7 +80,13 @@ struct wrk_stream {
   int fd;          /* our end of the socketpair, -1 until taken */
   uv_poll_t *poll; /* on fd, NULL until taken */
   int poll_events;
-  struct wrk_bufq rx;       /* from QUIC, not yet written to fd */
+  struct wrk_bufq rx; /* from QUIC, not yet written to fd */
+  /* bytes of rx still charged to the connection's window: an idle
+   * stream's (returned when it is taken or drops them); a taken stream's
+   * bytes give their connection credit back as they arrive, so one whose
+   * app stops reading holds only its own stream window, not its
+   * connection's (docs/engine.md "Streams and the relay") */
+  size_t rx_conn_held;
   struct wrk_bufq tx;       /* from fd (or setup bytes), not yet acked */
   size_t tx_sent;           /* bytes of tx handed to ngtcp2 */
   uint64_t tx_acked;        /* stream offset acked */
@@ -248,6 +254,8 @@ void wrk_conn_want_send(wrk_conn *c, wrk_stream *s);
 void wrk_conn_dirty(wrk_conn *c);
 /* Extends stream and connection flow-control credit by n consumed bytes. */
 void wrk_conn_consumed(wrk_conn *c, int64_t sid, size_t n);
+/* Gives back n bytes of the connection's window only. */
+void wrk_conn_credit(wrk_conn *c, size_t n);
 /* Fills *ci for a connection whose handshake is done (see engine.h). */
 void wrk_conn_describe(wrk_conn *c, struct wrk_conn_info *ci);
 void wrk_pool_want_flush(wrk_pool *p);
@@ -261,6 +269,9 @@ void wrk_stream_on_data(wrk_stream *s, const uint8_t *data, size_t len,
                         int fin);
 void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen);
 void wrk_stream_on_unblocked(wrk_stream *s); /* the peer granted credit */
+/* The app accepted n bytes of a taken stream: its stream credit grows
+ * (its connection credit came back on arrival). */
+void wrk_stream_credit(wrk_stream *s, size_t n);
 /* Every stream may read this much of its app ahead of the network whatever
  * the others hold; beyond it, while the peer's credit does not block it and
  * it holds less than its share of tx_limit (tx_limit / tx_holders). */

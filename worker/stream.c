@@ -136,12 +136,18 @@ static void release_app(wrk_stream *s) {
   s->fd = -1;
 }
 
-/* Returns the connection credit of received bytes we drop unread. */
-static void rx_discard(wrk_stream *s) {
-  if (s->rx.bytes && s->conn && s->conn->qc && !s->conn->closing) {
-    ngtcp2_conn_extend_max_offset(s->conn->qc, s->rx.bytes);
+/* Gives the connection the credit its window still holds for s's rx. */
+static void rx_conn_release(wrk_stream *s) {
+  if (s->rx_conn_held && s->conn && s->conn->qc && !s->conn->closing) {
+    ngtcp2_conn_extend_max_offset(s->conn->qc, s->rx_conn_held);
     wrk_conn_dirty(s->conn);
   }
+  s->rx_conn_held = 0;
+}
+
+/* Drops received bytes unread, returning their connection credit. */
+static void rx_discard(wrk_stream *s) {
+  rx_conn_release(s);
   wrk_bufq_free(&s->rx);
 }
 
@@ -210,19 +216,28 @@ static void deliver(wrk_stream *s, const uint8_t *data, size_t len, int fin) {
     wrk_conn_consumed(s->conn, s->sid, len);
     return;
   }
+  int taken = s->state == WS_TAKEN;
+  if (taken) /* the connection's credit comes back at once (rx_conn_held) */
+    wrk_conn_credit(s->conn, len);
   size_t done = 0;
-  if (s->state == WS_TAKEN && s->rx.bytes == 0 && len > 0) {
+  if (taken && s->rx.bytes == 0 && len > 0) {
     ssize_t n = send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
       done = (size_t)n;
       p->st.bytes_in += done;
-      wrk_conn_consumed(s->conn, s->sid, done);
+      wrk_stream_credit(s, done);
     }
   }
-  if (done < len && wrk_bufq_append(&s->rx, data + done, len - done) < 0) {
-    qp_warn("pool %s: out of memory buffering stream data", p->cfg.name);
-    wrk_stream_end(s, 0);
-    return;
+  if (done < len) {
+    size_t before = s->rx.bytes;
+    int rc = wrk_bufq_append(&s->rx, data + done, len - done);
+    if (!taken) /* what was appended, also a part */
+      s->rx_conn_held += s->rx.bytes - before;
+    if (rc < 0) {
+      qp_warn("pool %s: out of memory buffering stream data", p->cfg.name);
+      wrk_stream_end(s, 0);
+      return;
+    }
   }
   if (fin)
     s->rx_fin = 1;
@@ -271,6 +286,13 @@ void wrk_stream_on_acked(wrk_stream *s, uint64_t datalen) {
   s->pool->acked_total += n;
   if (s->state == WS_TAKEN)
     relay_update_poll(s);
+}
+
+void wrk_stream_credit(wrk_stream *s, size_t n) {
+  if (s->conn && !s->conn->closing && n) {
+    ngtcp2_conn_extend_max_stream_offset(s->conn->qc, s->sid, n);
+    wrk_conn_dirty(s->conn);
+  }
 }
 
 void wrk_stream_on_unblocked(wrk_stream *s) {
@@ -425,12 +447,11 @@ static void app_gone(wrk_stream *s) {
   /* close() by the app: FIN on our direction plus STOP_SENDING */
   if (!s->rx_stopped) {
     s->rx_stopped = 1;
-    size_t dropped = s->rx.bytes;
-    wrk_bufq_drop(&s->rx, dropped);
+    wrk_bufq_drop(&s->rx, s->rx.bytes);
     if (s->conn && !s->quic_closed) {
       if (!s->rx_fin)
         ngtcp2_conn_shutdown_stream_read(s->conn->qc, s->sid, 0);
-      ngtcp2_conn_extend_max_offset(s->conn->qc, dropped);
+      rx_conn_release(s); /* a taken stream's: given back on arrival */
       wrk_conn_dirty(s->conn);
     }
   }
@@ -455,7 +476,7 @@ static void relay_flush_rx(wrk_stream *s) {
     }
     wrk_bufq_drop(&s->rx, (size_t)n);
     p->st.bytes_in += (size_t)n;
-    wrk_conn_consumed(s->conn, s->sid, (size_t)n);
+    wrk_stream_credit(s, (size_t)n);
   }
   if (s->rx.bytes == 0 && (s->rx_fin || s->detached) && !s->rx_eof_done) {
     s->rx_eof_done = 1;
@@ -565,6 +586,7 @@ int wrk_stream_take(wrk_stream *s) {
   s->fd = sv[0];
   leave_pool(s);
   s->state = WS_TAKEN;
+  rx_conn_release(s); /* what it received while idle, from now on its own */
   if (s->tx_stopped || s->quic_closed || !s->conn)
     shutdown(s->fd, SHUT_RD); /* the peer reads no more: writes get EPIPE */
   if (!s->conn) { /* kept idle after its connection went: as on_conn_gone */
