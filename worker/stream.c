@@ -249,9 +249,11 @@ void wrk_stream_on_data(wrk_stream *s, const uint8_t *data, size_t len,
                         int fin) {
   if (s->state == WS_SETUP) {
     size_t used = 0;
+    wrk_conn *c = s->conn; /* outlives s when the stream fails below */
+    int64_t sid = s->sid;
     enum wrk_setup_result r = wrk_setup_feed(&s->setup, data, len, fin, &used);
     if (used)
-      wrk_conn_consumed(s->conn, s->sid, used);
+      wrk_conn_consumed(c, sid, used);
     switch (r) {
     case WRK_SETUP_MORE:
       return;
@@ -259,6 +261,9 @@ void wrk_stream_on_data(wrk_stream *s, const uint8_t *data, size_t len,
     case WRK_SETUP_VIOLATION:
       if (r == WRK_SETUP_VIOLATION)
         s->pool->st.setup_errors++;
+      /* the rest of this chunk is dropped: its credit comes back, or a
+       * peer could shrink the connection's window stream by stream */
+      wrk_conn_consumed(c, sid, len - used);
       wrk_pool_stream_failed(s->pool, s, s->setup.reason);
       return;
     case WRK_SETUP_DONE:
@@ -266,9 +271,12 @@ void wrk_stream_on_data(wrk_stream *s, const uint8_t *data, size_t len,
     }
     data += used;
     len -= used;
-    /* the pool may refuse it (full, duplicate ID): then s is freed */
-    if (wrk_pool_stream_ready(s->pool, s) < 0)
+    /* the pool may refuse it (full, duplicate ID): then s is freed, and
+     * the bytes behind the ID with it */
+    if (wrk_pool_stream_ready(s->pool, s) < 0) {
+      wrk_conn_consumed(c, sid, len);
       return;
+    }
     /* a server may write right behind the ID: those bytes are app data */
   }
   if (len || fin)
