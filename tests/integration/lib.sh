@@ -45,12 +45,26 @@ finish() {
   [ "$FAILED" -eq 0 ]
 }
 
+# Tests pick ports below the kernel's ephemeral range: a socket bound to
+# port 0 (any client's, in a test running in parallel) takes its port from
+# that range, and could take a picked one between the pick and its use
+# (seen: "cannot listen ...: held by np-peer").
+read -r QP_EPHEMERAL_LO _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null ||
+  QP_EPHEMERAL_LO=32768
+if [ "$QP_EPHEMERAL_LO" -gt 12000 ]; then
+  QP_PORT_LO=10000 QP_PORT_HI=$((QP_EPHEMERAL_LO - 1))
+else
+  QP_PORT_LO=20000 QP_PORT_HI=60000
+fi
+export QP_PORT_LO QP_PORT_HI
+
 # A UDP port nobody uses right now on 127.0.0.1 / ::1.
 free_port() {
   python3 - <<'PY'
-import socket, random
+import os, socket, random
+lo, hi = int(os.environ["QP_PORT_LO"]), int(os.environ["QP_PORT_HI"])
 for _ in range(200):
-    p = random.randint(20000, 60000)
+    p = random.randint(lo, hi)
     ok = True
     for fam, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         s = socket.socket(fam, socket.SOCK_DGRAM)

@@ -16,10 +16,10 @@ me=$(id -u)
 # free ports and then stays as "a plain program" holding a seventh,
 # 127.0.0.1:$hport, without SO_REUSEPORT, until it is killed.
 python3 -u - >"$WORK/holder" <<'PY' &
-import random, socket, time
+import os, random, socket, time
 ports = []
 while len(ports) < 6:
-    p = random.randint(20000, 60000)
+    p = random.randint(int(os.environ["QP_PORT_LO"]), int(os.environ["QP_PORT_HI"]))
     try:
         for fam, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
             with socket.socket(fam, socket.SOCK_DGRAM) as s:
