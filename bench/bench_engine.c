@@ -317,13 +317,13 @@ static void on_done_readable(uv_poll_t *h, int status, int events) {
 static void server_open(int max_cap) {
   struct wrk_pool_config cfg;
   wrk_pool_config_init(&cfg, WRK_SERVER);
-  cfg.cc_algo = O.cc_algo;
+  cfg.set.cc_algo = O.cc_algo;
   struct sockaddr_in *sin = (struct sockaddr_in *)&cfg.listen;
   sin->sin_family = AF_INET;
   sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   sin->sin_port = 0;
   cfg.listen_len = sizeof(*sin);
-  cfg.max_cap = max_cap;
+  cfg.set.max_cap = max_cap;
   char err[256];
   if (wrk_pool_new(&L, &cfg, &P, err, sizeof(err)) < 0)
     die("server pool: %s", err);
@@ -372,15 +372,15 @@ static void client_done(void) {
 static void client_config(struct wrk_pool_config *cfg, unsigned port, int cap,
                           uint64_t ivl_ns) {
   wrk_pool_config_init(cfg, WRK_CLIENT);
-  cfg->cc_algo = O.cc_algo;
+  cfg->set.cc_algo = O.cc_algo;
   struct sockaddr_in *sin = (struct sockaddr_in *)&cfg->target;
   sin->sin_family = AF_INET;
   sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   sin->sin_port = htons((uint16_t)port);
   cfg->target_len = sizeof(*sin);
-  cfg->min_cap = cfg->max_cap = cap;
-  cfg->min_ivl_ns = cfg->max_ivl_ns = (int64_t)ivl_ns;
-  cfg->tls_mode = '1';
+  cfg->set.min_cap = cfg->set.max_cap = cap;
+  cfg->set.min_ivl_ns = cfg->set.max_ivl_ns = (int64_t)ivl_ns;
+  cfg->set.tls_mode = '1';
 }
 
 static void client_watch_chan(void) {

@@ -147,11 +147,30 @@ QP_API int qp_server_pool_new(int max_cap, const char *client_ip,
                               const struct qp_tls *tls, const char *listen_addr,
                               int64_t keep_alive, qp_pool **out);
 
+/* Embedded mode: sets one setting of the pool, before its manager starts,
+ * by its qpoold config key and a value as the config file takes it
+ * (docs/qpoold-config.md, "[pool NAME]"): for example
+ *   qp_pool_set(p, "idle_timeout", "2m");
+ *   qp_pool_set(p, "congestion_control", "cubic");
+ *   qp_pool_set(p, "max_stream_window", "4MiB");
+ * Keys: the settings that are one value (min_cap, max_cap, min_interval,
+ * max_interval, keep_alive, idle_timeout, setup_timeout,
+ * congestion_control, max_stream_window, tls_mode, hostname); the flag name
+ * ("--idle-timeout") works too. A later call replaces the value; what the
+ * constructor set can be changed this way. Checks that span settings
+ * (idle_timeout longer than keep_alive, tls_mode 2 with a hostname) are
+ * made when the manager starts its qpoold, which then fails with -EINVAL.
+ * Returns 0, or -EINVAL (p is not an embedded pool, its manager already
+ * started, key or value NULL, no such key, a setting of the other side's
+ * pools, a bad value). Not blocking. */
+QP_API int qp_pool_set(qp_pool *p, const char *key, const char *value);
+
 /* Embedded mode, either side: the congestion controller of the pool's QUIC
  * connections, before its manager starts. name: "cubic" (loss-based, ngtcp2's
  * own default), "bbr" (BBR v1: paces at its model of the bottleneck
  * bandwidth and RTT) or "bbr2" (BBR v2, IETF draft). Without this call a
- * pool uses "bbr", as qpoold does. A later call replaces the name.
+ * pool uses "bbr", as qpoold does. A later call replaces the name. The same
+ * as qp_pool_set(p, "congestion_control", name).
  * Returns 0, or -EINVAL (p is not an embedded pool, its manager already
  * started, name NULL or none of those) / -ENOMEM. Not blocking. */
 QP_API int qp_pool_congestion_control(qp_pool *p, const char *name);
@@ -162,7 +181,8 @@ QP_API int qp_pool_congestion_control(qp_pool *p, const char *name);
  * ahead of the network from its application, in bytes, before the manager
  * starts. From 65536 (64 KiB) to 1073741824 (1 GiB); the connection's window
  * may grow to 4 times it (at least 16 MiB). Without this call a pool uses
- * 16 MiB, as qpoold does. A later call replaces the value.
+ * 16 MiB, as qpoold does. A later call replaces the value. The same as
+ * qp_pool_set(p, "max_stream_window", ...).
  * Returns 0, or -EINVAL (p is not an embedded pool, its manager already
  * started, bytes out of range) / -ENOMEM. Not blocking. */
 QP_API int qp_pool_max_stream_window(qp_pool *p, uint64_t bytes);

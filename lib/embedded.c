@@ -157,6 +157,11 @@ static int new_pool(struct qp_embedded *e, qp_pool **out) {
   return 0;
 }
 
+/* Records a value a constructor gave (already checked). */
+static void give(struct qp_embedded *e, enum qp_setting_id id) {
+  e->given[id] = 1;
+}
+
 int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
                        int64_t max_ivl, int64_t keep_alive,
                        const char *tls_mode, const char *hostname,
@@ -165,30 +170,37 @@ int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
     return -EINVAL;
   if (!tls_mode || !*tls_mode)
     tls_mode = "1";
-  if (strcmp(tls_mode, "0") && strcmp(tls_mode, "1") && strcmp(tls_mode, "2"))
-    return -EINVAL;
-  if (hostname && *hostname && !text_ok(hostname))
-    return -EINVAL;
-  if (!strcmp(tls_mode, "2") && !(hostname && *hostname))
-    return -EINVAL; /* mode 2 verifies the server's name */
   if (min_cap > QP_CAP_MAX || max_cap > QP_CAP_MAX ||
       (min_ivl > 0 && !dur_ok(min_ivl)) || (max_ivl > 0 && !dur_ok(max_ivl)))
     return -EINVAL; /* more than qpoold takes: refused, not guessed */
-  normalize("qp_client_pool_new", 0, &min_cap, &max_cap, &min_ivl, &max_ivl);
   struct qp_embedded *e = calloc(1, sizeof(*e));
   if (!e)
     return -ENOMEM;
-  e->tls_mode = tls_mode[0];
+  qp_pool_settings_defaults(&e->set);
+  if (qp_setting_parse(QP_SET_TLS_MODE, tls_mode, &e->set, NULL, 0) < 0 ||
+      (hostname && *hostname &&
+       qp_setting_parse(QP_SET_HOSTNAME, hostname, &e->set, NULL, 0) < 0) ||
+      (e->set.tls_mode == '2' && !e->set.hostname[0])) { /* mode 2 verifies
+                                                            the name */
+    free(e);
+    return -EINVAL;
+  }
+  normalize("qp_client_pool_new", 0, &min_cap, &max_cap, &min_ivl, &max_ivl);
+  e->set.min_cap = min_cap;
+  e->set.max_cap = max_cap;
+  e->set.min_ivl_ns = (uint64_t)min_ivl;
+  e->set.max_ivl_ns = (uint64_t)max_ivl;
+  e->set.keep_alive_ns = (uint64_t)keep_alive;
+  give(e, QP_SET_MIN_CAP);
+  give(e, QP_SET_MAX_CAP);
+  give(e, QP_SET_MIN_INTERVAL);
+  give(e, QP_SET_MAX_INTERVAL);
+  give(e, QP_SET_KEEP_ALIVE);
+  give(e, QP_SET_TLS_MODE);
+  if (e->set.hostname[0])
+    give(e, QP_SET_HOSTNAME);
   int rc = add_arg(e, "client");
   rc = rc ?: add_arg(e, "--target=%s", target);
-  rc = rc ?: add_arg(e, "--min-cap=%d", min_cap);
-  rc = rc ?: add_arg(e, "--max-cap=%d", max_cap);
-  rc = rc ?: add_arg(e, "--min-interval=%" PRId64 "ns", min_ivl);
-  rc = rc ?: add_arg(e, "--max-interval=%" PRId64 "ns", max_ivl);
-  rc = rc ?: add_arg(e, "--keep-alive=%" PRId64 "ns", keep_alive);
-  rc = rc ?: add_arg(e, "--tls-mode=%s", tls_mode);
-  if (hostname && *hostname)
-    rc = rc ?: add_arg(e, "--hostname=%s", hostname);
   if (rc) {
     qp__embedded_free(e);
     return rc;
@@ -202,7 +214,7 @@ int qp_client_pool_tls(qp_pool *p, const struct qp_tls *tls) {
     return -EINVAL;
   pthread_mutex_lock(&p->mu);
   struct qp_embedded *e = p->emb;
-  int rc = e->state || e->has_ca || e->tls_mode != '2' ? -EINVAL : 0;
+  int rc = e->state || e->has_ca || e->set.tls_mode != '2' ? -EINVAL : 0;
   if (rc == 0 && (rc = add_arg(e, "--ca=%s", tls->ca_file)) == 0)
     e->has_ca = 1;
   pthread_mutex_unlock(&p->mu);
@@ -225,10 +237,13 @@ int qp_server_pool_new(int max_cap, const char *client_ip,
   if (!e)
     return -ENOMEM;
   e->server = 1;
+  qp_pool_settings_defaults(&e->set);
+  e->set.max_cap = max_cap;
+  e->set.keep_alive_ns = (uint64_t)keep_alive;
+  give(e, QP_SET_MAX_CAP);
+  give(e, QP_SET_KEEP_ALIVE);
   int rc = add_arg(e, "server");
   rc = rc ?: add_arg(e, "--listen=%s", listen_addr);
-  rc = rc ?: add_arg(e, "--max-cap=%d", max_cap);
-  rc = rc ?: add_arg(e, "--keep-alive=%" PRId64 "ns", keep_alive);
   if (client_ip && *client_ip)
     rc = rc ?: add_arg(e, "--client-ip=%s", client_ip);
   if (tls) {
@@ -242,51 +257,69 @@ int qp_server_pool_new(int max_cap, const char *client_ip,
   return new_pool(e, out);
 }
 
-int qp_pool_congestion_control(qp_pool *p, const char *name) {
-  int algo;
-  if (!p || !p->emb || qp_cc_parse(name, &algo) < 0)
+int qp_pool_set(qp_pool *p, const char *key, const char *value) {
+  if (!p || !p->emb || !key || !value)
     return -EINVAL;
+  const struct qp_setting *s = qp_setting_find(key);
+  if (!s)
+    return -EINVAL;
+  enum qp_setting_id id = (enum qp_setting_id)(s - qp_settings);
   pthread_mutex_lock(&p->mu);
   struct qp_embedded *e = p->emb;
+  struct qp_pool_settings t = e->set;
   int rc = e->state ? -EINVAL : 0;
-  if (rc == 0 && e->cc_arg) { /* a second call replaces the first */
-    char *s = NULL;
-    if (asprintf(&s, "--congestion-control=%s", qp_cc_name(algo)) < 0)
-      rc = -ENOMEM;
-    else {
-      free(e->argv[e->cc_arg]);
-      e->argv[e->cc_arg] = s;
-    }
-  } else if (rc == 0 && (rc = add_arg(e, "--congestion-control=%s",
-                                      qp_cc_name(algo))) == 0) {
-    e->cc_arg = e->argc - 1;
+  if (rc == 0 && !(s->scope & (e->server ? QP_SCOPE_SERVER : QP_SCOPE_CLIENT)))
+    rc = -EINVAL; /* a setting of the other side */
+  if (rc == 0)
+    rc = qp_setting_parse(id, value, &t, NULL, 0);
+  if (rc == 0) { /* a later call replaces the value */
+    e->set = t;
+    e->given[id] = 1;
   }
   pthread_mutex_unlock(&p->mu);
   return rc;
 }
 
+int qp_pool_congestion_control(qp_pool *p, const char *name) {
+  return name ? qp_pool_set(p, "congestion_control", name) : -EINVAL;
+}
+
 int qp_pool_max_stream_window(qp_pool *p, uint64_t bytes) {
-  if (!p || !p->emb || !qp_stream_window_ok(bytes))
-    return -EINVAL;
   char size[32];
+  if (!qp_stream_window_ok(bytes))
+    return -EINVAL;
   qp_size_format(bytes, size, sizeof(size));
-  pthread_mutex_lock(&p->mu);
-  struct qp_embedded *e = p->emb;
-  int rc = e->state ? -EINVAL : 0;
-  if (rc == 0 && e->win_arg) { /* a second call replaces the first */
-    char *s = NULL;
-    if (asprintf(&s, "--max-stream-window=%s", size) < 0)
-      rc = -ENOMEM;
-    else {
-      free(e->argv[e->win_arg]);
-      e->argv[e->win_arg] = s;
+  return qp_pool_set(p, "max_stream_window", size);
+}
+
+char **qp__embedded_args(const struct qp_embedded *e) {
+  char **a = calloc((size_t)e->argc + QP_SET_N + 1, sizeof(*a));
+  int n = 0;
+  if (!a)
+    return NULL;
+  for (int i = 0; i < e->argc; i++)
+    if (!(a[n++] = strdup(e->argv[i])))
+      goto fail;
+  for (int i = 0; i < QP_SET_N; i++) {
+    char v[300];
+    if (!e->given[i])
+      continue;
+    qp_setting_format((enum qp_setting_id)i, &e->set, v, sizeof(v));
+    if (asprintf(&a[n++], "%s=%s", qp_settings[i].flag, v) < 0) {
+      a[--n] = NULL;
+      goto fail;
     }
-  } else if (rc == 0 &&
-             (rc = add_arg(e, "--max-stream-window=%s", size)) == 0) {
-    e->win_arg = e->argc - 1;
   }
-  pthread_mutex_unlock(&p->mu);
-  return rc;
+  return a;
+fail:
+  qp__args_free(a);
+  return NULL;
+}
+
+void qp__args_free(char **args) {
+  for (size_t i = 0; args && args[i]; i++)
+    free(args[i]);
+  free(args);
 }
 
 /* ---- the private qpoold ------------------------------------------------- */
@@ -410,11 +443,14 @@ static int spawn(struct qp_embedded *e, const char *qpoold, int lifeline_r) {
   snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s/notify", e->dir);
 
   /* argv: qpoold MODE flags --name --control --lifeline --log-level */
+  char **flags = qp__embedded_args(e);
+  if (!flags)
+    return -ENOMEM;
   const char *argv[64];
   int n = 0;
   argv[n++] = qpoold;
-  for (int i = 0; i < e->argc && n < 58; i++)
-    argv[n++] = e->argv[i];
+  for (int i = 0; flags[i] && n < 58; i++)
+    argv[n++] = flags[i];
   argv[n++] = "--name=" EMB_POOL;
   argv[n++] = ctl;
   argv[n++] = "--lifeline=3";
@@ -425,8 +461,10 @@ static int spawn(struct qp_embedded *e, const char *qpoold, int lifeline_r) {
   while (environ && environ[ne])
     ne++;
   const char **envp = calloc(ne + 2, sizeof(*envp));
-  if (!envp)
+  if (!envp) {
+    qp__args_free(flags);
     return -ENOMEM;
+  }
   size_t k = 0;
   for (size_t i = 0; i < ne; i++)
     if (strncmp(environ[i], "NOTIFY_SOCKET=", 14))
@@ -464,6 +502,7 @@ static int spawn(struct qp_embedded *e, const char *qpoold, int lifeline_r) {
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   free(envp);
+  qp__args_free(flags);
   if (rc != 0)
     return -rc;
   e->pid = pid;

@@ -8,21 +8,23 @@
 #include <sys/types.h>
 
 #include "qpool.h"
+#include "shared/settings.h"
 
 struct chan;
 
 /* An embedded pool's settings and its private qpoold (embedded.c). */
 struct qp_embedded {
   int server;
-  char **argv; /* qpoold's pool flags, NULL-terminated */
+  /* qpoold's flags that are not settings (MODE, --target/--listen, TLS
+   * files, --client-ip), NULL-terminated */
+  char **argv;
   int argc;
-  char tls_mode; /* client: '0', '1' or '2' */
-  int has_ca;    /* client: --ca given (qp_client_pool_tls) */
-  int cc_arg;    /* argv index of --congestion-control, 0: none */
-  int win_arg;   /* argv index of --max-stream-window, 0: none */
-  int state;     /* 0 not started, 1 starting, 2 running */
-  pid_t pid;     /* qpoold's, 0 when none */
-  int lifeline;  /* our end of its --lifeline pipe */
+  struct qp_pool_settings set;   /* the settings (shared/settings.h) */
+  unsigned char given[QP_SET_N]; /* set by a constructor or qp_pool_set */
+  int has_ca;                    /* client: --ca given (qp_client_pool_tls) */
+  int state;                     /* 0 not started, 1 starting, 2 running */
+  pid_t pid;                     /* qpoold's, 0 when none */
+  int lifeline;                  /* our end of its --lifeline pipe */
   char dir[80];
   char control[100];
 };
@@ -60,5 +62,10 @@ void qp__leave(qp_pool *p);
 int qp__embedded_start(qp_pool *p);
 void qp__embedded_stop(qp_pool *p);
 void qp__embedded_free(struct qp_embedded *e);
+/* The private qpoold's pool flags: e->argv, then "--flag=value" for each
+ * given setting. A NULL-terminated array to free with qp__args_free, or
+ * NULL (out of memory). */
+char **qp__embedded_args(const struct qp_embedded *e);
+void qp__args_free(char **args);
 
 #endif

@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "shared/size.h"
-
 uint64_t qp_idle_timeout_ns(uint64_t keep_alive_ns) {
   if (keep_alive_ns == 0)
     return QP_IDLE_TIMEOUT_DEFAULT_NS;
@@ -27,33 +25,6 @@ uint64_t qp_conn_window_max(uint64_t max_stream_window) {
 
 int qp_stream_window_ok(uint64_t bytes) {
   return bytes >= QP_STREAM_WINDOW_MIN && bytes <= QP_STREAM_WINDOW_MAX;
-}
-
-int qp_stream_window_parse(const char *s, uint64_t *bytes) {
-  uint64_t v;
-  int rc = qp_size_parse(s, &v);
-  if (rc < 0)
-    return rc;
-  if (!qp_stream_window_ok(v))
-    return -ERANGE;
-  *bytes = v;
-  return 0;
-}
-
-char *qp_stream_window_why(int rc, char *buf, size_t len) {
-  char lo[32], hi[32];
-  qp_size_format(QP_STREAM_WINDOW_MIN, lo, sizeof(lo));
-  qp_size_format(QP_STREAM_WINDOW_MAX, hi, sizeof(hi));
-  if (len == 0)
-    return buf;
-  if (rc == -ERANGE)
-    snprintf(buf, len, "is out of range: use %s to %s", lo, hi);
-  else
-    snprintf(buf, len,
-             "is not a size: use %s to %s, in bytes or with KiB, MiB or "
-             "GiB (e.g. 512KiB, 16MiB)",
-             lo, hi);
-  return buf;
 }
 
 uint64_t qp_idle_timeout_effective(uint64_t ours_ns, uint64_t peers_ns) {

@@ -66,21 +66,9 @@ uint64_t qp_conn_window_max(uint64_t max_stream_window);
  * max_stream_window: QP_STREAM_WINDOW_INIT, or the cap when it is lower. */
 uint64_t qp_stream_window_init(uint64_t max_stream_window);
 
-/* A pool's max_stream_window as written (max_stream_window = SIZE,
- * --max-stream-window SIZE; shared/size.h: "16MiB", "512KiB", "262144").
- * Returns 0 and *bytes, or -EINVAL (not a size) / -ERANGE (outside
- * QP_STREAM_WINDOW_MIN..QP_STREAM_WINDOW_MAX); *bytes untouched then. Pure. */
-int qp_stream_window_parse(const char *s, uint64_t *bytes);
-
 /* 1 when bytes is a max_stream_window pools take (QP_STREAM_WINDOW_MIN..
  * QP_STREAM_WINDOW_MAX), else 0. */
 int qp_stream_window_ok(uint64_t bytes);
-
-/* Why qp_stream_window_parse returned rc, for a message that quotes the
- * value first: "is out of range: use 64KiB to 1GiB", or (-EINVAL) "is not a
- * size: use 64KiB to 1GiB, in bytes or with KiB, MiB or GiB (e.g. 512KiB,
- * 16MiB)". Into buf (always NUL-terminated when len > 0); returns buf. */
-char *qp_stream_window_why(int rc, char *buf, size_t len);
 
 /* The controller of a pool that names none. The measurements behind the
  * choice: docs/performance.md, "congestion control". */

@@ -35,6 +35,7 @@
 #include "shared/addr.h"
 #include "shared/duration.h"
 #include "shared/log.h"
+#include "shared/settings.h"
 #include "shared/size.h"
 
 #ifndef QP_VERSION
@@ -43,21 +44,13 @@
 
 /* ---- keys ---------------------------------------------------------------- */
 
+/* Pool keys 0..QP_SET_N-1 are the pool settings of shared/settings.h (by
+ * their qp_setting_id); these are qpoold's own keys. */
 enum key {
   /* pool keys */
-  K_MODE,
+  K_MODE = QP_SET_N,
   K_LISTEN,
   K_TARGET,
-  K_MIN_CAP,
-  K_MAX_CAP,
-  K_MIN_IVL,
-  K_MAX_IVL,
-  K_KEEP_ALIVE,
-  K_SETUP_TIMEOUT,
-  K_CONGESTION_CONTROL,
-  K_MAX_STREAM_WINDOW,
-  K_TLS_MODE,
-  K_HOSTNAME,
   K_CA,
   K_CERT,
   K_KEY,
@@ -76,45 +69,81 @@ enum key {
   K_COUNT
 };
 
-#define S_SERVER 1u
-#define S_CLIENT 2u
+#define S_SERVER QP_SCOPE_SERVER
+#define S_CLIENT QP_SCOPE_CLIENT
 #define S_GLOBAL 4u
 
+/* qpoold's own keys, described as the settings are (ini, flag, metavar,
+ * scope, help; the help of K_WORKER and K_MODE is in the file part of
+ * --help). */
 static const struct keydef {
   const char *ini;  /* key in the file */
   const char *flag; /* "--flag"; NULL: file only */
+  const char *metavar;
   unsigned scope;
-} keys[K_COUNT] = {
-    [K_MODE] = {"mode", NULL, S_SERVER | S_CLIENT},
-    [K_LISTEN] = {"listen", "--listen", S_SERVER},
-    [K_TARGET] = {"target", "--target", S_CLIENT},
-    [K_MIN_CAP] = {"min_cap", "--min-cap", S_CLIENT},
-    [K_MAX_CAP] = {"max_cap", "--max-cap", S_SERVER | S_CLIENT},
-    [K_MIN_IVL] = {"min_interval", "--min-interval", S_CLIENT},
-    [K_MAX_IVL] = {"max_interval", "--max-interval", S_CLIENT},
-    [K_KEEP_ALIVE] = {"keep_alive", "--keep-alive", S_SERVER | S_CLIENT},
-    [K_SETUP_TIMEOUT] = {"setup_timeout", "--setup-timeout",
-                         S_SERVER | S_CLIENT},
-    [K_CONGESTION_CONTROL] = {"congestion_control", "--congestion-control",
-                              S_SERVER | S_CLIENT},
-    [K_MAX_STREAM_WINDOW] = {"max_stream_window", "--max-stream-window",
-                             S_SERVER | S_CLIENT},
-    [K_TLS_MODE] = {"tls_mode", "--tls-mode", S_CLIENT},
-    [K_HOSTNAME] = {"hostname", "--hostname", S_CLIENT},
-    [K_CA] = {"ca", "--ca", S_CLIENT},
-    [K_CERT] = {"cert", "--cert", S_SERVER},
-    [K_KEY] = {"key", "--key", S_SERVER},
-    [K_CLIENT_IP] = {"client_ip", "--client-ip", S_SERVER},
-    [K_ALLOW_USERS] = {"allow_users", "--allow-users", S_SERVER | S_CLIENT},
-    [K_ALLOW_GROUPS] = {"allow_groups", "--allow-groups", S_SERVER | S_CLIENT},
-    [K_WORKER] = {"worker", NULL, S_SERVER | S_CLIENT},
-    [K_WORKERS] = {"workers", "--workers", S_GLOBAL},
-    [K_CONTROL] = {"control", "--control", S_GLOBAL},
-    [K_USER] = {"user", "--user", S_GLOBAL},
-    [K_CHROOT] = {"chroot", "--chroot", S_GLOBAL},
-    [K_LOG_LEVEL] = {"log_level", "--log-level", S_GLOBAL},
-    [K_METRICS_LISTEN] = {"metrics_listen", "--metrics-listen", S_GLOBAL},
+  const char *help;
+} own_keys[K_COUNT - QP_SET_N] = {
+#define OWN(k) [(k)-QP_SET_N]
+    OWN(K_MODE) = {"mode", NULL, NULL, S_SERVER | S_CLIENT, NULL},
+    OWN(K_LISTEN) = {"listen", "--listen", "ADDR", S_SERVER,
+                     "UDP address to listen on, numeric (required); one "
+                     "server per address: if it (or an overlapping one) is "
+                     "in use, the start fails naming the holder"},
+    OWN(K_TARGET) = {"target", "--target", "ADDR", S_CLIENT,
+                     "server address (required); a host name is resolved at "
+                     "each connection attempt"},
+    OWN(K_CA) = {"ca", "--ca", "FILE", S_CLIENT,
+                 "PEM CA bundle for --tls-mode 2 (default: the system "
+                 "bundle: $SSL_CERT_FILE, else "
+                 "/etc/ssl/certs/ca-certificates.crt)"},
+    OWN(K_CERT) = {"cert", "--cert", "FILE", S_SERVER,
+                   "PEM certificate chain, with --key (default: a "
+                   "self-signed one made at start); read and matched at "
+                   "start and by --check: a bad file is an error"},
+    OWN(K_KEY) = {"key", "--key", "FILE", S_SERVER,
+                  "PEM private key of --cert (give both or neither)"},
+    OWN(K_CLIENT_IP) = {"client_ip", "--client-ip", "IP|CIDR", S_SERVER,
+                        "allow only these peers; repeatable, and each may be "
+                        "a comma list (default: everyone)"},
+    OWN(K_ALLOW_USERS) = {"allow_users", "--allow-users", "LIST",
+                          S_SERVER | S_CLIENT,
+                          "users (names or uids) that may take streams or "
+                          "change the pool over the control socket (default: "
+                          "root and qpoold's own user only)"},
+    OWN(K_ALLOW_GROUPS) = {"allow_groups", "--allow-groups", "LIST",
+                           S_SERVER | S_CLIENT,
+                           "... and members of these groups"},
+    OWN(K_WORKER) = {"worker", NULL, NULL, S_SERVER | S_CLIENT, NULL},
+    OWN(K_WORKERS) = {"workers", "--workers", "N", S_GLOBAL,
+                      "worker processes; 0: one per pool, for tenant "
+                      "isolation (default 0)"},
+    OWN(K_CONTROL) = {"control", "--control", "PATH", S_GLOBAL,
+                      "control socket (default " SUP_DEFAULT_CONTROL ")"},
+    OWN(K_USER) = {"user", "--user", "NAME", S_GLOBAL,
+                   "user the workers run as when started as root "
+                   "(default " SUP_DEFAULT_USER ")"},
+    OWN(K_CHROOT) = {"chroot", "--chroot", "DIR", S_GLOBAL,
+                     "empty directory the workers are locked in "
+                     "(default " SUP_DEFAULT_CHROOT ")"},
+    OWN(K_LOG_LEVEL) = {"log_level", "--log-level", "LEVEL", S_GLOBAL,
+                        "error, warn, info or debug (default info)"},
+    OWN(K_METRICS_LISTEN) = {"metrics_listen", "--metrics-listen", "ADDR",
+                             S_GLOBAL,
+                             "serve Prometheus metrics over HTTP on this TCP "
+                             "address, e.g. 127.0.0.1:9464 (GET /metrics; "
+                             "default off; keep it on loopback)"},
+#undef OWN
 };
+
+/* Every key as one description: a pool setting's, or one of own_keys. */
+static struct keydef key_def(enum key k) {
+  if ((unsigned)k < QP_SET_N) {
+    const struct qp_setting *e = &qp_settings[k];
+    return (struct keydef){e->key, e->flag, e->metavar, e->scope, e->help};
+  }
+  return own_keys[k - QP_SET_N];
+}
+#define KD(k) key_def((enum key)(k))
 
 /* getopt_long values: keys are OPT_KEY + key, then the flag-only options. */
 enum {
@@ -126,40 +155,29 @@ enum {
   OPT_CHECK,
 };
 
-static const struct option longopts[] = {
+/* getopt_long's table: the flag-only options, then every key's flag. */
+static const struct option fixed_opts[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"foreground", no_argument, NULL, OPT_FOREGROUND},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"lifeline", required_argument, NULL, OPT_LIFELINE},
     {"check", no_argument, NULL, OPT_CHECK},
-    {"listen", required_argument, NULL, OPT_KEY + K_LISTEN},
-    {"target", required_argument, NULL, OPT_KEY + K_TARGET},
-    {"min-cap", required_argument, NULL, OPT_KEY + K_MIN_CAP},
-    {"max-cap", required_argument, NULL, OPT_KEY + K_MAX_CAP},
-    {"min-interval", required_argument, NULL, OPT_KEY + K_MIN_IVL},
-    {"max-interval", required_argument, NULL, OPT_KEY + K_MAX_IVL},
-    {"keep-alive", required_argument, NULL, OPT_KEY + K_KEEP_ALIVE},
-    {"setup-timeout", required_argument, NULL, OPT_KEY + K_SETUP_TIMEOUT},
-    {"congestion-control", required_argument, NULL,
-     OPT_KEY + K_CONGESTION_CONTROL},
-    {"max-stream-window", required_argument, NULL,
-     OPT_KEY + K_MAX_STREAM_WINDOW},
-    {"tls-mode", required_argument, NULL, OPT_KEY + K_TLS_MODE},
-    {"hostname", required_argument, NULL, OPT_KEY + K_HOSTNAME},
-    {"ca", required_argument, NULL, OPT_KEY + K_CA},
-    {"cert", required_argument, NULL, OPT_KEY + K_CERT},
-    {"key", required_argument, NULL, OPT_KEY + K_KEY},
-    {"client-ip", required_argument, NULL, OPT_KEY + K_CLIENT_IP},
-    {"allow-users", required_argument, NULL, OPT_KEY + K_ALLOW_USERS},
-    {"allow-groups", required_argument, NULL, OPT_KEY + K_ALLOW_GROUPS},
-    {"workers", required_argument, NULL, OPT_KEY + K_WORKERS},
-    {"control", required_argument, NULL, OPT_KEY + K_CONTROL},
-    {"metrics-listen", required_argument, NULL, OPT_KEY + K_METRICS_LISTEN},
-    {"user", required_argument, NULL, OPT_KEY + K_USER},
-    {"chroot", required_argument, NULL, OPT_KEY + K_CHROOT},
-    {"log-level", required_argument, NULL, OPT_KEY + K_LOG_LEVEL},
-    {NULL, 0, NULL, 0},
 };
+#define N_FIXED (sizeof(fixed_opts) / sizeof(fixed_opts[0]))
+static struct option longopts[N_FIXED + K_COUNT + 1];
+
+static void longopts_init(void) {
+  size_t n = 0;
+  for (; n < N_FIXED; n++)
+    longopts[n] = fixed_opts[n];
+  for (int k = 0; k < K_COUNT; k++) {
+    struct keydef d = key_def((enum key)k);
+    if (d.flag)
+      longopts[n++] =
+          (struct option){d.flag + 2, required_argument, NULL, OPT_KEY + k};
+  }
+  longopts[n] = (struct option){NULL, 0, NULL, 0};
+}
 
 /* ---- parse context ------------------------------------------------------- */
 
@@ -262,39 +280,13 @@ static int fail(struct ctx *x, int line, const char *what, const char *fmt,
 }
 
 /* The name of key k as the user wrote it: "--max-cap" or "max_cap". */
-static const char *kname(const struct ctx *x, enum key k) {
-  return x->flags && keys[k].flag ? keys[k].flag : keys[k].ini;
+static const char *kname(const struct ctx *x, int k) {
+  return x->flags && KD(k).flag ? KD(k).flag : KD(k).ini;
 }
 
 #define QBUF 96
 
-/* s with quotes, escapes for anything unprintable and at most ~60 characters
- * of it: user input goes into messages and logs. */
-static const char *esc_into(char *buf, size_t len, const char *s, int quote) {
-  size_t n = 0, shown = 0;
-  if (quote)
-    buf[n++] = '"';
-  for (; *s && n + 8 < len; s++, shown++) {
-    unsigned char ch = (unsigned char)*s;
-    if (shown == 60) {
-      memcpy(buf + n, "...", 3);
-      n += 3;
-      break;
-    }
-    if (ch == '"' || ch == '\\') {
-      buf[n++] = '\\';
-      buf[n++] = (char)ch;
-    } else if (ch < 0x20 || ch >= 0x7f) {
-      n += (size_t)snprintf(buf + n, len - n, "\\x%02x", ch);
-    } else {
-      buf[n++] = (char)ch;
-    }
-  }
-  if (quote)
-    buf[n++] = '"';
-  buf[n] = '\0';
-  return buf;
-}
+#define esc_into qp_quote
 
 static const char *q(char buf[QBUF], const char *s) {
   return esc_into(buf, QBUF, s, 1);
@@ -343,36 +335,7 @@ static int parse_int(struct ctx *x, int line, enum key k, const char *v,
   return 0;
 }
 
-static int parse_dur(struct ctx *x, int line, enum key k, const char *v,
-                     int allow_zero, uint64_t *out) {
-  char b[QBUF];
-  uint64_t ns = 0;
-  int rc = qp_duration_parse(v, &ns);
-  if (rc == -ERANGE || (rc == 0 && ns > QP_DURATION_MAX_NS))
-    return fail(x, line, kname(x, k), "%s is too long (max 24h)", q(b, v));
-  if (rc < 0)
-    return fail(x, line, kname(x, k),
-                "%s is not a duration (e.g. 500ms, 5s, 1m30s)", q(b, v));
-  if (ns == 0 && !allow_zero)
-    return fail(x, line, kname(x, k), "%s must be longer than 0", q(b, v));
-  *out = ns;
-  return 0;
-}
-
-/* A host name worth asking the resolver about (RFC 1123 characters plus '_'),
- * or an IP literal (':' for IPv6) in hostname = / --hostname. */
-static int host_chars_ok(const char *h, int allow_colon) {
-  if (!*h)
-    return 0;
-  for (; *h; h++) {
-    char ch = *h;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-          (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
-          (allow_colon && ch == ':')))
-      return 0;
-  }
-  return 1;
-}
+#define host_chars_ok qp_host_chars_ok
 
 /* Why qp_addr_split refused v, in the user's terms. */
 static int addr_syntax_error(struct ctx *x, int line, enum key k,
@@ -604,13 +567,7 @@ static int parse_client_ip(struct ctx *x, int line, const char *v,
 
 static void pool_defaults(struct sup_pool_cfg *p) {
   memset(p, 0, sizeof(*p));
-  p->min_cap = p->max_cap = SUP_DEFAULT_CAP;
-  p->min_ivl_ns = p->max_ivl_ns = SUP_DEFAULT_INTERVAL_NS;
-  p->keep_alive_ns = SUP_DEFAULT_KEEP_ALIVE_NS;
-  p->setup_timeout_ns = SUP_DEFAULT_SETUP_TIMEOUT_NS;
-  p->cc_algo = QP_CC_DEFAULT;
-  p->max_stream_window = QP_STREAM_WINDOW_MAX_DEFAULT;
-  p->tls_mode = '1';
+  qp_pool_settings_defaults(&p->set);
   qp_ipfilter_init(&p->client_ip);
   p->worker = -1;
 }
@@ -620,7 +577,6 @@ static void pool_defaults(struct sup_pool_cfg *p) {
 static int set_pool_key(struct ctx *x, struct sup_pool_cfg *p,
                         struct pool_meta *m, enum key k, const char *v,
                         int line) {
-  char b[QBUF];
   const char *name = kname(x, k);
   if (m->line[k] && k != K_CLIENT_IP) {
     if (x->flags)
@@ -629,6 +585,15 @@ static int set_pool_key(struct ctx *x, struct sup_pool_cfg *p,
                 p->name, m->line[k]);
   }
   int rc = 0;
+  if ((unsigned)k < QP_SET_N) { /* a setting: the table parses it */
+    char why[256];
+    if (qp_setting_parse((enum qp_setting_id)k, v, &p->set, why, sizeof(why)) <
+        0)
+      return fail(x, line, name, "%s", why);
+    if (!m->line[k])
+      m->line[k] = line > 0 ? line : 1;
+    return 0;
+  }
   switch (k) {
   case K_MODE:
     if (strcmp(v, "server") == 0)
@@ -641,51 +606,6 @@ static int set_pool_key(struct ctx *x, struct sup_pool_cfg *p,
   case K_LISTEN:
   case K_TARGET:
     rc = parse_addr(x, line, k, v, p);
-    break;
-  case K_MIN_CAP:
-    rc = parse_int(x, line, k, v, 1, QP_CAP_MAX, &p->min_cap);
-    break;
-  case K_MAX_CAP:
-    rc = parse_int(x, line, k, v, 1, QP_CAP_MAX, &p->max_cap);
-    break;
-  case K_MIN_IVL:
-    rc = parse_dur(x, line, k, v, 0, &p->min_ivl_ns);
-    break;
-  case K_MAX_IVL:
-    rc = parse_dur(x, line, k, v, 0, &p->max_ivl_ns);
-    break;
-  case K_KEEP_ALIVE:
-    rc = parse_dur(x, line, k, v, 1, &p->keep_alive_ns);
-    break;
-  case K_SETUP_TIMEOUT:
-    rc = parse_dur(x, line, k, v, 0, &p->setup_timeout_ns);
-    break;
-  case K_CONGESTION_CONTROL: {
-    char names[64];
-    if (qp_cc_parse(v, &p->cc_algo) < 0)
-      rc = fail(x, line, name, "%s is not a congestion controller: use %s",
-                q(b, v), qp_cc_names(names, sizeof(names)));
-    break;
-  }
-  case K_MAX_STREAM_WINDOW: {
-    char why[128];
-    int e = qp_stream_window_parse(v, &p->max_stream_window);
-    if (e < 0)
-      rc = fail(x, line, name, "%s %s", q(b, v),
-                qp_stream_window_why(e, why, sizeof(why)));
-    break;
-  }
-  case K_TLS_MODE:
-    if ((v[0] == '0' || v[0] == '1' || v[0] == '2') && v[1] == '\0')
-      p->tls_mode = v[0];
-    else
-      rc = fail(x, line, name, "must be 0, 1 or 2");
-    break;
-  case K_HOSTNAME:
-    if (strlen(v) > 253 || !host_chars_ok(v, 1))
-      rc = fail(x, line, name, "%s is not a valid host name", q(b, v));
-    else
-      strcpy(p->hostname, v);
     break;
   case K_CA:
     rc = parse_path(x, line, k, v, p->ca_file, sizeof(p->ca_file));
@@ -830,7 +750,7 @@ static int finish_pool(struct ctx *x, struct sup_pool_cfg *p,
     return fail(x, m->hdr_line, sect,
                 "mode is required (mode = server or mode = client)");
   for (int k = 0; k < K_POOL_END; k++)
-    if (m->line[k] && !(keys[k].scope & mode))
+    if (m->line[k] && !(KD(k).scope & mode))
       return fail(x, m->line[k], kname(x, (enum key)k),
                   "only for %s pools (this pool has mode = %s)",
                   p->server ? "client" : "server", mname);
@@ -838,10 +758,10 @@ static int finish_pool(struct ctx *x, struct sup_pool_cfg *p,
   enum key ak = p->server ? K_LISTEN : K_TARGET;
   if (!m->line[ak]) {
     if (x->flags)
-      return fail(x, 0, NULL, "%s is required for qpoold %s", keys[ak].flag,
+      return fail(x, 0, NULL, "%s is required for qpoold %s", KD(ak).flag,
                   mname);
     return fail(x, m->hdr_line, sect, "%s is required for a %s pool",
-                keys[ak].ini, mname);
+                KD(ak).ini, mname);
   }
   if (m->line[K_CERT] && !m->line[K_KEY])
     return fail(x, m->line[K_CERT], kname(x, K_CERT), "%s needs %s too",
@@ -849,39 +769,51 @@ static int finish_pool(struct ctx *x, struct sup_pool_cfg *p,
   if (m->line[K_KEY] && !m->line[K_CERT])
     return fail(x, m->line[K_KEY], kname(x, K_KEY), "%s needs %s too",
                 q(qb, p->key_file), kname(x, K_CERT));
-  if (p->tls_mode == '2' && !p->hostname[0])
-    return fail(x, m->line[K_TLS_MODE], kname(x, K_TLS_MODE),
+  struct qp_pool_settings *st = &p->set;
+  if (st->tls_mode == '2' && !st->hostname[0])
+    return fail(x, m->line[QP_SET_TLS_MODE], kname(x, QP_SET_TLS_MODE),
                 "2 needs %s (the name the server certificate is checked "
                 "against)",
-                kname(x, K_HOSTNAME));
-  if (m->line[K_CA] && p->tls_mode != '2')
+                kname(x, QP_SET_HOSTNAME));
+  if (m->line[K_CA] && st->tls_mode != '2')
     return fail(x, m->line[K_CA], kname(x, K_CA), "only used with %s%s2",
-                kname(x, K_TLS_MODE), x->flags ? " " : " = ");
+                kname(x, QP_SET_TLS_MODE), x->flags ? " " : " = ");
+  /* PINGs are what keep a quiet connection alive: the idle timeout must
+   * leave room for one */
+  if (st->idle_timeout_ns && st->keep_alive_ns &&
+      st->idle_timeout_ns <= st->keep_alive_ns) {
+    qp_duration_format(st->idle_timeout_ns, b1, sizeof(b1));
+    qp_duration_format(st->keep_alive_ns, b2, sizeof(b2));
+    return fail(x, m->line[QP_SET_IDLE_TIMEOUT], kname(x, QP_SET_IDLE_TIMEOUT),
+                "%s must be longer than %s %s (or %s 0 for no PINGs)", b1,
+                kname(x, QP_SET_KEEP_ALIVE), b2, kname(x, QP_SET_KEEP_ALIVE));
+  }
 
   /* Capacities and intervals: an unset bound follows the set one when its
    * default would cross it; two set bounds that cross are an error. */
   if (!p->server) {
-    if (p->min_cap > p->max_cap) {
-      if (m->line[K_MIN_CAP] && m->line[K_MAX_CAP])
-        return fail(x, m->line[K_MIN_CAP], kname(x, K_MIN_CAP),
-                    "%d is greater than %s %d", p->min_cap, kname(x, K_MAX_CAP),
-                    p->max_cap);
-      if (m->line[K_MIN_CAP])
-        p->max_cap = p->min_cap;
+    if (st->min_cap > st->max_cap) {
+      if (m->line[QP_SET_MIN_CAP] && m->line[QP_SET_MAX_CAP])
+        return fail(x, m->line[QP_SET_MIN_CAP], kname(x, QP_SET_MIN_CAP),
+                    "%d is greater than %s %d", (int)st->min_cap,
+                    kname(x, QP_SET_MAX_CAP), (int)st->max_cap);
+      if (m->line[QP_SET_MIN_CAP])
+        st->max_cap = st->min_cap;
       else
-        p->min_cap = p->max_cap;
+        st->min_cap = st->max_cap;
     }
-    if (p->min_ivl_ns > p->max_ivl_ns) {
-      if (m->line[K_MIN_IVL] && m->line[K_MAX_IVL]) {
-        qp_duration_format(p->min_ivl_ns, b1, sizeof(b1));
-        qp_duration_format(p->max_ivl_ns, b2, sizeof(b2));
-        return fail(x, m->line[K_MIN_IVL], kname(x, K_MIN_IVL),
-                    "%s is longer than %s %s", b1, kname(x, K_MAX_IVL), b2);
+    if (st->min_ivl_ns > st->max_ivl_ns) {
+      if (m->line[QP_SET_MIN_INTERVAL] && m->line[QP_SET_MAX_INTERVAL]) {
+        qp_duration_format(st->min_ivl_ns, b1, sizeof(b1));
+        qp_duration_format(st->max_ivl_ns, b2, sizeof(b2));
+        return fail(x, m->line[QP_SET_MIN_INTERVAL],
+                    kname(x, QP_SET_MIN_INTERVAL), "%s is longer than %s %s",
+                    b1, kname(x, QP_SET_MAX_INTERVAL), b2);
       }
-      if (m->line[K_MIN_IVL])
-        p->max_ivl_ns = p->min_ivl_ns;
+      if (m->line[QP_SET_MIN_INTERVAL])
+        st->max_ivl_ns = st->min_ivl_ns;
       else
-        p->min_ivl_ns = p->max_ivl_ns;
+        st->min_ivl_ns = st->max_ivl_ns;
     }
   }
   if (p->worker >= 0 && x->c->workers == 0)
@@ -1087,7 +1019,7 @@ static int on_key(void *user, const char *section, const char *name,
   }
   int k = -1;
   for (int i = 0; i < K_COUNT; i++)
-    if (strcmp(name, keys[i].ini) == 0)
+    if (strcmp(name, KD(i).ini) == 0)
       k = i;
   if (k < 0) {
     /* "max-cap" for "max_cap", "Max_Cap" for "max_cap" */
@@ -1099,9 +1031,9 @@ static int on_key(void *user, const char *section, const char *name,
                  : (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + 32)
                                                       : name[i];
       for (int i = 0; i < K_COUNT; i++)
-        if (strcmp(alt, keys[i].ini) == 0) {
+        if (strcmp(alt, KD(i).ini) == 0) {
           fail(x, line, esc_into(b, sizeof(b), name, 0),
-               "unknown key (did you mean %s?)", keys[i].ini);
+               "unknown key (did you mean %s?)", KD(i).ini);
           return 0;
         }
     }
@@ -1109,20 +1041,20 @@ static int on_key(void *user, const char *section, const char *name,
     return 0;
   }
   if (!x->in_global && !x->cur) {
-    fail(x, line, keys[k].ini,
+    fail(x, line, KD(k).ini,
          "outside any section (put it under [global] or [pool NAME])");
     return 0;
   }
   if (x->in_global) {
-    if (!(keys[k].scope & S_GLOBAL)) {
-      fail(x, line, keys[k].ini,
+    if (!(KD(k).scope & S_GLOBAL)) {
+      fail(x, line, KD(k).ini,
            "not a [global] key (it belongs in a [pool NAME] section)");
       return 0;
     }
     return set_global(x, (enum key)k, value, line) == 0;
   }
-  if (keys[k].scope & S_GLOBAL) {
-    fail(x, line, keys[k].ini, "not a pool key (it belongs in [global])");
+  if (KD(k).scope & S_GLOBAL) {
+    fail(x, line, KD(k).ini, "not a pool key (it belongs in [global])");
     return 0;
   }
   return set_pool_key(x, x->cur, x->cur_meta, (enum key)k, value, line) == 0;
@@ -1375,7 +1307,7 @@ static const char *flag_hint(const char *token) {
 
 static const char *opt_display(int val) {
   if (val >= OPT_KEY && val < OPT_KEY + K_COUNT)
-    return keys[val - OPT_KEY].flag ? keys[val - OPT_KEY].flag : "?";
+    return KD(val - OPT_KEY).flag ? KD(val - OPT_KEY).flag : "?";
   switch (val) {
   case OPT_NAME:
     return "--name";
@@ -1405,6 +1337,7 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
       return 1;
     }
   }
+  longopts_init();
   struct ctx *x = ctx_new(err, errlen, 1, NULL);
   if (!x)
     return -ENOMEM;
@@ -1527,13 +1460,13 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
       name_set = 1;
     } else {
       enum key k = (enum key)(o - OPT_KEY);
-      if (keys[k].scope & S_GLOBAL)
+      if (KD(k).scope & S_GLOBAL)
         set_global(x, k, optarg, 0);
       else if (!mode)
-        fail(x, 0, keys[k].flag, "not with --config (set %s in the file)",
-             keys[k].ini);
-      else if (!(keys[k].scope & mode))
-        fail(x, 0, keys[k].flag, "only for qpoold %s",
+        fail(x, 0, KD(k).flag, "not with --config (set %s in the file)",
+             KD(k).ini);
+      else if (!(KD(k).scope & mode))
+        fail(x, 0, KD(k).flag, "only for qpoold %s",
              mode == S_SERVER ? "client" : "server");
       else
         set_pool_key(x, p, m, k, optarg, 0);
@@ -1583,13 +1516,11 @@ const struct sup_pool_cfg *sup_config_find(const struct sup_config *c,
 
 int sup_pool_cfg_equal(const struct sup_pool_cfg *a,
                        const struct sup_pool_cfg *b) {
+  for (int i = 0; i < QP_SET_N; i++)
+    if (!qp_setting_equal((enum qp_setting_id)i, &a->set, &b->set))
+      return 0;
   if (strcmp(a->name, b->name) != 0 || a->server != b->server ||
-      strcmp(a->addr_text, b->addr_text) != 0 || a->min_cap != b->min_cap ||
-      a->max_cap != b->max_cap || a->min_ivl_ns != b->min_ivl_ns ||
-      a->max_ivl_ns != b->max_ivl_ns || a->keep_alive_ns != b->keep_alive_ns ||
-      a->setup_timeout_ns != b->setup_timeout_ns || a->cc_algo != b->cc_algo ||
-      a->max_stream_window != b->max_stream_window ||
-      a->tls_mode != b->tls_mode || strcmp(a->hostname, b->hostname) != 0 ||
+      strcmp(a->addr_text, b->addr_text) != 0 ||
       strcmp(a->ca_file, b->ca_file) != 0 ||
       strcmp(a->cert_file, b->cert_file) != 0 ||
       strcmp(a->key_file, b->key_file) != 0 || a->worker != b->worker ||
@@ -1612,140 +1543,97 @@ int sup_pool_cfg_equal(const struct sup_pool_cfg *a,
   return 1;
 }
 
+/* The keys of one section of --help: those whose scope is exactly
+ * `scope`, the settings first, each table in its order. */
+static void usage_keys(FILE *f, unsigned scope) {
+  char lead[64];
+  for (int k = 0; k < K_COUNT; k++) {
+    struct keydef d = KD(k);
+    if (!d.flag || d.scope != scope)
+      continue;
+    if (k < QP_SET_N) {
+      qp_setting_usage(f, (enum qp_setting_id)k, NULL);
+    } else {
+      snprintf(lead, sizeof(lead), "  %s %s", d.flag, d.metavar);
+      qp_usage_wrap(f, lead, d.help);
+    }
+  }
+}
+
 void sup_usage(FILE *f) {
-  fputs(
-      "qpoold " QP_VERSION " - np-quic stream pools, privilege-separated\n"
-      "\n"
-      "Usage:\n"
-      "  qpoold server --name NAME --listen ADDR [options]   one server pool\n"
-      "  qpoold client --name NAME --target ADDR [options]   one client pool\n"
-      "  qpoold --config FILE [global options]                many pools\n"
-      "  qpoold --help | --version\n"
-      "\n"
-      "Server pool (accepts QUIC connections, hands out the streams they "
-      "open):\n"
-      "  --name NAME          pool name: 1-63 of A-Z a-z 0-9 _ . - (required)\n"
-      "  --listen ADDR        UDP address to listen on, numeric (required);\n"
-      "                       one server per address: if it (or an\n"
-      "                       overlapping one) is in use, the start fails\n"
-      "                       naming the holder\n"
-      "  --cert FILE          PEM certificate chain   (default: a self-signed\n"
-      "  --key FILE           PEM private key          one made at start)\n"
-      "                       (give both or neither; read and matched at\n"
-      "                       start and by --check: a bad file is an error)\n"
-      "  --max-cap N          idle streams held at most (default 1)\n"
-      "  --client-ip IP|CIDR  allow only these peers; repeatable, and each\n"
-      "                       may be a comma list (default: everyone)\n"
-      "\n"
-      "Client pool (dials the server, keeps streams ready):\n"
-      "  --name NAME          pool name (required)\n"
-      "  --target ADDR        server address (required); a host name is\n"
-      "                       resolved at each connection attempt\n"
-      "  --min-cap N          lowest capacity (default 1)\n"
-      "  --max-cap N          highest capacity (default 1; follows --min-cap\n"
-      "                       when only that is given)\n"
-      "  --min-interval DUR   shortest wait between rounds (default 1s)\n"
-      "  --max-interval DUR   longest wait between rounds (default 1s;\n"
-      "                       follows --min-interval when only that is given)\n"
-      "  --tls-mode 0|1|2     0: no verification, 1: self-signed server, not\n"
-      "                       verified, 2: verified against the CA store and\n"
-      "                       --hostname (default 1)\n"
-      "  --hostname NAME      TLS server name (SNI); required by --tls-mode 2\n"
-      "  --ca FILE            PEM CA bundle for --tls-mode 2 (default: the\n"
-      "                       system bundle: $SSL_CERT_FILE, else\n"
-      "                       /etc/ssl/certs/ca-certificates.crt)\n"
-      "\n"
-      "Either pool:\n"
-      "  --keep-alive DUR     PING period; idle timeout is 3x (default 30s;\n"
-      "                       0: no PINGs, idle timeout 30s, as quic-go)\n"
-      "  --setup-timeout DUR  deadline of a stream's ID exchange (default "
-      "60s)\n",
-      f);
-  fprintf(f,
-          "  --congestion-control NAME  congestion controller of every QUIC\n"
-          "                       connection of the pool (default %s):\n",
-          qp_cc_name(QP_CC_DEFAULT));
-  for (size_t i = 0; i < qp_cc_count; i++)
-    fprintf(f, "                         %-6s %s\n", qp_cc_table[i].name,
-            qp_cc_table[i].what);
-  char lo[32], hi[32], def[32], conn[32];
-  qp_size_format(QP_STREAM_WINDOW_MIN, lo, sizeof(lo));
-  qp_size_format(QP_STREAM_WINDOW_MAX, hi, sizeof(hi));
-  qp_size_format(QP_STREAM_WINDOW_MAX_DEFAULT, def, sizeof(def));
-  qp_size_format(QP_CONN_WINDOW_INIT, conn, sizeof(conn));
-  fprintf(f,
-          "  --max-stream-window SIZE  how far a stream's receive window and\n"
-          "                       read-ahead may grow, %s to %s (default\n"
-          "                       %s); the connection's: %dx, at least %s\n",
-          lo, hi, def, QP_CONN_WINDOW_FACTOR, conn);
-  fputs(
-      "  --allow-users LIST   users (names or uids) that may take streams or\n"
-      "                       change the pool over the control socket\n"
-      "                       (default: root and qpoold's own user only)\n"
-      "  --allow-groups LIST  ... and members of these groups\n"
-      "\n"
-      "Global (also with --config, where they override the file's "
-      "[global]):\n"
-      "  --control PATH       control socket (default " SUP_DEFAULT_CONTROL
-      ")\n"
-      "  --workers N          worker processes; 0: one per pool, for tenant\n"
-      "                       isolation (default 0)\n"
-      "  --user NAME          user the workers run as when started as root\n"
-      "                       (default " SUP_DEFAULT_USER ")\n"
-      "  --chroot DIR         empty directory the workers are locked in\n"
-      "                       (default " SUP_DEFAULT_CHROOT ")\n"
-      "  --log-level LEVEL    error, warn, info or debug (default info)\n"
-      "  --metrics-listen ADDR  serve Prometheus metrics over HTTP on this\n"
-      "                       TCP address, e.g. 127.0.0.1:9464 (GET /metrics;\n"
-      "                       default off; keep it on loopback)\n"
-      "  --check              check the flags / config file and the TLS\n"
-      "                       files, print a summary and exit (0: valid,\n"
-      "                       2: not)\n"
-      "  --foreground         accepted for compatibility: qpoold never "
-      "detaches\n"
-      "                       and logs to stderr (run it under systemd)\n"
-      "  --config FILE        read the pools from FILE (INI, see below)\n"
-      "  --lifeline FD        stop (as on SIGTERM) when FD, an inherited "
-      "pipe,\n"
-      "                       reaches end of file: libqpool's embedded mode\n"
-      "                       starts its private qpoold this way\n"
-      "\n"
-      "Durations are Go's: a number and a unit (ns, us, ms, s, m, h), e.g.\n"
-      "500ms, 5s, 1m30s, 1.5h; at most 24h. Sizes are bytes or a whole\n"
-      "number of KiB, MiB or GiB (1024-based), e.g. 262144, 512KiB, 16MiB.\n"
-      "Addresses are host:port, [IPv6]:port or :port (every IPv4 address;\n"
-      "[::]:port for IPv6).\n"
-      "\n"
-      "Examples:\n"
-      "  qpoold server --name tunnel --listen :4433 --max-cap 64 \\\n"
-      "      --client-ip 192.0.2.0/24,2001:db8::/32\n"
-      "  qpoold client --name tunnel --target relay.example.com:4433 \\\n"
-      "      --min-cap 8 --max-cap 64 --min-interval 100ms --max-interval "
-      "5s\n"
-      "  qpoold --config /etc/qpool/qpoold.conf --foreground\n"
-      "\n"
-      "Config file: a [pool NAME] section per pool with mode = server or "
-      "client and\n"
-      "the keys of the flags above with _ for - (min_cap, client_ip, ...); "
-      "worker = N\n"
-      "pins a pool to worker N (needs workers = N+1 or more in [global]).\n"
-      "  [global]\n"
-      "  workers = 2\n"
-      "  user = qpool\n"
-      "\n"
-      "  [pool tenant-a]\n"
-      "  mode = server\n"
-      "  listen = [::]:4433\n"
-      "  max_cap = 64\n"
-      "  client_ip = 198.51.100.0/24, 2001:db8:a::/48\n"
-      "  worker = 0                 ; optional: pin to worker 0\n"
-      "\n"
-      "  [pool upstream]\n"
-      "  mode = client\n"
-      "  target = relay.example.com:4433\n"
-      "  tls_mode = 2\n"
-      "  hostname = relay.example.com\n"
-      "\n"
-      "See docs/qpoold-config.md for every key.\n",
-      f);
+  fputs("qpoold " QP_VERSION " - np-quic stream pools, privilege-separated\n"
+        "\n"
+        "Usage:\n"
+        "  qpoold server --name NAME --listen ADDR [options]   one server "
+        "pool\n"
+        "  qpoold client --name NAME --target ADDR [options]   one client "
+        "pool\n"
+        "  qpoold --config FILE [global options]                many pools\n"
+        "  qpoold --help | --version\n"
+        "\n"
+        "Server pool (accepts QUIC connections, hands out the streams they "
+        "open):\n",
+        f);
+  qp_usage_wrap(f, "  --name NAME",
+                "pool name: 1-63 of A-Z a-z 0-9 _ . - (required)");
+  usage_keys(f, S_SERVER);
+  fputs("\nClient pool (dials the server, keeps streams ready):\n", f);
+  qp_usage_wrap(f, "  --name NAME", "pool name (required)");
+  usage_keys(f, S_CLIENT);
+  fputs("\nEither pool:\n", f);
+  usage_keys(f, S_SERVER | S_CLIENT);
+  fputs("\nGlobal (also with --config, where they override the file's "
+        "[global]):\n",
+        f);
+  usage_keys(f, S_GLOBAL);
+  fputs("  --check              check the flags / config file and the TLS\n"
+        "                       files, print a summary and exit (0: valid,\n"
+        "                       2: not)\n"
+        "  --foreground         accepted for compatibility: qpoold never "
+        "detaches\n"
+        "                       and logs to stderr (run it under systemd)\n"
+        "  --config FILE        read the pools from FILE (INI, see below)\n"
+        "  --lifeline FD        stop (as on SIGTERM) when FD, an inherited "
+        "pipe,\n"
+        "                       reaches end of file: libqpool's embedded mode\n"
+        "                       starts its private qpoold this way\n"
+        "\n"
+        "Durations are Go's: a number and a unit (ns, us, ms, s, m, h), e.g.\n"
+        "500ms, 5s, 1m30s, 1.5h; at most 24h. Sizes are bytes or a whole\n"
+        "number of KiB, MiB or GiB (1024-based), e.g. 262144, 512KiB, 16MiB.\n"
+        "Addresses are host:port, [IPv6]:port or :port (every IPv4 address;\n"
+        "[::]:port for IPv6).\n"
+        "\n"
+        "Examples:\n"
+        "  qpoold server --name tunnel --listen :4433 --max-cap 64 \\\n"
+        "      --client-ip 192.0.2.0/24,2001:db8::/32\n"
+        "  qpoold client --name tunnel --target relay.example.com:4433 \\\n"
+        "      --min-cap 8 --max-cap 64 --min-interval 100ms --max-interval "
+        "5s\n"
+        "  qpoold --config /etc/qpool/qpoold.conf --foreground\n"
+        "\n"
+        "Config file: a [pool NAME] section per pool with mode = server or "
+        "client and\n"
+        "the keys of the flags above with _ for - (min_cap, client_ip, ...); "
+        "worker = N\n"
+        "pins a pool to worker N (needs workers = N+1 or more in [global]).\n"
+        "  [global]\n"
+        "  workers = 2\n"
+        "  user = qpool\n"
+        "\n"
+        "  [pool tenant-a]\n"
+        "  mode = server\n"
+        "  listen = [::]:4433\n"
+        "  max_cap = 64\n"
+        "  client_ip = 198.51.100.0/24, 2001:db8:a::/48\n"
+        "  worker = 0                 ; optional: pin to worker 0\n"
+        "\n"
+        "  [pool upstream]\n"
+        "  mode = client\n"
+        "  target = relay.example.com:4433\n"
+        "  tls_mode = 2\n"
+        "  hostname = relay.example.com\n"
+        "\n"
+        "See docs/qpoold-config.md for every key.\n",
+        f);
 }

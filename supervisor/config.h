@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 
 #include "shared/ipfilter.h"
-#include "shared/pool_params.h" /* limits, qp_cc, QP_STREAM_WINDOW_* */
+#include "shared/settings.h" /* the pool settings, their limits */
 
 #define SUP_POOLS_MAX 256
 #define SUP_ACL_MAX 32         /* entries in allow_users / allow_groups */
@@ -24,10 +24,6 @@
 #define SUP_DEFAULT_CONTROL "/run/qpool/qpoold.sock"
 #define SUP_DEFAULT_USER "nobody"
 #define SUP_DEFAULT_CHROOT "/run/qpool/empty"
-#define SUP_DEFAULT_CAP 1
-#define SUP_DEFAULT_INTERVAL_NS UINT64_C(1000000000)       /* 1s */
-#define SUP_DEFAULT_KEEP_ALIVE_NS UINT64_C(30000000000)    /* 30s */
-#define SUP_DEFAULT_SETUP_TIMEOUT_NS UINT64_C(60000000000) /* 60s */
 
 struct sup_pool_cfg {
   char name[SUP_NAME_MAX]; /* [A-Za-z0-9_.-]{1,63}, unique */
@@ -36,18 +32,11 @@ struct sup_pool_cfg {
    * addr_len 0 for a host name (resolved by qpoold on every dial) */
   struct sockaddr_storage addr;
   socklen_t addr_len;
-  char addr_text[128];  /* as the user wrote it */
-  int min_cap, max_cap; /* server: max_cap only (min_cap stays 1, unused) */
-  uint64_t min_ivl_ns, max_ivl_ns; /* client only */
-  uint64_t keep_alive_ns; /* 0: no PINGs (idle timeout: qp_idle_timeout_ns) */
-  uint64_t setup_timeout_ns; /* stream ID exchange deadline */
-  int cc_algo; /* ngtcp2_cc_algo of every connection (shared/pool_params.h) */
-  /* cap of a stream's receive window and read-ahead, bytes
-   * (QP_STREAM_WINDOW_MIN..QP_STREAM_WINDOW_MAX) */
-  uint64_t max_stream_window;
-  char tls_mode; /* '0' '1' '2' (client) */
+  char addr_text[128]; /* as the user wrote it */
+  /* every setting of shared/settings.h's table */
+  struct qp_pool_settings set;
   /* "" = unset */
-  char hostname[256], ca_file[4096], cert_file[4096], key_file[4096];
+  char ca_file[4096], cert_file[4096], key_file[4096];
   struct qp_ipfilter client_ip; /* server; empty: anyone */
   /* who may take streams from this pool or change it (Flush, AddError,
    * ResetError) over the control socket, besides root and qpoold's own

@@ -114,8 +114,8 @@ void sup_pool_stats(const struct sup *s, const struct sup_pool *p,
   st->failed = p->failed;
   st->active = r->active;
   st->capacity = p->has_report   ? r->capacity
-                 : p->cfg.server ? p->cfg.max_cap
-                                 : p->cfg.min_cap;
+                 : p->cfg.server ? p->cfg.set.max_cap
+                                 : p->cfg.set.min_cap;
   st->interval_ns = r->interval_ns;
   st->errors = p->app_errors;
   st->connected = r->connected;

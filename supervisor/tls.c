@@ -177,7 +177,7 @@ static int sealed_copy(const char *data, size_t len, char *err, size_t errlen) {
 /* Client, tls_mode 2: the CA file, or the system bundle. */
 static int load_ca(const struct sup_pool_cfg *pc, struct sup_tls *t, char *err,
                    size_t errlen) {
-  if (pc->server || pc->tls_mode != '2')
+  if (pc->server || pc->set.tls_mode != '2')
     return 0;
   char what[4200];
   if (pc->ca_file[0]) {

@@ -16,7 +16,7 @@
 
 #include "shared/addr.h"
 #include "shared/log.h"
-#include "shared/pool_params.h"
+#include "shared/settings.h"
 #include "supervisor/sup.h"
 
 #define BACKOFF_MIN_MS 100
@@ -133,7 +133,7 @@ void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
                           struct sup_pool *p) {
   const struct sup_pool_cfg *c = &p->cfg;
   Qpool__PoolAdd m = QPOOL__POOL_ADD__INIT;
-  char mode[2] = {c->tls_mode ? c->tls_mode : '1', 0};
+  struct qp_settings_pb_scratch scratch;
   m.name = (char *)c->name;
   m.server = c->server;
   if (c->server) {
@@ -141,19 +141,7 @@ void sup_worker_send_pool(struct sup *s, struct sup_worker *w,
     m.reset_secret.data = (uint8_t *)p->reset_secret;
     m.reset_secret.len = sizeof(p->reset_secret);
   }
-  m.min_cap = c->min_cap;
-  m.max_cap = c->max_cap;
-  m.min_ivl_ns = (int64_t)c->min_ivl_ns;
-  m.max_ivl_ns = (int64_t)c->max_ivl_ns;
-  m.keep_alive_ns = c->keep_alive_ns;
-  m.tls_mode = mode;
-  m.hostname = c->hostname[0] ? (char *)c->hostname : NULL;
-  m.congestion_control = (char *)qp_cc_name(c->cc_algo);
-  m.max_stream_window = c->max_stream_window;
-  if (c->setup_timeout_ns) {
-    m.has_setup_timeout_ns = 1;
-    m.setup_timeout_ns = c->setup_timeout_ns;
-  }
+  qp_pool_settings_to_pb(&c->set, &m, &scratch);
   if (p->tls.cert_pem && p->tls.key_pem) {
     m.has_cert_pem = m.has_key_pem = 1;
     m.cert_pem.data = (uint8_t *)p->tls.cert_pem;

@@ -49,7 +49,7 @@
 #include "shared/addr.h"
 #include "shared/duration.h"
 #include "shared/log.h"
-#include "shared/pool_params.h"
+#include "shared/settings.h"
 #include "shared/size.h"
 
 #define LINE_MAX_LEN 512
@@ -64,19 +64,25 @@ static struct {
   const char *tunnel, *listen, *forward;
   char *psk;
   size_t psk_len;
-  int min_cap, max_cap;
-  uint64_t min_ivl, max_ivl, keep_alive;
-  const char *tls_mode, *hostname, *cert, *key, *client_ip;
-  const char *cc;  /* --congestion-control; NULL: the pool's default */
-  uint64_t window; /* --max-stream-window; 0: the pool's default */
+  /* the pool's settings (shared/settings.h), the tunnel's defaults
+   * (tunnel_defaults) unless given */
+  struct qp_pool_settings set;
+  unsigned char given[QP_SET_N];
+  const char *cert, *key, *client_ip;
   atomic_int stop;
   atomic_long conns, conns_total, failures;
-} O = {.min_cap = 8,
-       .max_cap = 64,
-       .min_ivl = 100 * 1000000ull,
-       .max_ivl = 1000 * 1000000ull,
-       .keep_alive = 5 * 1000000000ull,
-       .tls_mode = "1"};
+} O;
+
+/* Where the tunnel's pool differs from qpoold's defaults: more streams
+ * ready, faster refills, a shorter keep-alive (NATs on the way). */
+static void tunnel_defaults(struct qp_pool_settings *s) {
+  qp_pool_settings_defaults(s);
+  s->min_cap = 8;
+  s->max_cap = 64;
+  s->min_ivl_ns = 100 * 1000000ull;
+  s->max_ivl_ns = 1000 * 1000000ull;
+  s->keep_alive_ns = 5 * 1000000000ull;
+}
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void die(const char *fmt, ...) {
@@ -421,22 +427,28 @@ static int connect_forward(void) {
 static qp_pool *start_pool(void) {
   qp_pool *p;
   struct qp_tls tls = {.cert_file = O.cert, .key_file = O.key};
+  const struct qp_pool_settings *st = &O.set;
+  char tls_mode[2] = {st->tls_mode, 0};
   int rc =
       O.server
-          ? qp_server_pool_new(O.max_cap, O.client_ip, O.cert ? &tls : NULL,
-                               O.tunnel, (int64_t)O.keep_alive, &p)
-          : qp_client_pool_new(O.min_cap, O.max_cap, (int64_t)O.min_ivl,
-                               (int64_t)O.max_ivl, (int64_t)O.keep_alive,
-                               O.tls_mode, O.hostname, O.tunnel, &p);
+          ? qp_server_pool_new(st->max_cap, O.client_ip, O.cert ? &tls : NULL,
+                               O.tunnel, (int64_t)st->keep_alive_ns, &p)
+          : qp_client_pool_new(st->min_cap, st->max_cap,
+                               (int64_t)st->min_ivl_ns, (int64_t)st->max_ivl_ns,
+                               (int64_t)st->keep_alive_ns, tls_mode,
+                               st->hostname, O.tunnel, &p);
   if (rc < 0)
     die("%s pool: %s", O.server ? "server" : "client", qp_strerror(rc));
-  if (O.cc && (rc = qp_pool_congestion_control(p, O.cc)) < 0) {
-    qp_close(p);
-    die("--congestion-control %s: %s", O.cc, qp_strerror(rc));
-  }
-  if (O.window && (rc = qp_pool_max_stream_window(p, O.window)) < 0) {
-    qp_close(p);
-    die("--max-stream-window %" PRIu64 ": %s", O.window, qp_strerror(rc));
+  /* the rest of the given settings, by the table's keys */
+  for (int i = 0; i < QP_SET_N; i++) {
+    char v[300];
+    if (!O.given[i])
+      continue;
+    qp_setting_format((enum qp_setting_id)i, st, v, sizeof(v));
+    if ((rc = qp_pool_set(p, qp_settings[i].key, v)) < 0) {
+      qp_close(p);
+      die("%s %s: %s", qp_settings[i].flag, v, qp_strerror(rc));
+    }
   }
   rc = O.server ? qp_server_manager(p) : qp_client_manager(p);
   if (rc < 0) {
@@ -857,54 +869,46 @@ static int run_client(void) {
 
 /* ---- options ------------------------------------------------------------ */
 
+/* The pool settings whose scope is exactly `scope`, with the tunnel's
+ * defaults. */
+static void usage_settings(FILE *f, unsigned scope) {
+  struct qp_pool_settings d;
+  tunnel_defaults(&d);
+  for (int i = 0; i < QP_SET_N; i++)
+    if (qp_settings[i].scope == scope)
+      qp_setting_usage(f, (enum qp_setting_id)i, &d);
+}
+
 static void usage(FILE *f) {
-  fputs(
-      "qpool-tunnel " QP_VERSION " - a TCP tunnel over an np-quic stream pool\n"
-      "\n"
-      "Usage:\n"
-      "  qpool-tunnel server --tunnel ADDR --listen ADDR (--psk SECRET | "
-      "--psk-file FILE) [options]\n"
-      "  qpool-tunnel client --tunnel ADDR --forward ADDR (--psk SECRET | "
-      "--psk-file FILE) [options]\n"
-      "\n"
-      "The server end accepts user TCP connections on --listen and carries "
-      "each one\n"
-      "over a pooled QUIC stream to the client end, which connects it to "
-      "--forward.\n"
-      "Both ends need the same pre-shared key; it authenticates the control "
-      "stream\n"
-      "(00000000) with HMAC-SHA256 and is never sent.\n"
-      "\n"
-      "Both:\n"
-      "  --tunnel ADDR        UDP address of the server pool (server: where "
-      "to listen,\n"
-      "                       numeric; client: where to dial, host names "
-      "resolved)\n"
-      "  --psk SECRET         the pre-shared key (visible in ps: prefer "
-      "--psk-file)\n"
-      "  --psk-file FILE      read the key from FILE (trailing newline "
-      "ignored)\n"
-      "  --keep-alive DUR     QUIC PING period; idle timeout 3x (default 5s)\n"
-      "  --max-cap N          idle streams held at most (default 64)\n"
-      "  --log-level LEVEL    error, warn, info or debug (default info)\n",
-      f);
-  fprintf(f,
-          "  --congestion-control NAME  congestion controller of the QUIC\n"
-          "                       connections (default %s):\n",
-          qp_cc_name(QP_CC_DEFAULT));
-  for (size_t i = 0; i < qp_cc_count; i++)
-    fprintf(f, "                         %-6s %s\n", qp_cc_table[i].name,
-            qp_cc_table[i].what);
-  char lo[32], hi[32], def[32];
-  qp_size_format(QP_STREAM_WINDOW_MIN, lo, sizeof(lo));
-  qp_size_format(QP_STREAM_WINDOW_MAX, hi, sizeof(hi));
-  qp_size_format(QP_STREAM_WINDOW_MAX_DEFAULT, def, sizeof(def));
-  fprintf(f,
-          "  --max-stream-window SIZE  how far a stream's receive window and\n"
-          "                       read-ahead may grow: bytes or KiB, MiB, "
-          "GiB,\n"
-          "                       %s to %s (default %s)\n",
-          lo, hi, def);
+  fputs("qpool-tunnel " QP_VERSION
+        " - a TCP tunnel over an np-quic stream pool\n"
+        "\n"
+        "Usage:\n"
+        "  qpool-tunnel server --tunnel ADDR --listen ADDR (--psk SECRET | "
+        "--psk-file FILE) [options]\n"
+        "  qpool-tunnel client --tunnel ADDR --forward ADDR (--psk SECRET | "
+        "--psk-file FILE) [options]\n"
+        "\n"
+        "The server end accepts user TCP connections on --listen and carries "
+        "each one\n"
+        "over a pooled QUIC stream to the client end, which connects it to "
+        "--forward.\n"
+        "Both ends need the same pre-shared key; it authenticates the control "
+        "stream\n"
+        "(00000000) with HMAC-SHA256 and is never sent.\n"
+        "\n"
+        "Both:\n"
+        "  --tunnel ADDR        UDP address of the server pool (server: where "
+        "to listen,\n"
+        "                       numeric; client: where to dial, host names "
+        "resolved)\n"
+        "  --psk SECRET         the pre-shared key (visible in ps: prefer "
+        "--psk-file)\n"
+        "  --psk-file FILE      read the key from FILE (trailing newline "
+        "ignored)\n"
+        "  --log-level LEVEL    error, warn, info or debug (default info)\n",
+        f);
+  usage_settings(f, QP_SCOPE_SERVER | QP_SCOPE_CLIENT);
   fputs(
       "\n"
       "Server:\n"
@@ -913,18 +917,14 @@ static void usage(FILE *f) {
       "  --cert FILE --key FILE  PEM certificate and key (default: "
       "self-signed,\n"
       "                       made in memory)\n"
-      "  --client-ip LIST     only these client addresses/CIDRs may connect\n"
-      "\n"
-      "Client:\n"
-      "  --forward ADDR       TCP target of every tunnelled connection\n"
-      "  --min-cap N          idle streams kept ready at least (default 8)\n"
-      "  --min-interval DUR   --max-interval DUR   refill rounds (default "
-      "100ms, 1s)\n"
-      "  --tls-mode 0|1|2     0/1: no verification (1: the default, a "
-      "self-signed\n"
-      "                       server), 2: verify against the system CAs and "
-      "--hostname\n"
-      "  --hostname NAME      TLS server name\n"
+      "  --client-ip LIST     only these client addresses/CIDRs may connect\n",
+      f);
+  usage_settings(f, QP_SCOPE_SERVER);
+  fputs("\nClient:\n"
+        "  --forward ADDR       TCP target of every tunnelled connection\n",
+        f);
+  usage_settings(f, QP_SCOPE_CLIENT);
+  fputs(
       "\n"
       "Durations: Go's syntax (500ms, 5s, 1m30s). Each end runs a private "
       "qpoold for\n"
@@ -951,22 +951,6 @@ static void usage_error(const char *fmt, ...) {
   va_end(ap);
   fputs("\n(see qpool-tunnel --help)\n", stderr);
   exit(2);
-}
-
-static int parse_int(const char *flag, const char *v, int lo, int hi) {
-  char *end;
-  errno = 0;
-  long n = strtol(v, &end, 10);
-  if (!*v || *end || errno || n < lo || n > hi)
-    usage_error("%s: \"%s\" is not a number from %d to %d", flag, v, lo, hi);
-  return (int)n;
-}
-
-static uint64_t parse_dur(const char *flag, const char *v) {
-  uint64_t ns;
-  if (qp_duration_parse(v, &ns) < 0)
-    usage_error("%s: \"%s\" is not a duration (e.g. 500ms, 5s, 1m)", flag, v);
-  return ns;
 }
 
 static void read_psk_file(const char *path) {
@@ -1010,43 +994,33 @@ int main(int argc, char **argv) {
     OPT_FORWARD,
     OPT_PSK,
     OPT_PSK_FILE,
-    OPT_MIN_CAP,
-    OPT_MAX_CAP,
-    OPT_MIN_IVL,
-    OPT_MAX_IVL,
-    OPT_KEEP_ALIVE,
-    OPT_TLS_MODE,
-    OPT_HOSTNAME,
     OPT_CERT,
     OPT_KEY,
     OPT_CLIENT_IP,
     OPT_LOG_LEVEL,
-    OPT_CC,
-    OPT_WINDOW,
+    OPT_SET, /* + qp_setting_id: the pool's settings */
   };
-  static const struct option lo[] = {
+  static const struct option fixed[] = {
       {"tunnel", required_argument, NULL, OPT_TUNNEL},
       {"listen", required_argument, NULL, OPT_LISTEN},
       {"forward", required_argument, NULL, OPT_FORWARD},
       {"psk", required_argument, NULL, OPT_PSK},
       {"psk-file", required_argument, NULL, OPT_PSK_FILE},
-      {"min-cap", required_argument, NULL, OPT_MIN_CAP},
-      {"max-cap", required_argument, NULL, OPT_MAX_CAP},
-      {"min-interval", required_argument, NULL, OPT_MIN_IVL},
-      {"max-interval", required_argument, NULL, OPT_MAX_IVL},
-      {"keep-alive", required_argument, NULL, OPT_KEEP_ALIVE},
-      {"tls-mode", required_argument, NULL, OPT_TLS_MODE},
-      {"hostname", required_argument, NULL, OPT_HOSTNAME},
       {"cert", required_argument, NULL, OPT_CERT},
       {"key", required_argument, NULL, OPT_KEY},
       {"client-ip", required_argument, NULL, OPT_CLIENT_IP},
       {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-      {"congestion-control", required_argument, NULL, OPT_CC},
-      {"max-stream-window", required_argument, NULL, OPT_WINDOW},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+      {"help", no_argument, NULL, 'h'}};
+  enum { NFIXED = sizeof(fixed) / sizeof(fixed[0]) };
+  struct option lo[NFIXED + QP_SET_N + 1];
+  memcpy(lo, fixed, sizeof(fixed));
+  for (int i = 0; i < QP_SET_N; i++)
+    lo[NFIXED + i] = (struct option){qp_settings[i].flag + 2, required_argument,
+                                     NULL, OPT_SET + i};
+  lo[NFIXED + QP_SET_N] = (struct option){NULL, 0, NULL, 0};
+  tunnel_defaults(&O.set);
   const char *mode = argv[1];
-  int c, have_min = 0;
+  int c;
   optind = 2;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
@@ -1069,28 +1043,6 @@ int main(int argc, char **argv) {
       free(O.psk);
       read_psk_file(optarg);
       break;
-    case OPT_MIN_CAP:
-      O.min_cap = parse_int("--min-cap", optarg, 1, 65536);
-      have_min = 1;
-      break;
-    case OPT_MAX_CAP:
-      O.max_cap = parse_int("--max-cap", optarg, 1, 65536);
-      break;
-    case OPT_MIN_IVL:
-      O.min_ivl = parse_dur("--min-interval", optarg);
-      break;
-    case OPT_MAX_IVL:
-      O.max_ivl = parse_dur("--max-interval", optarg);
-      break;
-    case OPT_KEEP_ALIVE:
-      O.keep_alive = parse_dur("--keep-alive", optarg);
-      break;
-    case OPT_TLS_MODE:
-      O.tls_mode = optarg;
-      break;
-    case OPT_HOSTNAME:
-      O.hostname = optarg;
-      break;
     case OPT_CERT:
       O.cert = optarg;
       break;
@@ -1111,24 +1063,6 @@ int main(int argc, char **argv) {
       qp_log_set_level((enum qp_log_level)i);
       break;
     }
-    case OPT_CC: {
-      char names[64];
-      int algo;
-      if (qp_cc_parse(optarg, &algo) < 0)
-        usage_error("--congestion-control: \"%s\" is not a congestion "
-                    "controller: use %s",
-                    optarg, qp_cc_names(names, sizeof(names)));
-      O.cc = optarg;
-      break;
-    }
-    case OPT_WINDOW: {
-      char why[128];
-      int e = qp_stream_window_parse(optarg, &O.window);
-      if (e < 0)
-        usage_error("--max-stream-window: \"%s\" %s", optarg,
-                    qp_stream_window_why(e, why, sizeof(why)));
-      break;
-    }
     case 'h':
       usage(stdout);
       return 0;
@@ -1136,6 +1070,18 @@ int main(int argc, char **argv) {
       usage_error("%s needs a value", argv[optind - 1]);
       break;
     default:
+      if (c >= OPT_SET && c < OPT_SET + QP_SET_N) {
+        enum qp_setting_id id = (enum qp_setting_id)(c - OPT_SET);
+        const struct qp_setting *e = &qp_settings[id];
+        char why[256];
+        if (!(e->scope & (O.server ? QP_SCOPE_SERVER : QP_SCOPE_CLIENT)))
+          usage_error("%s is for the %s end", e->flag,
+                      O.server ? "client" : "server");
+        if (qp_setting_parse(id, optarg, &O.set, why, sizeof(why)) < 0)
+          usage_error("%s: %s", e->flag, why);
+        O.given[id] = 1;
+        break;
+      }
       usage_error("unknown option %s", argv[optind - 1]);
     }
   }
@@ -1152,8 +1098,6 @@ int main(int argc, char **argv) {
   if (!O.server && (O.listen || O.cert || O.key || O.client_ip))
     usage_error("--listen, --cert, --key and --client-ip are for the server "
                 "end");
-  if (O.server && (have_min || strcmp(O.tls_mode, "1") || O.hostname))
-    usage_error("--min-cap, --tls-mode and --hostname are for the client end");
   if (!O.psk || O.psk_len == 0)
     usage_error("both ends need the same pre-shared key: --psk SECRET or "
                 "--psk-file FILE");
@@ -1163,12 +1107,17 @@ int main(int argc, char **argv) {
             O.psk_len);
   if (!!O.cert != !!O.key)
     usage_error("--cert and --key go together");
-  if (!have_min && O.min_cap > O.max_cap)
-    O.min_cap = O.max_cap;
-  if (O.min_cap > O.max_cap)
-    usage_error("--min-cap %d is above --max-cap %d", O.min_cap, O.max_cap);
-  if (O.min_ivl > O.max_ivl)
+  struct qp_pool_settings *st = &O.set;
+  if (!O.given[QP_SET_MIN_CAP] && st->min_cap > st->max_cap)
+    st->min_cap = st->max_cap;
+  if (st->min_cap > st->max_cap)
+    usage_error("--min-cap %d is above --max-cap %d", (int)st->min_cap,
+                (int)st->max_cap);
+  if (st->min_ivl_ns > st->max_ivl_ns)
     usage_error("--min-interval is above --max-interval");
+  if (st->tls_mode == '2' && !st->hostname[0])
+    usage_error("--tls-mode 2 needs --hostname (the name the server "
+                "certificate is checked against)");
   struct sockaddr_storage ss;
   socklen_t sl;
   if (O.forward && resolve_tcp(O.forward, &ss, &sl, 0) < 0)

@@ -188,7 +188,6 @@ static void on_conn_timer(uv_timer_t *t);
 static void settings_init(wrk_conn *c, ngtcp2_settings *st,
                           ngtcp2_transport_params *tp, int server) {
   const struct wrk_pool_config *cfg = &c->pool->cfg;
-  uint64_t ka = cfg->keep_alive_ns;
   ngtcp2_settings_default(st);
   st->initial_ts = wrk_now();
   st->initial_rtt = 10 * NGTCP2_MILLISECONDS; /* loopback/LAN first */
@@ -196,22 +195,23 @@ static void settings_init(wrk_conn *c, ngtcp2_settings *st,
   st->no_tx_udp_payload_size_shaping = c->max_payload > 1452;
   /* windows start small (what an idle stream may hold) and ngtcp2 grows
    * them while they are used up within two round trips */
-  st->max_window = qp_conn_window_max(cfg->max_stream_window);
-  st->max_stream_window = cfg->max_stream_window;
+  st->max_window = qp_conn_window_max(cfg->set.max_stream_window);
+  st->max_stream_window = cfg->set.max_stream_window;
   st->handshake_timeout = 10 * NGTCP2_SECONDS;
-  st->cc_algo = c->cc_algo = cfg->cc_algo; /* reported by wrk_conn_describe */
+  st->cc_algo = c->cc_algo =
+      cfg->set.cc_algo; /* reported by wrk_conn_describe */
   if (qp_log_enabled(QP_LOG_DEBUG) && getenv("QPOOL_NGTCP2_DEBUG"))
     st->log_printf = NULL;
 
   ngtcp2_transport_params_default(tp);
-  uint64_t sw = qp_stream_window_init(cfg->max_stream_window);
+  uint64_t sw = qp_stream_window_init(cfg->set.max_stream_window);
   tp->initial_max_stream_data_bidi_local = sw;
   tp->initial_max_stream_data_bidi_remote = sw;
   tp->initial_max_stream_data_uni = 0;
   tp->initial_max_data = QP_CONN_WINDOW_INIT;
-  tp->initial_max_streams_bidi = server ? (uint64_t)cfg->max_cap : 0;
+  tp->initial_max_streams_bidi = server ? (uint64_t)cfg->set.max_cap : 0;
   tp->initial_max_streams_uni = 0;
-  tp->max_idle_timeout = qp_idle_timeout_ns(ka); /* the one rule */
+  tp->max_idle_timeout = qp_pool_idle_timeout_ns(&cfg->set); /* the one rule */
   tp->max_udp_payload_size = 65527;
   tp->active_connection_id_limit = 4;
   /* no QUIC-bit greasing (RFC 9287, on by default in ngtcp2): when a worker
@@ -227,7 +227,7 @@ static wrk_conn *conn_alloc(wrk_pool *p, int fd) {
     return NULL;
   c->pool = p;
   c->fd = fd;
-  c->tx_limit = qp_stream_window_init(p->cfg.max_stream_window);
+  c->tx_limit = qp_stream_window_init(p->cfg.set.max_stream_window);
   wrk_list_init(&c->tx_streams);
   wrk_list_init(&c->streams);
   wrk_list_init(&c->dirty_link);
@@ -267,8 +267,8 @@ static int conn_start(wrk_conn *c) {
   uv_poll_start(&c->poll, c->poll_events, on_conn_io);
   wrk_list_push(&p->conns, &c->link);
   p->st.conns++;
-  if (p->cfg.keep_alive_ns)
-    ngtcp2_conn_set_keep_alive_timeout(c->qc, p->cfg.keep_alive_ns);
+  if (p->cfg.set.keep_alive_ns)
+    ngtcp2_conn_set_keep_alive_timeout(c->qc, p->cfg.set.keep_alive_ns);
   return 0;
 }
 
@@ -654,7 +654,7 @@ static void arm_timer(wrk_conn *c) {
 static void conn_update_tx_limit(wrk_conn *c) {
   ngtcp2_conn_stat cs;
   ngtcp2_conn_get_conn_stat(c->qc, &cs);
-  uint64_t l = 2 * cs.cwnd, cap = c->pool->cfg.max_stream_window;
+  uint64_t l = 2 * cs.cwnd, cap = c->pool->cfg.set.max_stream_window;
   if (l < qp_stream_window_init(cap))
     l = qp_stream_window_init(cap);
   c->tx_limit = l < cap ? l : cap;

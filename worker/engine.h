@@ -12,6 +12,7 @@
 #include "shared/addr.h"
 #include "shared/conn_info.h"
 #include "shared/ipfilter.h"
+#include "shared/settings.h"
 
 #define WRK_ID_CONTROL UINT32_C(0) /* "00000000": first ID a server assigns */
 #define WRK_NAME_MAX 64
@@ -23,18 +24,11 @@ enum wrk_role { WRK_CLIENT = 1, WRK_SERVER = 2 };
 struct wrk_pool_config {
   enum wrk_role role;
   char name[WRK_NAME_MAX];
-  uint64_t keep_alive_ns; /* 0: no PINGs; idle timeout = 3 x keep-alive */
-  int cc_algo; /* ngtcp2_cc_algo of every connection: one of qp_cc_table's */
-  /* cap of a stream's receive window and read-ahead (bytes,
-   * QP_STREAM_WINDOW_MIN..QP_STREAM_WINDOW_MAX; shared/pool_params.h) */
-  uint64_t max_stream_window;
+  /* every setting of shared/settings.h's table (defaults from there) */
+  struct qp_pool_settings set;
 
   /* client */
-  int min_cap, max_cap; /* normalised as the reference does */
-  int64_t min_ivl_ns, max_ivl_ns;
-  char tls_mode;        /* '0', '1' or '2' */
-  const char *hostname; /* SNI and, in mode 2, the verified name */
-  const char *ca_file;  /* mode 2: trust these CAs (NULL: system) */
+  const char *ca_file; /* mode 2: trust these CAs (NULL: system) */
   struct sockaddr_storage target;
   socklen_t target_len;
 
@@ -54,7 +48,6 @@ struct wrk_pool_config {
   size_t cert_pem_len, key_pem_len, ca_pem_len;
 
   /* both */
-  uint64_t setup_timeout_ns; /* ID exchange deadline; 0: 60 s */
   /* key of the stateless reset tokens (NULL: random); qpoold keeps it
    * across worker restarts so that it can reset orphaned connections */
   const uint8_t *reset_secret;
@@ -82,9 +75,8 @@ struct wrk_pool_stats {
   int conns;                  /* gauge: open connections */
 };
 
-/* Fills cfg with the defaults of the reference (capacities 1, intervals 1 s,
- * tls '1', keep-alive 30 s, setup timeout 60 s) and congestion control
- * QP_CC_DEFAULT. */
+/* Fills cfg: the settings at their defaults (shared/settings.c), the rest
+ * empty. */
 void wrk_pool_config_init(struct wrk_pool_config *cfg, enum wrk_role role);
 
 /* Creates a pool on loop. The config is copied (strings too). Loads or makes

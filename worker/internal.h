@@ -163,7 +163,7 @@ struct wrk_waiter {
 struct wrk_pool {
   uv_loop_t *loop;
   struct wrk_pool_config cfg;
-  char *hostname, *ca_file, *cert_file, *key_file, *alpn;
+  char *ca_file, *cert_file, *key_file, *alpn;
   uint8_t *setup_payload;
   struct wrk_tls *tls;
   struct qp_rules rules;

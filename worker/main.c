@@ -178,24 +178,9 @@ static void handle_pool_add(const Qpool__PoolAdd *m, int fd) {
   struct wrk_pool_config cfg;
   wrk_pool_config_init(&cfg, m->server ? WRK_SERVER : WRK_CLIENT);
   snprintf(cfg.name, sizeof(cfg.name), "%s", m->name);
-  cfg.min_cap = m->min_cap;
-  cfg.max_cap = m->max_cap;
-  cfg.min_ivl_ns = m->min_ivl_ns;
-  cfg.max_ivl_ns = m->max_ivl_ns;
-  cfg.keep_alive_ns = m->keep_alive_ns;
-  cfg.tls_mode = m->tls_mode[0];
-  cfg.hostname = m->hostname;
-  if (m->has_setup_timeout_ns)
-    cfg.setup_timeout_ns = m->setup_timeout_ns;
-  cfg.max_stream_window = m->max_stream_window; /* wrk_pool_new checks it */
   char err[512];
-  int rc = 0;
-  if (qp_cc_parse(m->congestion_control, &cfg.cc_algo) < 0) {
-    snprintf(err, sizeof(err),
-             "the settings name an unknown congestion controller \"%.32s\"",
-             m->congestion_control);
-    rc = -EINVAL;
-  }
+  /* the table reads every setting and checks its range */
+  int rc = qp_pool_settings_from_pb(m, &cfg.set, err, sizeof(err));
   /* a configured certificate is used or the pool fails: never replaced by
    * a self-signed one (that is only for a server given neither) */
   if (m->has_cert_pem || m->has_key_pem) {

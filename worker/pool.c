@@ -56,13 +56,7 @@ void wrk_pool_config_init(struct wrk_pool_config *cfg, enum wrk_role role) {
   cfg->role = role;
   snprintf(cfg->name, sizeof(cfg->name), "%s",
            role == WRK_SERVER ? "server" : "client");
-  cfg->min_cap = cfg->max_cap = 1;
-  cfg->min_ivl_ns = cfg->max_ivl_ns = (int64_t)QP_RULES_DEFAULT_IVL_NS;
-  cfg->tls_mode = '1';
-  cfg->keep_alive_ns = 30 * UINT64_C(1000000000);
-  cfg->setup_timeout_ns = 60 * UINT64_C(1000000000);
-  cfg->cc_algo = QP_CC_DEFAULT;
-  cfg->max_stream_window = QP_STREAM_WINDOW_MAX_DEFAULT;
+  qp_pool_settings_defaults(&cfg->set);
   qp_ipfilter_init(&cfg->client_ip);
 }
 
@@ -76,7 +70,6 @@ static int dup_str(char **dst, const char *src) {
 static void pool_free(wrk_pool *p) {
   wrk_tls_free(p->tls);
   wrk_idmap_free(&p->ids);
-  free(p->hostname);
   free(p->ca_file);
   free(p->cert_file);
   free(p->key_file);
@@ -99,13 +92,13 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
     snprintf(err, errlen, "pool role must be client or server");
     return -EINVAL;
   }
-  if (!qp_stream_window_ok(cfg->max_stream_window)) {
+  if (!qp_stream_window_ok(cfg->set.max_stream_window)) {
     snprintf(err, errlen, "max_stream_window %llu is out of range",
-             (unsigned long long)cfg->max_stream_window);
+             (unsigned long long)cfg->set.max_stream_window);
     return -EINVAL;
   }
-  if (!qp_cc_name(cfg->cc_algo)) {
-    snprintf(err, errlen, "unknown congestion controller %d", cfg->cc_algo);
+  if (!qp_cc_name(cfg->set.cc_algo)) {
+    snprintf(err, errlen, "unknown congestion controller %d", cfg->set.cc_algo);
     return -EINVAL;
   }
   wrk_pool *p = calloc(1, sizeof(*p));
@@ -116,15 +109,13 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
   p->loop = loop;
   p->cfg = *cfg;
   p->lfd = -1;
-  if (dup_str(&p->hostname, cfg->hostname) ||
-      dup_str(&p->ca_file, cfg->ca_file) ||
+  if (dup_str(&p->ca_file, cfg->ca_file) ||
       dup_str(&p->cert_file, cfg->cert_file) ||
       dup_str(&p->key_file, cfg->key_file) || dup_str(&p->alpn, cfg->alpn)) {
     pool_free(p);
     snprintf(err, errlen, "out of memory");
     return -ENOMEM;
   }
-  p->cfg.hostname = p->hostname;
   p->cfg.ca_file = p->ca_file;
   p->cfg.cert_file = p->cert_file;
   p->cfg.key_file = p->key_file;
@@ -138,30 +129,31 @@ int wrk_pool_new(uv_loop_t *loop, const struct wrk_pool_config *cfg,
     memcpy(p->setup_payload, cfg->setup_payload, cfg->setup_payload_len);
   }
   p->cfg.setup_payload = p->setup_payload;
-  if (!p->cfg.setup_timeout_ns)
-    p->cfg.setup_timeout_ns = 60 * UINT64_C(1000000000);
+  if (!p->cfg.set.setup_timeout_ns) /* engine tests: 0 is the default */
+    p->cfg.set.setup_timeout_ns = qp_settings[QP_SET_SETUP_TIMEOUT].def;
 
   if (cfg->role == WRK_CLIENT) {
-    qp_rules_normalize(&p->rules, cfg->min_cap, cfg->max_cap, cfg->min_ivl_ns,
-                       cfg->max_ivl_ns);
-    p->cfg.min_cap = p->rules.min_cap;
-    p->cfg.max_cap = p->rules.max_cap;
+    qp_rules_normalize(&p->rules, cfg->set.min_cap, cfg->set.max_cap,
+                       cfg->set.min_ivl_ns, cfg->set.max_ivl_ns);
+    p->cfg.set.min_cap = p->rules.min_cap;
+    p->cfg.set.max_cap = p->rules.max_cap;
     p->capacity = p->rules.min_cap;
     p->interval = p->rules.min_ivl;
   } else {
-    if (p->cfg.max_cap <= 0)
-      p->cfg.max_cap = 1;
-    p->capacity = p->cfg.max_cap;
+    if (p->cfg.set.max_cap <= 0)
+      p->cfg.set.max_cap = 1;
+    p->capacity = p->cfg.set.max_cap;
   }
 
   struct wrk_tls_pem pem = {cfg->cert_pem, cfg->cert_pem_len,
                             cfg->key_pem,  cfg->key_pem_len,
                             cfg->ca_pem,   cfg->ca_pem_len};
-  int rc = cfg->role == WRK_SERVER
-               ? wrk_tls_server_new(&p->tls, p->cert_file, p->key_file, &pem,
-                                    p->alpn, err, errlen)
-               : wrk_tls_client_new(&p->tls, cfg->tls_mode, p->hostname,
-                                    p->ca_file, &pem, p->alpn, err, errlen);
+  int rc =
+      cfg->role == WRK_SERVER
+          ? wrk_tls_server_new(&p->tls, p->cert_file, p->key_file, &pem,
+                               p->alpn, err, errlen)
+          : wrk_tls_client_new(&p->tls, cfg->set.tls_mode, p->cfg.set.hostname,
+                               p->ca_file, &pem, p->alpn, err, errlen);
   p->cfg.cert_pem = p->cfg.key_pem = p->cfg.ca_pem = NULL; /* not kept */
   if (rc < 0) {
     pool_free(p);
@@ -371,13 +363,13 @@ static void open_streams(wrk_pool *p) {
                                   the stream known to the peer, no byte */
       pll = 0;
       ngtcp2_conn_extend_max_stream_offset(
-          c->qc, s->sid, qp_stream_window_init(p->cfg.max_stream_window));
+          c->qc, s->sid, qp_stream_window_init(p->cfg.set.max_stream_window));
     }
     if (pll && wrk_stream_tx_append(s, pl, pll) < 0) {
       wrk_stream_end(s, 0);
       break;
     }
-    s->setup_deadline = wrk_now() + p->cfg.setup_timeout_ns;
+    s->setup_deadline = wrk_now() + p->cfg.set.setup_timeout_ns;
     wrk_list_push(&p->setup_streams, &s->link);
     p->round_want--;
     p->round_pending++;
@@ -455,7 +447,7 @@ void wrk_pool_conn_handshake(wrk_pool *p, wrk_conn *c) {
         ngtcp2_conn_get_remote_transport_params(c->qc);
     char idle[32], again[64] = "";
     qp_duration_format(
-        qp_idle_timeout_effective(qp_idle_timeout_ns(p->cfg.keep_alive_ns),
+        qp_idle_timeout_effective(qp_pool_idle_timeout_ns(&p->cfg.set),
                                   rp ? rp->max_idle_timeout : 0),
         idle, sizeof(idle));
     uint64_t failed = wrk_retry_succeeded(&p->retry);
@@ -538,7 +530,7 @@ void wrk_pool_peer_stream(wrk_pool *p, wrk_conn *c, int64_t sid) {
     return;
   }
   ngtcp2_conn_set_stream_user_data(c->qc, sid, s);
-  s->setup_deadline = wrk_now() + p->cfg.setup_timeout_ns;
+  s->setup_deadline = wrk_now() + p->cfg.set.setup_timeout_ns;
   wrk_list_push(&p->setup_streams, &s->link);
   if (wrk_list_empty(&p->setup_streams) || p->setup_streams.next == &s->link)
     wrk_pool_arm_setup_timer(p);
@@ -582,7 +574,7 @@ static int new_server_id(wrk_pool *p, uint32_t *id) {
 int wrk_pool_stream_ready(wrk_pool *p, wrk_stream *s) {
   uint32_t id;
   if (p->cfg.role == WRK_SERVER) {
-    if (p->nidle >= p->cfg.max_cap) {
+    if (p->nidle >= p->cfg.set.max_cap) {
       p->st.streams_refused++;
       wrk_stream_end(s, 0); /* full: close it, send no ID */
       return -1;
@@ -794,10 +786,10 @@ const char *wrk_pool_name(const wrk_pool *p) {
   return p->cfg.name;
 }
 int wrk_pool_cc_algo(const wrk_pool *p) {
-  return p->cfg.cc_algo;
+  return p->cfg.set.cc_algo;
 }
 uint64_t wrk_pool_max_stream_window(const wrk_pool *p) {
-  return p->cfg.max_stream_window;
+  return p->cfg.set.max_stream_window;
 }
 const char *wrk_pool_last_error(const wrk_pool *p) {
   return p->last_error;

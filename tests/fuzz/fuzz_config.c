@@ -70,7 +70,7 @@ static void check_valid(const struct sup_config *c, int from_file) {
     CHECK(name_ok(p->name));
     CHECK(sup_config_find(c, p->name) == p); /* names are unique */
     CHECK(TERMINATED(p->addr_text) && p->addr_text[0]);
-    CHECK(TERMINATED(p->hostname) && TERMINATED(p->ca_file));
+    CHECK(TERMINATED(p->set.hostname) && TERMINATED(p->ca_file));
     CHECK(TERMINATED(p->cert_file) && TERMINATED(p->key_file));
     CHECK(p->addr_len <= sizeof(p->addr));
     if (p->addr_len > 0) { /* numeric: parsed; a name: 0, kept as text */
@@ -86,28 +86,30 @@ static void check_valid(const struct sup_config *c, int from_file) {
       CHECK(qp_addr_split(p->addr_text, host, sizeof(host), &port, 0) == 0);
       CHECK(port >= 1 && host[0]);
     }
-    CHECK(p->max_cap >= 1 && p->max_cap <= QP_CAP_MAX);
-    CHECK(p->keep_alive_ns <= QP_DURATION_MAX_NS);
-    CHECK(p->setup_timeout_ns > 0 && p->setup_timeout_ns <= QP_DURATION_MAX_NS);
-    CHECK(p->tls_mode == '0' || p->tls_mode == '1' || p->tls_mode == '2');
-    CHECK(qp_cc_name(p->cc_algo) != NULL);
-    CHECK(qp_stream_window_ok(p->max_stream_window));
+    CHECK(p->set.max_cap >= 1 && p->set.max_cap <= QP_CAP_MAX);
+    CHECK(p->set.keep_alive_ns <= QP_DURATION_MAX_NS);
+    CHECK(p->set.setup_timeout_ns > 0 &&
+          p->set.setup_timeout_ns <= QP_DURATION_MAX_NS);
+    CHECK(p->set.tls_mode == '0' || p->set.tls_mode == '1' ||
+          p->set.tls_mode == '2');
+    CHECK(qp_cc_name(p->set.cc_algo) != NULL);
+    CHECK(qp_stream_window_ok(p->set.max_stream_window));
     CHECK(p->client_ip.n <= QP_IPFILTER_MAX);
     CHECK(p->worker == -1 || (p->worker >= 0 && p->worker < c->workers));
     CHECK(!p->cert_file[0] == !p->key_file[0]);
     if (p->server) {
-      CHECK(!p->hostname[0] && !p->ca_file[0] && p->tls_mode == '1');
+      CHECK(!p->set.hostname[0] && !p->ca_file[0] && p->set.tls_mode == '1');
       for (size_t j = 0; j < i; j++)
         CHECK(!c->pools[j].server ||
               !qp_addr_equal((const struct sockaddr *)&p->addr,
                              (const struct sockaddr *)&c->pools[j].addr));
     } else {
       CHECK(p->client_ip.n == 0 && !p->cert_file[0]);
-      CHECK(p->min_cap >= 1 && p->min_cap <= p->max_cap);
-      CHECK(p->min_ivl_ns > 0 && p->min_ivl_ns <= p->max_ivl_ns &&
-            p->max_ivl_ns <= QP_DURATION_MAX_NS);
-      CHECK(p->tls_mode != '2' || p->hostname[0]);
-      CHECK(!p->ca_file[0] || p->tls_mode == '2');
+      CHECK(p->set.min_cap >= 1 && p->set.min_cap <= p->set.max_cap);
+      CHECK(p->set.min_ivl_ns > 0 && p->set.min_ivl_ns <= p->set.max_ivl_ns &&
+            p->set.max_ivl_ns <= QP_DURATION_MAX_NS);
+      CHECK(p->set.tls_mode != '2' || p->set.hostname[0]);
+      CHECK(!p->ca_file[0] || p->set.tls_mode == '2');
     }
   }
 }

@@ -117,7 +117,7 @@ static void setup(void) {
   snprintf(cfg.name, sizeof(cfg.name), "fuzz");
   if (qp_addr_parse_numeric("127.0.0.1:0", &cfg.listen, &cfg.listen_len) < 0)
     die("listen address", "bad");
-  cfg.max_cap = 4;
+  cfg.set.max_cap = 4;
   if (qp_ipfilter_add_list(&cfg.client_ip, "127.0.0.1, ::1") < 0)
     die("client_ip", "bad");
   int rc = wrk_pool_new(&loop, &cfg, &pool, err, sizeof(err));

@@ -793,22 +793,22 @@ int main(int argc, char **argv) {
       P.bytes = strtoull(optarg, NULL, 10);
       break;
     case 'M':
-      cfg.max_cap = atoi(optarg);
+      cfg.set.max_cap = atoi(optarg);
       break;
     case 'm':
-      cfg.min_cap = atoi(optarg);
+      cfg.set.min_cap = atoi(optarg);
       break;
     case 'i':
-      cfg.min_ivl_ns = (int64_t)dur("--min-interval", optarg);
+      cfg.set.min_ivl_ns = (int64_t)dur("--min-interval", optarg);
       break;
     case 'I':
-      cfg.max_ivl_ns = (int64_t)dur("--max-interval", optarg);
+      cfg.set.max_ivl_ns = (int64_t)dur("--max-interval", optarg);
       break;
     case 'k':
-      cfg.keep_alive_ns = dur("--keep-alive", optarg);
+      cfg.set.keep_alive_ns = dur("--keep-alive", optarg);
       break;
     case 'S':
-      cfg.setup_timeout_ns = dur("--setup-timeout", optarg);
+      cfg.set.setup_timeout_ns = dur("--setup-timeout", optarg);
       break;
     case 'c':
       cfg.cert_file = optarg;
@@ -823,10 +823,10 @@ int main(int argc, char **argv) {
       }
       break;
     case 'T':
-      cfg.tls_mode = optarg[0];
+      cfg.set.tls_mode = optarg[0];
       break;
     case 'H':
-      cfg.hostname = optarg;
+      snprintf(cfg.set.hostname, sizeof(cfg.set.hostname), "%s", optarg);
       break;
     case 'A':
       cfg.ca_file = optarg;

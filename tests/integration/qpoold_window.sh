@@ -89,10 +89,10 @@ np_test() { # np_test SRV_POOL CLI_SOCK CLI_POOL BYTES
 }
 
 # ---- help -------------------------------------------------------------------
-"$QPOOLD" --help >"$WORK/help.txt"
+"$QPOOLD" --help | tr -s ' \n' '  ' >"$WORK/help.txt"
 check "qpoold --help: the flag, its range and default, the size syntax" \
   bash -c "grep -q -- '--max-stream-window SIZE' '$WORK/help.txt' &&
-           grep -q '64KiB to 1GiB (default' '$WORK/help.txt' &&
+           grep -q '64KiB to 1GiB (default 16MiB)' '$WORK/help.txt' &&
            grep -q 'Sizes are bytes or a whole' '$WORK/help.txt'"
 check "qpool-tunnel --help: the flag too" \
   bash -c "'$TUN' --help | grep -q -- '--max-stream-window SIZE'"

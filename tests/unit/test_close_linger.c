@@ -146,7 +146,7 @@ int main(void) {
   struct wrk_pool_config sc, cc;
   wrk_pool_config_init(&sc, WRK_SERVER);
   snprintf(sc.name, sizeof(sc.name), "srv");
-  sc.min_cap = sc.max_cap = 1;
+  sc.set.min_cap = sc.set.max_cap = 1;
   struct sockaddr_in *sin = (struct sockaddr_in *)&sc.listen;
   sin->sin_family = AF_INET;
   sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -159,13 +159,13 @@ int main(void) {
     return 2;
   wrk_pool_config_init(&cc, WRK_CLIENT);
   snprintf(cc.name, sizeof(cc.name), "cli");
-  cc.min_cap = cc.max_cap = 1;
+  cc.set.min_cap = cc.set.max_cap = 1;
   sin = (struct sockaddr_in *)&cc.target;
   sin->sin_family = AF_INET;
   sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   sin->sin_port = ((struct sockaddr_in *)&ss)->sin_port;
   cc.target_len = sizeof(*sin);
-  cc.tls_mode = '0';
+  cc.set.tls_mode = '0';
   if (wrk_pool_new(&L, &cc, &C, err, sizeof(err)) < 0)
     return 2;
   wrk_pool_start(S);

@@ -152,10 +152,10 @@ static void test_args_server_minimal(void **state) {
   assert_int_equal(p->server, 1);
   addr_is(p, "0.0.0.0:4433");
   assert_string_equal(p->addr_text, ":4433");
-  assert_int_equal(p->max_cap, 1);
-  assert_int_equal(p->keep_alive_ns, 30 * SEC);
-  assert_int_equal(p->setup_timeout_ns, 60 * SEC);
-  assert_int_equal(p->tls_mode, '1');
+  assert_int_equal(p->set.max_cap, 1);
+  assert_int_equal(p->set.keep_alive_ns, 30 * SEC);
+  assert_int_equal(p->set.setup_timeout_ns, 60 * SEC);
+  assert_int_equal(p->set.tls_mode, '1');
   assert_string_equal(p->cert_file, "");
   assert_string_equal(p->key_file, "");
   assert_int_equal(p->client_ip.n, 0);
@@ -183,15 +183,15 @@ static void test_args_server_full(void **state) {
   addr_is(p, "[::1]:8443");
   assert_string_equal(p->cert_file, "/etc/c.pem");
   assert_string_equal(p->key_file, "/etc/k.pem");
-  assert_int_equal(p->max_cap, 64);
+  assert_int_equal(p->set.max_cap, 64);
   assert_int_equal(p->client_ip.n, 3);
   assert_true(allows(&p->client_ip, "192.0.2.7"));
   assert_false(allows(&p->client_ip, "192.0.2.8"));
   assert_true(allows(&p->client_ip, "10.200.0.1"));
   assert_true(allows(&p->client_ip, "2001:db8:ffff::1"));
   assert_false(allows(&p->client_ip, "2001:db9::1"));
-  assert_int_equal(p->keep_alive_ns, 10 * SEC);
-  assert_int_equal(p->setup_timeout_ns, 60 * SEC);
+  assert_int_equal(p->set.keep_alive_ns, 10 * SEC);
+  assert_int_equal(p->set.setup_timeout_ns, 60 * SEC);
   assert_string_equal(c->control, "/tmp/q.sock");
   assert_int_equal(c->workers, 2);
   assert_string_equal(c->user, "qpool");
@@ -217,13 +217,13 @@ static void test_args_client(void **state) {
   assert_int_equal(p->server, 0);
   assert_string_equal(p->addr_text, "relay.example.com:4433");
   name_kept(p, "relay.example.com:4433");
-  assert_int_equal(p->min_cap, 2);
-  assert_int_equal(p->max_cap, 16);
-  assert_int_equal(p->min_ivl_ns, 100 * MS);
-  assert_int_equal(p->max_ivl_ns, 5 * SEC);
-  assert_int_equal(p->keep_alive_ns, 0);
-  assert_int_equal(p->tls_mode, '2');
-  assert_string_equal(p->hostname, "relay.example.com");
+  assert_int_equal(p->set.min_cap, 2);
+  assert_int_equal(p->set.max_cap, 16);
+  assert_int_equal(p->set.min_ivl_ns, 100 * MS);
+  assert_int_equal(p->set.max_ivl_ns, 5 * SEC);
+  assert_int_equal(p->set.keep_alive_ns, 0);
+  assert_int_equal(p->set.tls_mode, '2');
+  assert_string_equal(p->set.hostname, "relay.example.com");
   assert_string_equal(p->ca_file, "/etc/ca.pem");
   assert_string_equal(c->control, "/tmp/c.sock");
 }
@@ -235,33 +235,33 @@ static void test_args_client_defaults(void **state) {
       args(c, "client --name up --target 127.0.0.1:4433", err, sizeof(err)), 0);
   const struct sup_pool_cfg *p = &c->pools[0];
   addr_is(p, "127.0.0.1:4433");
-  assert_int_equal(p->min_cap, 1);
-  assert_int_equal(p->max_cap, 1);
-  assert_int_equal(p->min_ivl_ns, SEC);
-  assert_int_equal(p->max_ivl_ns, SEC);
-  assert_int_equal(p->keep_alive_ns, 30 * SEC);
-  assert_int_equal(p->tls_mode, '1');
-  assert_string_equal(p->hostname, "");
+  assert_int_equal(p->set.min_cap, 1);
+  assert_int_equal(p->set.max_cap, 1);
+  assert_int_equal(p->set.min_ivl_ns, SEC);
+  assert_int_equal(p->set.max_ivl_ns, SEC);
+  assert_int_equal(p->set.keep_alive_ns, 30 * SEC);
+  assert_int_equal(p->set.tls_mode, '1');
+  assert_string_equal(p->set.hostname, "");
   /* an unset bound follows the set one across its default */
   assert_int_equal(args(c, "client --name up --target 127.0.0.1:1 --min-cap 5",
                         err, sizeof(err)),
                    0);
-  assert_int_equal(p->min_cap, 5);
-  assert_int_equal(p->max_cap, 5);
+  assert_int_equal(p->set.min_cap, 5);
+  assert_int_equal(p->set.max_cap, 5);
   assert_int_equal(args(c,
                         "client --name up --target 127.0.0.1:1 "
                         "--max-interval 500ms",
                         err, sizeof(err)),
                    0);
-  assert_int_equal(p->min_ivl_ns, 500 * MS);
-  assert_int_equal(p->max_ivl_ns, 500 * MS);
+  assert_int_equal(p->set.min_ivl_ns, 500 * MS);
+  assert_int_equal(p->set.max_ivl_ns, 500 * MS);
   assert_int_equal(args(c,
                         "client --name up --target 127.0.0.1:1 "
                         "--min-interval 3s",
                         err, sizeof(err)),
                    0);
-  assert_int_equal(p->min_ivl_ns, 3 * SEC);
-  assert_int_equal(p->max_ivl_ns, 3 * SEC);
+  assert_int_equal(p->set.min_ivl_ns, 3 * SEC);
+  assert_int_equal(p->set.max_ivl_ns, 3 * SEC);
 }
 
 /* Host names are never resolved by the parser: qpoold resolves them at each
@@ -303,8 +303,8 @@ static void test_cap_limit(void **state) {
            "client --name up --target 127.0.0.1:1 --min-cap %d --max-cap %d",
            QP_CAP_MAX, QP_CAP_MAX);
   assert_int_equal(args(c, line, err, sizeof(err)), 0);
-  assert_int_equal(c->pools[0].min_cap, QP_CAP_MAX);
-  assert_int_equal(c->pools[0].max_cap, QP_CAP_MAX);
+  assert_int_equal(c->pools[0].set.min_cap, QP_CAP_MAX);
+  assert_int_equal(c->pools[0].set.max_cap, QP_CAP_MAX);
   snprintf(line, sizeof(line), "server --name s --listen :1 --max-cap %d",
            QP_CAP_MAX + 1);
   assert_int_equal(args(c, line, err, sizeof(err)), -EINVAL);
@@ -316,7 +316,7 @@ static void test_cap_limit(void **state) {
            QP_CAP_MAX);
   assert_int_equal(sup_config_load_string(c, line, "t.conf", err, sizeof(err)),
                    0);
-  assert_int_equal(c->pools[0].max_cap, QP_CAP_MAX);
+  assert_int_equal(c->pools[0].set.max_cap, QP_CAP_MAX);
   snprintf(line, sizeof(line),
            "[pool a]\nmode = server\nlisten = :1\n"
            "max_cap = %d\n",
@@ -352,7 +352,7 @@ static void test_args_help_version(void **state) {
       "--hostname",     "--ca",          "--control",       "--workers",
       "--user",         "--chroot",      "--log-level",     "--foreground",
       "500ms",          "[IPv6]:port",   "[pool ",          "[global]",
-      "default 30s",    "default 60s",   "default 1s",      "default 1)",
+      "default 30s",    "default 1m)",   "default 1s",      "default 1)",
   };
   for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
     if (!strstr(text, must[i]))
@@ -372,7 +372,7 @@ static void test_args_twice(void **state) {
         args(c, "server --name b --listen :2 --max-cap 3", err, sizeof(err)),
         0);
     assert_string_equal(c->pools[0].name, "b");
-    assert_int_equal(c->pools[0].max_cap, 3);
+    assert_int_equal(c->pools[0].set.max_cap, 3);
     assert_int_equal(
         args(c, "client --name c --target 127.0.0.1:3", err, sizeof(err)), 0);
     assert_string_equal(c->pools[0].name, "c");
@@ -636,7 +636,7 @@ static void test_string_good(void **state) {
   assert_int_equal(a->server, 1);
   addr_is(a, "[::]:4433");
   assert_string_equal(a->addr_text, "[::]:4433");
-  assert_int_equal(a->max_cap, 64);
+  assert_int_equal(a->set.max_cap, 64);
   assert_int_equal(a->client_ip.n, 3);
   assert_true(allows(&a->client_ip, "198.51.100.200"));
   assert_true(allows(&a->client_ip, "2001:db8:a:ffff::1"));
@@ -646,28 +646,28 @@ static void test_string_good(void **state) {
   assert_false(allows(&a->client_ip, "203.0.113.1"));
   assert_string_equal(a->cert_file, "/etc/qpool/a.crt");
   assert_string_equal(a->key_file, "/etc/qpool/a.key");
-  assert_int_equal(a->keep_alive_ns, 15 * SEC);
+  assert_int_equal(a->set.keep_alive_ns, 15 * SEC);
   assert_int_equal(a->worker, 0);
 
   assert_string_equal(b->name, "tenant-b");
   addr_is(b, "0.0.0.0:4434");
-  assert_int_equal(b->max_cap, 1);
+  assert_int_equal(b->set.max_cap, 1);
   assert_int_equal(b->client_ip.n, 1);
   assert_true(allows(&b->client_ip, "203.0.113.9"));
   assert_false(allows(&b->client_ip, "198.51.100.1"));
-  assert_int_equal(b->setup_timeout_ns, 5 * SEC);
-  assert_int_equal(b->keep_alive_ns, 30 * SEC);
+  assert_int_equal(b->set.setup_timeout_ns, 5 * SEC);
+  assert_int_equal(b->set.keep_alive_ns, 30 * SEC);
   assert_int_equal(b->worker, 1);
 
   assert_string_equal(u->name, "upstream");
   assert_int_equal(u->server, 0);
   name_kept(u, "relay.example.com:4433");
-  assert_int_equal(u->min_cap, 4);
-  assert_int_equal(u->max_cap, 32);
-  assert_int_equal(u->min_ivl_ns, 100 * MS);
-  assert_int_equal(u->max_ivl_ns, 2 * SEC);
-  assert_int_equal(u->tls_mode, '2');
-  assert_string_equal(u->hostname, "relay.example.com");
+  assert_int_equal(u->set.min_cap, 4);
+  assert_int_equal(u->set.max_cap, 32);
+  assert_int_equal(u->set.min_ivl_ns, 100 * MS);
+  assert_int_equal(u->set.max_ivl_ns, 2 * SEC);
+  assert_int_equal(u->set.tls_mode, '2');
+  assert_string_equal(u->set.hostname, "relay.example.com");
   assert_string_equal(u->ca_file, "/etc/qpool/ca.pem");
   assert_int_equal(u->worker, -1);
 
@@ -688,7 +688,7 @@ static void test_string_equal(void **state) {
   assert_false(sup_pool_cfg_equal(&c->pools[0], &d->pools[1]));
   d->pools[0].client_ip.e[1].prefix = 47;
   assert_false(sup_pool_cfg_equal(&c->pools[0], &d->pools[0]));
-  d->pools[2].max_cap++;
+  d->pools[2].set.max_cap++;
   assert_false(sup_pool_cfg_equal(&c->pools[2], &d->pools[2]));
   free(d);
 }

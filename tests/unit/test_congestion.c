@@ -104,19 +104,19 @@ static void test_config_flag(void **state) {
   struct sup_config *c = *state;
   char err[256];
   assert_int_equal(args(c, "server --name a --listen :1", err, sizeof(err)), 0);
-  assert_int_equal(c->pools[0].cc_algo, QP_CC_DEFAULT);
+  assert_int_equal(c->pools[0].set.cc_algo, QP_CC_DEFAULT);
   assert_int_equal(args(c,
                         "server --name a --listen :1 --congestion-control "
                         "cubic",
                         err, sizeof(err)),
                    0);
-  assert_int_equal(c->pools[0].cc_algo, NGTCP2_CC_ALGO_CUBIC);
+  assert_int_equal(c->pools[0].set.cc_algo, NGTCP2_CC_ALGO_CUBIC);
   assert_int_equal(args(c,
                         "client --name b --target 127.0.0.1:1 "
                         "--congestion-control=bbr2",
                         err, sizeof(err)),
                    0);
-  assert_int_equal(c->pools[0].cc_algo, NGTCP2_CC_ALGO_BBR2);
+  assert_int_equal(c->pools[0].set.cc_algo, NGTCP2_CC_ALGO_BBR2);
 
   static const struct {
     const char *line, *msg;
@@ -161,9 +161,9 @@ static void test_config_file(void **state) {
   assert_int_equal(sup_config_load_string(c, good, "t.conf", err, sizeof(err)),
                    0);
   assert_int_equal(c->npools, 3);
-  assert_int_equal(c->pools[0].cc_algo, NGTCP2_CC_ALGO_CUBIC);
-  assert_int_equal(c->pools[1].cc_algo, NGTCP2_CC_ALGO_BBR2);
-  assert_int_equal(c->pools[2].cc_algo, NGTCP2_CC_ALGO_BBR);
+  assert_int_equal(c->pools[0].set.cc_algo, NGTCP2_CC_ALGO_CUBIC);
+  assert_int_equal(c->pools[1].set.cc_algo, NGTCP2_CC_ALGO_BBR2);
+  assert_int_equal(c->pools[2].set.cc_algo, NGTCP2_CC_ALGO_BBR);
 
   static const struct {
     const char *text, *msg;
@@ -197,7 +197,7 @@ static void test_config_equal(void **state) {
   assert_int_equal(args(c, "server --name a --listen :1", err, sizeof(err)), 0);
   struct sup_pool_cfg a = c->pools[0], b = c->pools[0];
   assert_true(sup_pool_cfg_equal(&a, &b));
-  b.cc_algo = NGTCP2_CC_ALGO_CUBIC;
+  b.set.cc_algo = NGTCP2_CC_ALGO_CUBIC;
   assert_false(sup_pool_cfg_equal(&a, &b));
 }
 
@@ -253,14 +253,14 @@ static void test_engine(void **state) {
   (void)state;
   struct wrk_pool_config cfg;
   wrk_pool_config_init(&cfg, WRK_CLIENT);
-  assert_int_equal(cfg.cc_algo, QP_CC_DEFAULT);
+  assert_int_equal(cfg.set.cc_algo, QP_CC_DEFAULT);
   wrk_pool_config_init(&cfg, WRK_SERVER);
-  assert_int_equal(cfg.cc_algo, QP_CC_DEFAULT);
+  assert_int_equal(cfg.set.cc_algo, QP_CC_DEFAULT);
   uv_loop_t loop;
   assert_int_equal(uv_loop_init(&loop), 0);
   wrk_pool *p = (wrk_pool *)0x1;
   char err[128];
-  cfg.cc_algo = NGTCP2_CC_ALGO_RENO; /* ngtcp2 has it; pools do not */
+  cfg.set.cc_algo = NGTCP2_CC_ALGO_RENO; /* ngtcp2 has it; pools do not */
   assert_int_equal(wrk_pool_new(&loop, &cfg, &p, err, sizeof(err)), -EINVAL);
   assert_string_equal(err, "unknown congestion controller 0");
   assert_ptr_equal(p, (wrk_pool *)0x1);

@@ -175,13 +175,19 @@ static void test_embedded_args(void **st) {
   qp_close(p);
 }
 
-/* The flag that starts with prefix in p's qpoold command line, or NULL. */
+/* The flag that starts with prefix in p's qpoold command line, or NULL;
+ * fails the test when it is there twice. */
 static const char *flag(qp_pool *p, const char *prefix) {
-  struct qp_embedded *e = p->emb;
-  for (int i = 0; i < e->argc; i++)
-    if (!strncmp(e->argv[i], prefix, strlen(prefix)))
-      return e->argv[i];
-  return NULL;
+  static char found[512];
+  char **a = qp__embedded_args(p->emb);
+  int n = 0;
+  assert_non_null(a);
+  for (int i = 0; a[i]; i++)
+    if (!strncmp(a[i], prefix, strlen(prefix)) && n++ == 0)
+      snprintf(found, sizeof(found), "%s", a[i]);
+  qp__args_free(a);
+  assert_true(n <= 1);
+  return n ? found : NULL;
 }
 
 /* Runs the constructor with stderr in a file; returns its result and what
@@ -222,9 +228,7 @@ static void test_embedded_congestion_control(void **st) {
   assert_int_equal(qp_pool_congestion_control(p, "cubic"), 0);
   assert_string_equal(flag(p, "--congestion-control="),
                       "--congestion-control=cubic");
-  int argc = p->emb->argc;
   assert_int_equal(qp_pool_congestion_control(p, "bbr2"), 0); /* replaces */
-  assert_int_equal(p->emb->argc, argc);
   assert_string_equal(flag(p, "--congestion-control="),
                       "--congestion-control=bbr2");
   assert_int_equal(qp_pool_congestion_control(p, "bogus"), -EINVAL);
@@ -259,9 +263,7 @@ static void test_embedded_max_stream_window(void **st) {
   assert_int_equal(qp_pool_max_stream_window(p, 256 << 10), 0);
   assert_string_equal(flag(p, "--max-stream-window="),
                       "--max-stream-window=256KiB");
-  int argc = p->emb->argc;
   assert_int_equal(qp_pool_max_stream_window(p, 65536 + 1), 0); /* replaces */
-  assert_int_equal(p->emb->argc, argc);
   assert_string_equal(flag(p, "--max-stream-window="),
                       "--max-stream-window=65537");
   assert_int_equal(qp_pool_max_stream_window(p, UINT64_C(1) << 30), 0);
@@ -283,6 +285,47 @@ static void test_embedded_max_stream_window(void **st) {
   assert_int_equal(qp_pool_max_stream_window(p, 65536), 0);
   assert_string_equal(flag(p, "--max-stream-window="),
                       "--max-stream-window=64KiB");
+  qp_close(p);
+}
+
+/* qp_pool_set: any setting of the table by its key (or flag), checked by
+ * the table's parser, of the pool's side only, before the manager starts;
+ * passed to the private qpoold as its flag, a later call replacing the
+ * value. */
+static void test_embedded_pool_set(void **st) {
+  (void)st;
+  const int64_t S = QP_SECOND;
+  qp_pool *p = NULL;
+  assert_int_equal(
+      qp_client_pool_new(1, 1, S, S, 0, "1", NULL, "h.example:1", &p), 0);
+  assert_null(flag(p, "--idle-timeout"));
+  assert_int_equal(qp_pool_set(p, "idle_timeout", "2m"), 0);
+  assert_string_equal(flag(p, "--idle-timeout="), "--idle-timeout=2m");
+  assert_int_equal(qp_pool_set(p, "--idle-timeout", "90s"), 0); /* flag */
+  assert_string_equal(flag(p, "--idle-timeout="), "--idle-timeout=1m30s");
+  assert_int_equal(qp_pool_set(p, "idle_timeout", "25h"), -EINVAL);
+  assert_int_equal(qp_pool_set(p, "idle_timeout", "soon"), -EINVAL);
+  assert_string_equal(flag(p, "--idle-timeout="), "--idle-timeout=1m30s");
+  assert_int_equal(qp_pool_set(p, "min_cap", "4"), 0); /* a constructor's */
+  assert_string_equal(flag(p, "--min-cap="), "--min-cap=4");
+  assert_int_equal(qp_pool_set(p, "max_cap", "65536"), -EINVAL);
+  assert_int_equal(qp_pool_set(p, "setup_timeout", "0"), -EINVAL);
+  assert_int_equal(qp_pool_set(p, "no_such_key", "1"), -EINVAL);
+  assert_int_equal(qp_pool_set(p, "listen", ":1"), -EINVAL); /* not one */
+  assert_int_equal(qp_pool_set(p, NULL, "1"), -EINVAL);
+  assert_int_equal(qp_pool_set(p, "max_cap", NULL), -EINVAL);
+  assert_int_equal(qp_pool_set(NULL, "max_cap", "1"), -EINVAL);
+  p->emb->state = 2; /* as once the manager started */
+  assert_int_equal(qp_pool_set(p, "idle_timeout", "1m"), -EINVAL);
+  p->emb->state = 0;
+  qp_close(p);
+  /* a server pool takes the settings of servers only */
+  assert_int_equal(qp_server_pool_new(1, NULL, NULL, ":1", 0, &p), 0);
+  assert_int_equal(qp_pool_set(p, "min_cap", "2"), -EINVAL);
+  assert_int_equal(qp_pool_set(p, "tls_mode", "0"), -EINVAL);
+  assert_null(flag(p, "--min-cap"));
+  assert_int_equal(qp_pool_set(p, "setup_timeout", "5s"), 0);
+  assert_string_equal(flag(p, "--setup-timeout="), "--setup-timeout=5s");
   qp_close(p);
 }
 
@@ -322,10 +365,8 @@ static void test_embedded_normalise(void **st) {
   assert_int_equal(CAPTURED(log, qp_client_pool_new(1, 1, 0, -5 * S, 0, "1",
                                                     NULL, "h.example:1", &p)),
                    0);
-  assert_string_equal(flag(p, "--min-interval="),
-                      "--min-interval=1000000000ns");
-  assert_string_equal(flag(p, "--max-interval="),
-                      "--max-interval=1000000000ns");
+  assert_string_equal(flag(p, "--min-interval="), "--min-interval=1s");
+  assert_string_equal(flag(p, "--max-interval="), "--max-interval=1s");
   assert_non_null(strstr(log, "min_ivl 0s, max_ivl -5s: using min_ivl 1s, "
                               "max_ivl 1s"));
   qp_close(p);
@@ -333,9 +374,8 @@ static void test_embedded_normalise(void **st) {
       CAPTURED(log, qp_client_pool_new(1, 1, 2 * S, 500 * MS, 0, "1", NULL,
                                        "h.example:1", &p)),
       0);
-  assert_string_equal(flag(p, "--min-interval="), "--min-interval=500000000ns");
-  assert_string_equal(flag(p, "--max-interval="),
-                      "--max-interval=2000000000ns");
+  assert_string_equal(flag(p, "--min-interval="), "--min-interval=500ms");
+  assert_string_equal(flag(p, "--max-interval="), "--max-interval=2s");
   assert_non_null(strstr(log, "min_ivl 2s, max_ivl 500ms: using min_ivl "
                               "500ms, max_ivl 2s"));
   qp_close(p);
@@ -405,6 +445,7 @@ int main(void) {
       cmocka_unit_test(test_null_handle),
       cmocka_unit_test(test_embedded_args),
       cmocka_unit_test(test_client_pool_tls),
+      cmocka_unit_test(test_embedded_pool_set),
       cmocka_unit_test(test_embedded_normalise),
       cmocka_unit_test(test_embedded_congestion_control),
       cmocka_unit_test(test_embedded_max_stream_window),

@@ -4,6 +4,7 @@
  * with their messages, the reload comparison, --help, the docs, the
  * engine's default and its refusal of a value out of range, and the check
  * of a worker's ConnInfo read-ahead. */
+#include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "control.pb-c.h"
 #include "shared/conn_info.h"
 #include "shared/pool_params.h"
+#include "shared/settings.h"
 #include "shared/size.h"
 #include "supervisor/config.h"
 #include "worker/engine.h"
@@ -132,30 +134,41 @@ static void test_window_range(void **state) {
   assert_false(qp_stream_window_ok(0));
   assert_false(qp_stream_window_ok(UINT64_MAX));
 
-  uint64_t v = 42;
-  assert_int_equal(qp_stream_window_parse("256KiB", &v), 0);
-  assert_int_equal(v, 256 * KiB);
-  assert_int_equal(qp_stream_window_parse("65536", &v), 0);
-  assert_int_equal(v, 64 * KiB);
-  assert_int_equal(qp_stream_window_parse("1GiB", &v), 0);
-  assert_int_equal(v, GiB);
-  v = 42;
-  assert_int_equal(qp_stream_window_parse("65535", &v), -ERANGE);
-  assert_int_equal(qp_stream_window_parse("63KiB", &v), -ERANGE);
-  assert_int_equal(qp_stream_window_parse("0", &v), -ERANGE);
-  assert_int_equal(qp_stream_window_parse("1073741825", &v), -ERANGE);
-  assert_int_equal(qp_stream_window_parse("2GiB", &v), -ERANGE);
-  assert_int_equal(qp_stream_window_parse("99999999999999999999", &v), -ERANGE);
-  assert_int_equal(qp_stream_window_parse("16MB", &v), -EINVAL);
-  assert_int_equal(qp_stream_window_parse("", &v), -EINVAL);
-  assert_int_equal(v, 42);
-
-  char why[128];
-  assert_string_equal(qp_stream_window_why(-ERANGE, why, sizeof(why)),
-                      "is out of range: use 64KiB to 1GiB");
-  assert_string_equal(qp_stream_window_why(-EINVAL, why, sizeof(why)),
-                      "is not a size: use 64KiB to 1GiB, in bytes or with "
-                      "KiB, MiB or GiB (e.g. 512KiB, 16MiB)");
+  /* the setting's parser: the size parser plus the range */
+  struct qp_pool_settings st;
+  char why[256];
+  qp_pool_settings_defaults(&st);
+  static const struct {
+    const char *v;
+    uint64_t bytes;
+  } good[] = {{"256KiB", 256 * KiB}, {"65536", 64 * KiB}, {"1GiB", GiB}};
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    assert_int_equal(qp_setting_parse(QP_SET_MAX_STREAM_WINDOW, good[i].v, &st,
+                                      why, sizeof(why)),
+                     0);
+    assert_int_equal(st.max_stream_window, good[i].bytes);
+  }
+  static const char *const range[] = {
+      "65535", "63KiB", "0", "1073741825", "2GiB", "99999999999999999999"};
+  for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
+    char want[128];
+    snprintf(want, sizeof(want), "\"%s\" is out of range: use 64KiB to 1GiB",
+             range[i]);
+    assert_int_equal(qp_setting_parse(QP_SET_MAX_STREAM_WINDOW, range[i], &st,
+                                      why, sizeof(why)),
+                     -EINVAL);
+    assert_string_equal(why, want);
+  }
+  assert_int_equal(
+      qp_setting_parse(QP_SET_MAX_STREAM_WINDOW, "16MB", &st, why, sizeof(why)),
+      -EINVAL);
+  assert_string_equal(why,
+                      "\"16MB\" is not a size: use 64KiB to 1GiB, in "
+                      "bytes or with KiB, MiB or GiB (e.g. 512KiB, 16MiB)");
+  assert_int_equal(
+      qp_setting_parse(QP_SET_MAX_STREAM_WINDOW, "", &st, why, sizeof(why)),
+      -EINVAL);
+  assert_int_equal(st.max_stream_window, GiB); /* the last good one */
 
   /* the connection's cap: four streams' worth, never below its start */
   assert_int_equal(qp_conn_window_max(64 * KiB), QP_CONN_WINDOW_INIT);
@@ -194,25 +207,25 @@ static void test_config_flag(void **state) {
   struct sup_config *c = *state;
   char err[256];
   assert_int_equal(args(c, "server --name a --listen :1", err, sizeof(err)), 0);
-  assert_int_equal(c->pools[0].max_stream_window, 16 * MiB);
+  assert_int_equal(c->pools[0].set.max_stream_window, 16 * MiB);
   assert_int_equal(args(c,
                         "server --name a --listen :1 --max-stream-window "
                         "256KiB",
                         err, sizeof(err)),
                    0);
-  assert_int_equal(c->pools[0].max_stream_window, 256 * KiB);
+  assert_int_equal(c->pools[0].set.max_stream_window, 256 * KiB);
   assert_int_equal(args(c,
                         "client --name b --target 127.0.0.1:1 "
                         "--max-stream-window=1GiB",
                         err, sizeof(err)),
                    0);
-  assert_int_equal(c->pools[0].max_stream_window, GiB);
+  assert_int_equal(c->pools[0].set.max_stream_window, GiB);
   assert_int_equal(args(c,
                         "client --name b --target 127.0.0.1:1 "
                         "--max-stream-window 65536",
                         err, sizeof(err)),
                    0);
-  assert_int_equal(c->pools[0].max_stream_window, 64 * KiB);
+  assert_int_equal(c->pools[0].set.max_stream_window, 64 * KiB);
 
   static const struct {
     const char *line, *msg;
@@ -240,7 +253,7 @@ static void test_config_flag(void **state) {
     memset(c, 0x5a, sizeof(c->pools[0])); /* untouched on error */
     assert_int_equal(args(c, bad[i].line, err, sizeof(err)), -EINVAL);
     assert_string_equal(err, bad[i].msg);
-    assert_int_equal(c->pools[0].max_stream_window, 0x5a5a5a5a5a5a5a5aull);
+    assert_int_equal(c->pools[0].set.max_stream_window, 0x5a5a5a5a5a5a5a5aull);
   }
 }
 
@@ -261,9 +274,10 @@ static void test_config_file(void **state) {
   assert_int_equal(sup_config_load_string(c, good, "t.conf", err, sizeof(err)),
                    0);
   assert_int_equal(c->npools, 3);
-  assert_int_equal(c->pools[0].max_stream_window, 256 * KiB);
-  assert_int_equal(c->pools[1].max_stream_window, GiB);
-  assert_int_equal(c->pools[2].max_stream_window, QP_STREAM_WINDOW_MAX_DEFAULT);
+  assert_int_equal(c->pools[0].set.max_stream_window, 256 * KiB);
+  assert_int_equal(c->pools[1].set.max_stream_window, GiB);
+  assert_int_equal(c->pools[2].set.max_stream_window,
+                   QP_STREAM_WINDOW_MAX_DEFAULT);
 
   static const struct {
     const char *text, *msg;
@@ -299,7 +313,7 @@ static void test_config_equal(void **state) {
   assert_int_equal(args(c, "server --name a --listen :1", err, sizeof(err)), 0);
   struct sup_pool_cfg a = c->pools[0], b = c->pools[0];
   assert_true(sup_pool_cfg_equal(&a, &b));
-  b.max_stream_window = 256 * KiB;
+  b.set.max_stream_window = 256 * KiB;
   assert_false(sup_pool_cfg_equal(&a, &b));
   /* the same value written another way is the same pool */
   assert_int_equal(args(c,
@@ -319,8 +333,13 @@ static void test_usage(void **state) {
   sup_usage(f);
   fclose(f);
   assert_non_null(strstr(text, "--max-stream-window SIZE"));
-  assert_non_null(strstr(text, "64KiB to 1GiB (default\n"
-                               "                       16MiB)"));
+  /* the words, whatever the wrapping */
+  char *w = text, *r = text;
+  for (; *r; r++)
+    if (!(isspace((unsigned char)*r) && w > text && w[-1] == ' '))
+      *w++ = isspace((unsigned char)*r) ? ' ' : *r;
+  *w = '\0';
+  assert_non_null(strstr(text, "64KiB to 1GiB (default 16MiB)"));
   assert_non_null(strstr(text, "Sizes are bytes or a whole"));
   free(text);
 }
@@ -352,16 +371,16 @@ static void test_engine(void **state) {
   (void)state;
   struct wrk_pool_config cfg;
   wrk_pool_config_init(&cfg, WRK_CLIENT);
-  assert_int_equal(cfg.max_stream_window, QP_STREAM_WINDOW_MAX_DEFAULT);
+  assert_int_equal(cfg.set.max_stream_window, QP_STREAM_WINDOW_MAX_DEFAULT);
   wrk_pool_config_init(&cfg, WRK_SERVER);
-  assert_int_equal(cfg.max_stream_window, QP_STREAM_WINDOW_MAX_DEFAULT);
+  assert_int_equal(cfg.set.max_stream_window, QP_STREAM_WINDOW_MAX_DEFAULT);
   uv_loop_t loop;
   assert_int_equal(uv_loop_init(&loop), 0);
   static const uint64_t bad[] = {0, 64 * KiB - 1, GiB + 1};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     wrk_pool *p = (wrk_pool *)0x1;
     char err[128], want[128];
-    cfg.max_stream_window = bad[i];
+    cfg.set.max_stream_window = bad[i];
     assert_int_equal(wrk_pool_new(&loop, &cfg, &p, err, sizeof(err)), -EINVAL);
     snprintf(want, sizeof(want), "max_stream_window %llu is out of range",
              (unsigned long long)bad[i]);
