@@ -7,6 +7,12 @@
 #include <stdint.h>
 
 #define QP_QUIC_MAX_CIDLEN 20
+/* The length of every connection ID a qpool endpoint issues (the worker's
+ * ngtcp2 connections), and so of the destination ID of every 1-RTT packet
+ * qpoold's listener and the worker receive: the listener reads and routes
+ * by it, and answers a dead worker's peers with stateless resets keyed by
+ * it. One value for both processes. */
+#define QP_CID_LEN 18
 #define QP_QUIC_MIN_INITIAL 1200
 
 enum qp_pkt_class {

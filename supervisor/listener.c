@@ -156,7 +156,7 @@ static void on_datagram(struct sup *s, struct sup_pool *p, const uint8_t *pkt,
   struct qp_quic_hdr h;
   enum qp_drop_reason why;
   char a[QP_ADDR_STRLEN];
-  enum qp_pkt_class cls = qp_quic_classify(pkt, len, 18, &h, &why);
+  enum qp_pkt_class cls = qp_quic_classify(pkt, len, QP_CID_LEN, &h, &why);
   if (cls == QP_PKT_DROP) {
     p->dropped++;
     qp_debug("pool %s: dropped %zu bytes from %s: %s", p->cfg.name, len,

@@ -1,5 +1,6 @@
 /* One np-quic QUIC connection on ngtcp2 0.12 + GnuTLS over its own connected
  * UDP socket: callbacks, the read path, the GSO write loop and the timer. */
+#include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,20 @@ static void callbacks_init(ngtcp2_callbacks *cb, int server) {
 static void on_conn_io(uv_poll_t *h, int status, int events);
 static void on_conn_timer(uv_timer_t *t);
 
+/* ngtcp2's log lines (QPOOL_NGTCP2_DEBUG=1 with the debug level), as debug
+ * lines of our log naming the pool. */
+static void ngtcp2_log_line(void *user_data, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void ngtcp2_log_line(void *user_data, const char *fmt, ...) {
+  wrk_conn *c = user_data;
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  qp_debug("pool %s: ngtcp2: %s", c->pool->cfg.name, line);
+}
+
 static void settings_init(wrk_conn *c, ngtcp2_settings *st,
                           ngtcp2_transport_params *tp, int server) {
   const struct wrk_pool_config *cfg = &c->pool->cfg;
@@ -201,7 +216,7 @@ static void settings_init(wrk_conn *c, ngtcp2_settings *st,
   st->cc_algo = c->cc_algo =
       cfg->set.cc_algo; /* reported by wrk_conn_describe */
   if (qp_log_enabled(QP_LOG_DEBUG) && getenv("QPOOL_NGTCP2_DEBUG"))
-    st->log_printf = NULL;
+    st->log_printf = ngtcp2_log_line; /* ngtcp2's own trace, very verbose */
 
   ngtcp2_transport_params_default(tp);
   uint64_t sw = qp_stream_window_init(cfg->set.max_stream_window);
@@ -297,8 +312,8 @@ int wrk_conn_client_new(wrk_pool *p, int fd, wrk_conn **out) {
   ngtcp2_cid dcid, scid;
   callbacks_init(&cb, 0);
   settings_init(c, &st, &tp, 0);
-  dcid.datalen = WRK_SCID_LEN;
-  scid.datalen = WRK_SCID_LEN;
+  dcid.datalen = QP_CID_LEN;
+  scid.datalen = QP_CID_LEN;
   if (gnutls_rnd(GNUTLS_RND_NONCE, dcid.data, dcid.datalen) < 0 ||
       gnutls_rnd(GNUTLS_RND_NONCE, scid.data, scid.datalen) < 0)
     return early_fail(fd, c, -EIO);
@@ -335,7 +350,7 @@ int wrk_conn_server_new(wrk_pool *p, int fd, const uint8_t *pkt, size_t len,
   ngtcp2_cid scid;
   callbacks_init(&cb, 1);
   settings_init(c, &st, &tp, 1);
-  scid.datalen = WRK_SCID_LEN;
+  scid.datalen = QP_CID_LEN;
   if (gnutls_rnd(GNUTLS_RND_NONCE, scid.data, scid.datalen) < 0)
     return early_fail(fd, c, -EIO);
   tp.original_dcid = hd.dcid;

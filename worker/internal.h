@@ -19,7 +19,7 @@
 #include "worker/stream_setup.h"
 #include "worker/udp.h"
 
-#define WRK_SCID_LEN 18
+#include "shared/quic_hdr.h" /* QP_CID_LEN: the IDs we issue */
 /* Closing a pool lingers while handed-over bytes are still being read and
  * acknowledged: until 5 s pass without progress, 120 s at most. */
 #define WRK_LINGER_NS (5 * UINT64_C(1000000000))
@@ -183,7 +183,7 @@ struct wrk_pool {
   uint8_t rnd[256];        /* random bytes for server IDs, used 4 at a time */
   size_t rnd_used;
 
-  uv_timer_t tick;        /* client manager; server: unused */
+  uv_timer_t tick; /* client: the manager's rounds; both: the close linger */
   uv_timer_t setup_timer; /* earliest setup deadline */
   uv_idle_t deferred;     /* runs waiter callbacks outside API calls */
   struct wrk_list done_waiters;

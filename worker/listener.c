@@ -137,7 +137,7 @@ static int on_listener_pkt(void *arg, const uint8_t *pkt, size_t len,
   wrk_pool *p = arg;
   struct qp_quic_hdr h;
   enum qp_drop_reason why;
-  enum qp_pkt_class cls = qp_quic_classify(pkt, len, WRK_SCID_LEN, &h, &why);
+  enum qp_pkt_class cls = qp_quic_classify(pkt, len, QP_CID_LEN, &h, &why);
   if (cls == QP_PKT_DROP) {
     p->st.dropped_datagrams++;
     qp_debug("pool %s: dropped datagram: %s", p->cfg.name,

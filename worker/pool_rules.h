@@ -1,4 +1,4 @@
-/* The client pool manager's adjustment rules (PROTOCOL.md), as pure
+/* The client pool manager's adjustment rules (docs/protocol.md), as pure
  * functions so they can be tested on a table of cases. Intervals are ns. */
 #ifndef QP_WORKER_POOL_RULES_H
 #define QP_WORKER_POOL_RULES_H

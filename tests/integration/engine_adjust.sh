@@ -2,7 +2,7 @@
 # The manager's rules in a live run: while an application takes every idle
 # stream, capacity grows towards max_cap and the interval falls to min_ivl;
 # once streams stay idle, capacity shrinks back and the interval grows to
-# max_ivl (PROTOCOL.md), as Capacity() and Interval() report.
+# max_ivl (docs/protocol.md), as Capacity() and Interval() report.
 . "$(dirname "$0")/lib.sh"
 port=$(free_port)
 # the server application takes (and closes) its idle streams too: a stream

@@ -34,6 +34,13 @@ check "... and accepts a longer one" \
   "$QPOOLD" client --name x --target 127.0.0.1:1 --keep-alive 2s \
     --idle-timeout 2100ms --check
 
+# QPOOL_NGTCP2_DEBUG=1 at the debug level: ngtcp2's own trace in the log
+QPOOL_LOG=debug QPOOL_NGTCP2_DEBUG=1 start_bg dbg "$QPOOLD" client --name dbg \
+  --target "127.0.0.1:$port" --chroot "$WORK/empty" --control "$WORK/dbg.sock"
+check "QPOOL_NGTCP2_DEBUG=1: ngtcp2's packet trace in the worker's log" \
+  wait_for "$WORK/dbg.log" "DEBUG: pool dbg: ngtcp2: .* pkt rx " 10
+kill "$(pid_of dbg)"
+
 # both sides 0: 30 s (quic-go's default), not none
 start_bg c0 "$QPOOLD" client --name c0 --target "127.0.0.1:$port" \
   --keep-alive 0 --chroot "$WORK/empty" --control "$WORK/c0.sock"

@@ -329,8 +329,9 @@ static void test_embedded_pool_set(void **st) {
   qp_close(p);
 }
 
-/* What the reference fixes up is fixed up the same way (PROTOCOL.md
- * "Normalise"), with a warning naming the argument and the value used. */
+/* What the reference fixes up is fixed up the same way (docs/protocol.md,
+ * "The client pool's manager"), with a warning naming the argument and the
+ * value used. */
 static void test_embedded_normalise(void **st) {
   (void)st;
   const int64_t S = QP_SECOND, MS = QP_MILLISECOND;

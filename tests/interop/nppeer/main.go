@@ -1,5 +1,5 @@
 // Command nppeer is an independent, minimal Go implementation of the np-quic
-// stream pool protocol (see PROTOCOL.md of the team) and of the np-test data
+// stream pool protocol (docs/protocol.md) and of the np-test data
 // exchange (docs/np-test.md). It exists only to test qpool for
 // wire-compatibility; it is written from the protocol description and shares
 // no code with the reference package.
