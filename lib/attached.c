@@ -536,10 +536,10 @@ static int simple(qp_pool *p, Qpool__CtlOp op, Qpool__PoolStats *st) {
     else if (st) {
       const Qpool__PoolStats *s = w.resp->pools[0];
       st->ready = s->ready;
-      st->active = s->active;
+      st->idle_streams = s->idle_streams;
       st->capacity = s->capacity;
       st->interval_ns = s->interval_ns;
-      st->errors = s->errors;
+      st->app_errors = s->app_errors;
     }
     waiter_free(&w);
   }
@@ -558,7 +558,7 @@ int qp_ready(qp_pool *p) {
 int qp_active(qp_pool *p) {
   Qpool__PoolStats st;
   int rc = simple(p, QPOOL__CTL_OP__OP_STATS, &st);
-  return rc < 0 ? rc : st.active;
+  return rc < 0 ? rc : st.idle_streams;
 }
 
 int qp_capacity(qp_pool *p) {
@@ -576,7 +576,7 @@ int64_t qp_interval(qp_pool *p) {
 int64_t qp_error_count(qp_pool *p) {
   Qpool__PoolStats st;
   int rc = simple(p, QPOOL__CTL_OP__OP_STATS, &st);
-  return rc < 0 ? rc : (int64_t)(st.errors & INT64_MAX);
+  return rc < 0 ? rc : (int64_t)(st.app_errors & INT64_MAX);
 }
 
 int qp_add_error(qp_pool *p) {

@@ -17,6 +17,7 @@
 #include "shared/conn_info.h"
 #include "shared/ctl_request.h"
 #include "shared/log.h"
+#include "shared/stats.h"
 #include "supervisor/sup.h"
 
 #define MAX_CLIENTS 1024
@@ -108,27 +109,17 @@ void sup_pool_stats(const struct sup *s, const struct sup_pool *p,
   st->server = p->cfg.server;
   st->worker = p->worker;
   st->worker_pid = w->pid > 0 ? (uint32_t)w->pid : 0;
-  st->restarts = w->restarts;
+  st->worker_restarts = w->restarts;
   st->ready = w->pid > 0 && w->hello && p->has_report && !p->failed;
   st->has_failed = 1;
   st->failed = p->failed;
-  st->active = r->active;
-  st->capacity = p->has_report   ? r->capacity
-                 : p->cfg.server ? p->cfg.set.max_cap
-                                 : p->cfg.set.min_cap;
-  st->interval_ns = r->interval_ns;
-  st->errors = p->app_errors;
-  st->connected = r->connected;
-  st->conns = r->conns;
-  st->streams_created = r->streams_created;
-  st->streams_taken = r->streams_taken;
-  st->streams_failed = r->streams_failed;
-  st->streams_refused = r->streams_refused;
-  st->setup_errors = r->setup_errors;
-  st->bytes_in = r->bytes_in;
-  st->bytes_out = r->bytes_out;
-  st->rejected_ip = p->rejected_ip;
-  st->dropped_datagrams = p->dropped + r->dropped_datagrams;
+  /* the worker's entries of shared/stats.c, then qpoold's own */
+  qp_stats_from_report(st, r);
+  if (!p->has_report)
+    st->capacity = p->cfg.server ? p->cfg.set.max_cap : p->cfg.set.min_cap;
+  st->app_errors = p->app_errors;
+  st->rejected_ips = p->rejected_ip;
+  st->dropped_datagrams += p->dropped; /* the listener's, and the worker's */
   st->handoffs = p->handoffs;
   st->sessions = p->sessions;
   st->stateless_resets = p->resets;

@@ -14,7 +14,7 @@
 #include "shared/addr.h"
 #include "shared/http.h"
 #include "shared/log.h"
-#include "shared/metrics.h"
+#include "shared/stats.h"
 #include "supervisor/sup.h"
 
 #define HTTP_MAX_CONNS 16
@@ -68,7 +68,7 @@ static char *metrics_text(struct sup *s, size_t *len) {
   size_t n;
   Qpool__PoolStats **ptrs = sup_stats_collect(s, NULL, &n);
   if (ptrs)
-    qp_metrics_write(f, ptrs, n);
+    qp_stats_prometheus(f, ptrs, n);
   int bad = !ptrs || ferror(f);
   free(ptrs);
   if (fclose(f) != 0 || bad) {

@@ -16,6 +16,7 @@
 
 #include "shared/addr.h"
 #include "shared/log.h"
+#include "shared/stats.h"
 #include "shared/settings.h"
 #include "supervisor/sup.h"
 
@@ -282,8 +283,8 @@ static void worker_gone(struct sup *s, struct sup_worker *w) {
   for (size_t i = 0; i < s->npools; i++)
     if (s->pools[i]->worker == w->slot) {
       s->pools[i]->report.connected = 0;
-      s->pools[i]->report.active = 0;
-      s->pools[i]->report.conns = 0;
+      s->pools[i]->report.idle_streams = 0;
+      s->pools[i]->report.connections = 0;
     }
   sup_control_notify(s); /* watchers see the pool go down */
 }
@@ -443,11 +444,7 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
         kill_worker(s, w, bad);
         return;
       }
-      int changed = !p->has_report || m->active != p->report.active ||
-                    m->capacity != p->report.capacity ||
-                    m->interval_ns != p->report.interval_ns ||
-                    m->connected != p->report.connected ||
-                    m->conns != p->report.conns;
+      int changed = !p->has_report || qp_stats_report_changed(m, &p->report);
       if (m->congestion_control)
         p->cc_reported = qp_cc_name(algo); /* static: outlives m */
       store_report(s, p, m);

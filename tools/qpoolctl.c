@@ -25,7 +25,7 @@
 #include "control.pb-c.h"
 #include "shared/duration.h"
 #include "shared/frame.h"
-#include "shared/metrics.h"
+#include "shared/stats.h"
 #include "shared/size.h"
 
 #define DEFAULT_CONTROL "/run/qpool/qpoold.sock"
@@ -268,7 +268,7 @@ static void fmt_window(const Qpool__PoolStats *p, char *buf, size_t len) {
 
 static void print_table(FILE *out, const Qpool__Response *m) {
   fprintf(out, "%-16s %-6s %7s %-10s %6s %8s %8s %6s %5s  %-5s %6s  %s\n",
-          "POOL", "ROLE", "PID", "STATE", "ACTIVE", "CAPACITY", "INTERVAL",
+          "POOL", "ROLE", "PID", "STATE", "IDLE", "CAPACITY", "INTERVAL",
           "ERRORS", "CONNS", "CC", "WINDOW", "LAST ERROR");
   for (size_t i = 0; i < m->n_pools; i++) {
     const Qpool__PoolStats *p = m->pools[i];
@@ -283,7 +283,7 @@ static void print_table(FILE *out, const Qpool__Response *m) {
             "%-16s %-6s %7s %-10s %6" PRId32 " %8" PRId32 " %8s %6" PRIu64
             " %5" PRId32 "  %-5s %6s  %s\n",
             p->name, p->server ? "server" : "client", pid, pool_state(p),
-            p->active, p->capacity, ivl, p->errors, p->conns,
+            p->idle_streams, p->capacity, ivl, p->app_errors, p->connections,
             p->congestion_control ? p->congestion_control : "-", win,
             p->last_error && *p->last_error ? p->last_error : "-");
   }
@@ -291,7 +291,8 @@ static void print_table(FILE *out, const Qpool__Response *m) {
     fprintf(out, "(no pools)\n");
 }
 
-/* One line per pool, key=value, for logs and pipes. */
+/* One line per pool, key=value (shared/stats.c: the status file's keys),
+ * after a timestamp and the pool's state, for logs and pipes. */
 static void print_lines(FILE *out, const Qpool__Response *m) {
   char ts[32];
   time_t t = time(NULL);
@@ -299,19 +300,8 @@ static void print_lines(FILE *out, const Qpool__Response *m) {
   localtime_r(&t, &tm);
   strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
   for (size_t i = 0; i < m->n_pools; i++) {
-    const Qpool__PoolStats *p = m->pools[i];
-    char ivl[32], win[32];
-    fmt_interval(p, ivl, sizeof(ivl));
-    fmt_window(p, win, sizeof(win));
-    fprintf(
-        out,
-        "%s pool=%s role=%s pid=%" PRIu32 " state=%s active=%" PRId32
-        " capacity=%" PRId32 " interval=%s errors=%" PRIu64 " conns=%" PRId32
-        " taken=%" PRIu64 " cc=%s window=%s last_error=\"%s\"\n",
-        ts, p->name, p->server ? "server" : "client", p->worker_pid,
-        pool_state(p), p->active, p->capacity, ivl, p->errors, p->conns,
-        p->streams_taken, p->congestion_control ? p->congestion_control : "-",
-        win, p->last_error ? p->last_error : "");
+    fprintf(out, "%s state=%s ", ts, pool_state(m->pools[i]));
+    qp_stats_line(out, m->pools[i]);
   }
   if (m->n_pools == 0)
     fprintf(out, "%s (no pools)\n", ts);
@@ -322,36 +312,28 @@ static json_t *ju64(uint64_t v) {
                                               : (json_int_t)v);
 }
 
+/* A pool's attributes, then every counter and gauge of shared/stats.c
+ * under its name (seconds as a number, 0/1 gauges as booleans). */
 static json_t *stats_json(const Qpool__Response *m) {
   json_t *pools = json_array();
   for (size_t i = 0; i < m->n_pools; i++) {
     const Qpool__PoolStats *p = m->pools[i];
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(p->name));
-    json_object_set_new(o, "server", json_boolean(p->server));
+    json_object_set_new(o, "role",
+                        json_string(p->server ? "server" : "client"));
     json_object_set_new(o, "worker", json_integer(p->worker));
     json_object_set_new(o, "worker_pid", ju64(p->worker_pid));
-    json_object_set_new(o, "restarts", ju64(p->restarts));
-    json_object_set_new(o, "ready", json_boolean(p->ready));
     json_object_set_new(o, "failed", json_boolean(p->has_failed && p->failed));
-    json_object_set_new(o, "active", json_integer(p->active));
-    json_object_set_new(o, "capacity", json_integer(p->capacity));
-    json_object_set_new(o, "interval_ns", ju64(p->interval_ns));
-    json_object_set_new(o, "errors", ju64(p->errors));
-    json_object_set_new(o, "connected", json_boolean(p->connected));
-    json_object_set_new(o, "conns", json_integer(p->conns));
-    json_object_set_new(o, "streams_created", ju64(p->streams_created));
-    json_object_set_new(o, "streams_taken", ju64(p->streams_taken));
-    json_object_set_new(o, "streams_failed", ju64(p->streams_failed));
-    json_object_set_new(o, "streams_refused", ju64(p->streams_refused));
-    json_object_set_new(o, "setup_errors", ju64(p->setup_errors));
-    json_object_set_new(o, "bytes_in", ju64(p->bytes_in));
-    json_object_set_new(o, "bytes_out", ju64(p->bytes_out));
-    json_object_set_new(o, "rejected_ip", ju64(p->rejected_ip));
-    json_object_set_new(o, "dropped_datagrams", ju64(p->dropped_datagrams));
-    json_object_set_new(o, "handoffs", ju64(p->handoffs));
-    json_object_set_new(o, "sessions", ju64(p->sessions));
-    json_object_set_new(o, "stateless_resets", ju64(p->stateless_resets));
+    for (size_t k = 0; k < qp_stats_n; k++) {
+      const struct qp_stat *st = &qp_stats[k];
+      double v = qp_stat_value(st, p);
+      json_t *j = st->type == QP_SV_BOOL  ? json_boolean(v != 0)
+                  : st->type == QP_SV_NS  ? json_real(v)
+                  : st->type == QP_SV_I32 ? json_integer((json_int_t)v)
+                                          : ju64(qp_stat_raw(st, p));
+      json_object_set_new(o, st->name, j);
+    }
     json_object_set_new(o, "congestion_control",
                         p->congestion_control
                             ? json_string(p->congestion_control)
@@ -455,7 +437,7 @@ static int cmd_metrics(int argc, char **argv) {
     usage_error(argv[0], "metrics: unexpected argument \"%s\"",
                 argv[optind + 1]);
   Qpool__Response *m = fetch_stats(optind < argc ? argv[optind] : NULL);
-  qp_metrics_write(stdout, m->pools, m->n_pools);
+  qp_stats_prometheus(stdout, m->pools, m->n_pools);
   qpool__response__free_unpacked(m, NULL);
   flush_stdout();
   return 0;

@@ -17,6 +17,7 @@
 #include "ipc.pb-c.h"
 #include "shared/frame.h"
 #include "shared/log.h"
+#include "shared/stats.h"
 #include "shared/pool_params.h"
 #include "worker/engine.h"
 #include "worker/sandbox.h"
@@ -83,10 +84,9 @@ static void report_pool(struct wpool *w, int force) {
   r.name = w->name;
   if (w->p) {
     wrk_pool_stats(w->p, &st);
-    r.active = wrk_pool_active(w->p);
+    r.idle_streams = wrk_pool_active(w->p);
     r.capacity = wrk_pool_capacity(w->p);
     r.interval_ns = wrk_pool_interval(w->p);
-    r.errors = wrk_pool_error_count(w->p);
     r.congestion_control = (char *)qp_cc_name(wrk_pool_cc_algo(w->p));
     r.has_max_stream_window = 1;
     r.max_stream_window = wrk_pool_max_stream_window(w->p);
@@ -98,23 +98,18 @@ static void report_pool(struct wpool *w, int force) {
   r.streams_failed = st.streams_failed;
   r.streams_refused = st.streams_refused;
   r.setup_errors = st.setup_errors;
-  r.bytes_in = st.bytes_in;
-  r.bytes_out = st.bytes_out;
+  r.in_bytes = st.bytes_in;
+  r.out_bytes = st.bytes_out;
   r.dropped_datagrams = st.dropped_datagrams;
   r.connected = st.connected;
-  r.conns = st.conns;
+  r.connections = st.conns;
   r.last_error = (char *)err;
   r.has_failed = w->failed;
   r.failed = w->failed;
   uint64_t now = uv_hrtime();
   Qpool__Report *l = &w->last;
-  int changed = r.active != l->active || r.capacity != l->capacity ||
-                r.interval_ns != l->interval_ns || r.errors != l->errors ||
-                r.connected != l->connected || r.conns != l->conns ||
-                r.streams_created != l->streams_created ||
-                r.streams_taken != l->streams_taken ||
-                r.streams_failed != l->streams_failed ||
-                strcmp(err, w->sent_error) != 0; /* a reason: at once */
+  int changed = qp_stats_report_changed(&r, l) || /* shared/stats.c */
+                strcmp(err, w->sent_error) != 0;  /* a reason: at once */
   if (!force && !changed && now - w->last_sent < REPORT_MAX_NS)
     return;
   send_msg(QPOOL__MSG_TYPE__MSG_REPORT, &r.base, -1);

@@ -41,7 +41,7 @@ export QPOOL_STATUS_FILE="$WORK/cli.status"
 start_bg cli "$QPOOLD" client --name cli --target "127.0.0.1:$port" --min-cap 4 \
   --max-cap 4 --tls-mode 1 --chroot "$WORK/empty" --control "$WORK/cli.sock"
 unset QPOOL_STATUS_FILE
-check "client pool (TLS mode 1) filled to 4" wait_status "$WORK/cli.status" cli active 4 15
+check "client pool (TLS mode 1) filled to 4" wait_status "$WORK/cli.status" cli idle_streams 4 15
 
 # ---- libqpool, on the worker sessions: the two ends of stream X ----------
 start_bg info "$LQP" info --control "$WORK/srv.sock" --pool srv \
@@ -109,7 +109,7 @@ export QPOOL_STATUS_FILE="$WORK/cli2.status"
 start_bg cli2 "$QPOOLD" client --name cli2 --target "127.0.0.1:$port" --min-cap 2 \
   --max-cap 2 --tls-mode 1 --chroot "$WORK/empty" --control "$WORK/cli2.sock"
 unset QPOOL_STATUS_FILE
-check "a second client pool filled to 2" wait_status "$WORK/cli2.status" cli2 active 2 15
+check "a second client pool filled to 2" wait_status "$WORK/cli2.status" cli2 idle_streams 2 15
 "$CTL" --control "$WORK/cli2.sock" conn cli2 >"$WORK/ctl2.txt" || true
 cli2_local=$(ctl_field "$WORK/ctl2.txt" local)
 check "server, no ID: the newest connection ($cli2_local)" bash -c \

@@ -47,7 +47,7 @@ qpoold_pair() { # NAME
   wait_for "$WORK/$1srv.log" "running 1 pool" 10
   QPOOL_STATUS_FILE="$WORK/$1cli.status" start_bg "$1cli" "$QPOOLD" client --name cli \
     --target "127.0.0.1:$port" --min-cap 1 --max-cap 1 --control "$WORK/$1cli.sock"
-  wait_status "$WORK/$1cli.status" cli active 1 15
+  wait_status "$WORK/$1cli.status" cli idle_streams 1 15
 }
 
 qpoold_pair d1
@@ -56,7 +56,7 @@ check "qpoold, server app closes first: the server wrote and closed" grep -q "ea
 check "... the client app reads it a second later, then EOF, then EPIPE" logrun "$WORK/d1r.log" \
   "$PEER" client --control "$WORK/d1cli.sock" --pool cli --early read --expect-epipe --timeout 15s
 check "... and the stream counted as taken, not failed" \
-  test "$(status_of "$WORK/d1cli.status" cli failed)" = 0
+  test "$(status_of "$WORK/d1cli.status" cli streams_failed)" = 0
 
 qpoold_pair d2
 logrun "$WORK/d2w.log" "$PEER" client --control "$WORK/d2cli.sock" --pool cli --early write --duration 1s --timeout 10s

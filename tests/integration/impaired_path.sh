@@ -97,7 +97,7 @@ start_bg cli "${IN_A[@]}" "$QPOOLD" client --name c --target "$NP_B_IP:$port" --
   --max-cap 2 --min-interval 200ms --chroot "$WORK/empty" --control "$WORK/cli.sock"
 unset QPOOL_STATUS_FILE
 check "qpoold client pool in A filled from the server pool in B across the path" \
-  wait_status "$WORK/cli.status" c active 2 20
+  wait_status "$WORK/cli.status" c idle_streams 2 20
 
 # xfer NAME SRC_FILE(B sends)|"" SRC_FILE(A sends)|"": one stream taken by
 # qpoolctl incoming in B and outgoing in A; each end's stdin is its file (or

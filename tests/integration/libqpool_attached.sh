@@ -82,7 +82,7 @@ check "np-test, libqpool client side: 100 streams x 256 KiB each way" logrun "$W
 check "np-test, libqpool server side (waited for 00000000) verified every stream" wait "$(pid_of ntsrv)"
 sed 's/^/# cli: /' "$WORK/ntcli.log"
 sed 's/^/# srv: /' "$WORK/ntsrv.log"
-check "the pools refill to 64 idle" wait_status "$WORK/cli2.status" cli active 64 20
+check "the pools refill to 64 idle" wait_status "$WORK/cli2.status" cli idle_streams 64 20
 fd_after=$(ls /proc/"$(pid_of srv2)"/fd | wc -l)
 check "qpoold (server) holds no more fds than before ($fd_before -> $fd_after)" \
   test "$fd_after" -le "$fd_before"
@@ -95,14 +95,14 @@ check "OutgoingGet for an unknown id: -ETIMEDOUT" grep -q "rc=-110 " <<<"$out"
 check "... at the 500 ms deadline, never early (took $ms ms; late only under load)" within "$ms" 450 1500
 
 # stats agree with the status file (the pools are steady now)
-check "server pool steady at 64 idle" wait_status "$WORK/srv2.status" srv active 64 10
+check "server pool steady at 64 idle" wait_status "$WORK/srv2.status" srv idle_streams 64 10
 for side in cli2:cli srv2:srv; do
   f=${side%%:*}
   pool=${side##*:}
   out=$("$LQP" stats --control "$WORK/$f.sock" --pool "$pool" || true)
   echo "# $pool: $out"
-  check "$pool: qp_active = status active ($(status_of "$WORK/$f.status" "$pool" active))" \
-    test "$(field "$out" active)" = "$(status_of "$WORK/$f.status" "$pool" active)"
+  check "$pool: qp_active = status active ($(status_of "$WORK/$f.status" "$pool" idle_streams))" \
+    test "$(field "$out" active)" = "$(status_of "$WORK/$f.status" "$pool" idle_streams)"
   check "$pool: qp_capacity = status capacity ($(status_of "$WORK/$f.status" "$pool" capacity))" \
     test "$(field "$out" capacity)" = "$(status_of "$WORK/$f.status" "$pool" capacity)"
   check "$pool: qp_ready = 1" test "$(field "$out" ready)" = 1
@@ -137,7 +137,7 @@ check "... the last 20 all took a stream" \
 n_to=$(grep -c 'rc=-110 ' "$WORK/rep.log" || true)
 check "... the client pool was back within about one keep-alive (3 s), not its idle timeout ($n_to takes of 2 s timed out)" \
   test "$n_to" -le 5
-r=$(status_of "$WORK/srv2.status" srv resets)
+r=$(status_of "$WORK/srv2.status" srv stateless_resets)
 check "qpoold reset the dead worker's connection statelessly (resets=$r)" test "${r:-0}" -ge 1
 check "... and the client logged why it reconnected" grep -q "stateless reset from the peer" "$WORK/cli2.log"
 s1=$(status_of "$WORK/srv2.status" srv sessions)
@@ -160,9 +160,9 @@ for mode in session qpoold; do
   start_bg "c3$mode" "$QPOOLD" client --name c3 --target "127.0.0.1:$port3" --min-cap 8 --max-cap 8 \
     --min-interval 100ms --max-interval 100ms --chroot "$WORK/empty" --control "$WORK/c3$mode.sock"
   check "$mode: the streams that come later stay idle in the pool (8)" \
-    wait_status "$WORK/s3$mode.status" s3 active 8 20
-  check "$mode: ... none was taken for the cancelled gets (taken=$(status_of "$WORK/s3$mode.status" s3 taken))" \
-    test "$(status_of "$WORK/s3$mode.status" s3 taken)" = 0
+    wait_status "$WORK/s3$mode.status" s3 idle_streams 8 20
+  check "$mode: ... none was taken for the cancelled gets (taken=$(status_of "$WORK/s3$mode.status" s3 streams_taken))" \
+    test "$(status_of "$WORK/s3$mode.status" s3 streams_taken)" = 0
   kill -TERM "$(pid_of "c3$mode")" "$(pid_of "s3$mode")"
   wait "$(pid_of "c3$mode")" || true
   wait "$(pid_of "s3$mode")" || true

@@ -12,7 +12,7 @@ export QPOOL_STATUS_FILE="$WORK/cli.status"
 start_bg cli "$QPOOLD" client --name cli --target "127.0.0.1:$port" --min-cap 4 \
   --max-cap 4 --chroot "$WORK/empty" --control "$WORK/cli.sock"
 unset QPOOL_STATUS_FILE
-wait_status "$WORK/cli.status" cli active 4 15
+wait_status "$WORK/cli.status" cli idle_streams 4 15
 head -c 1048576 /dev/urandom >"$WORK/a"
 head -c 1048576 /dev/urandom >"$WORK/b"
 python3 "$PY" --control "$WORK/srv.sock" --pool srv incoming <"$WORK/a" \

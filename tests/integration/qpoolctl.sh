@@ -15,7 +15,7 @@ export QPOOL_STATUS_FILE="$WORK/cli.status"
 start_bg cli "$QPOOLD" client --name cli --target "127.0.0.1:$port" --min-cap 4 \
   --max-cap 4 --chroot "$WORK/empty" --control "$WORK/cli.sock"
 unset QPOOL_STATUS_FILE
-check "client pool filled to 4" wait_status "$WORK/cli.status" cli active 4 15
+check "client pool filled to 4" wait_status "$WORK/cli.status" cli idle_streams 4 15
 export QPOOL_CONTROL="$WORK/cli.sock"
 
 # ---- streams: incoming on the client pool, outgoing on the server pool ----
@@ -51,7 +51,7 @@ check "... byte-exactly" cmp -s "$WORK/h.msg" "$WORK/h.back"
 check "outgoing for an unknown stream times out (exit 1)" bash -c \
   "! '$CTL' --control '$WORK/srv.sock' outgoing --timeout 300ms srv 7fffff01 </dev/null >/dev/null 2>'$WORK/to.err'"
 check "... saying which request failed" grep -q "outgoing srv 7fffff01: " "$WORK/to.err"
-check "client pool refilled to 4" wait_status "$WORK/cli.status" cli active 4 15
+check "client pool refilled to 4" wait_status "$WORK/cli.status" cli idle_streams 4 15
 
 # ---- status / stats --json / metrics ----
 check "status lists the pool" logrun "$WORK/status.txt" "$CTL" status
@@ -59,15 +59,26 @@ check "... with its name, role and state" grep -qE '^cli +client +[0-9]+ +ready 
 check "status of the server pool too" bash -c "'$CTL' --control '$WORK/srv.sock' status | grep -qE '^srv +server '"
 check "stats --json parses" bash -c "'$CTL' stats --json >'$WORK/stats.json' && python3 -m json.tool '$WORK/stats.json' >/dev/null"
 jget() { python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['pools'][0]; print(p[sys.argv[2]])" "$WORK/stats.json" "$1"; }
-check "stats --json numbers match (active 4, capacity 4, 1s interval, 1 conn)" \
-  test "$(jget active)/$(jget capacity)/$(jget interval_ns)/$(jget conns)/$(jget name)" = "4/4/1000000000/1/cli"
-check "stats --json has every PoolStats field" python3 -c "
+check "stats --json numbers match (4 idle, capacity 4, 1s interval, 1 connection)" \
+  test "$(jget idle_streams)/$(jget capacity)/$(jget interval_seconds)/$(jget connections)/$(jget name)" = "4/4/1.0/1/cli"
+check "stats --json has the attributes and every counter and gauge" python3 -c "
 import json,sys
 p=json.load(open('$WORK/stats.json'))['pools'][0]
-want='name server worker worker_pid restarts ready active capacity interval_ns errors connected conns streams_created streams_taken streams_failed streams_refused setup_errors bytes_in bytes_out rejected_ip dropped_datagrams handoffs sessions stateless_resets last_error'.split()
-sys.exit(0 if all(k in p for k in want) else 1)"
-check "the taken stream counted (streams_taken >= 2, bytes_in >= 1 MiB)" \
-  test "$(jget streams_taken)" -ge 2 -a "$(jget bytes_in)" -ge 1048576
+want='name role worker worker_pid failed ready idle_streams capacity interval_seconds app_errors connected connections streams_created streams_taken streams_failed streams_refused setup_errors in_bytes out_bytes rejected_ips dropped_datagrams handoffs sessions stateless_resets worker_restarts congestion_control max_stream_window last_error'.split()
+missing=[k for k in want if k not in p]
+print('missing:', missing) if missing else None
+sys.exit(1 if missing else 0)"
+check "the status file has the same keys as stats --json" python3 -c "
+import json,sys
+p=json.load(open('$WORK/stats.json'))['pools'][0]
+line=[l for l in open('$WORK/cli.status') if l.startswith('pool=cli ')][0]
+keys={kv.split('=')[0] for kv in line.split() if '=' in kv}
+skip={'name','role','worker_pid','congestion_control','max_stream_window','last_error'}
+missing=[k for k in p if k not in keys and k not in skip]
+print('missing:', missing) if missing else None
+sys.exit(1 if missing else 0)"
+check "the taken stream counted (streams_taken >= 2, in_bytes >= 1 MiB)" \
+  test "$(jget streams_taken)" -ge 2 -a "$(jget in_bytes)" -ge 1048576
 "$CTL" --control "$WORK/srv.sock" metrics >"$WORK/srv.prom"
 check "metrics printed" logrun "$WORK/cli.prom" "$CTL" metrics
 if command -v promtool >/dev/null; then
@@ -93,10 +104,18 @@ if "$PYPROM" -c 'import prometheus_client' 2>/dev/null; then
   check "prometheus_client parses the output" logrun "$WORK/cli.parsed" promparse "$WORK/cli.prom"
   pv() { awk -v n="$1" '$1 == n && $2 == "cli" { print $3 }' "$WORK/cli.parsed"; }
   "$CTL" stats --json >"$WORK/stats.json"
-  check "... same active / capacity as stats --json" \
-    test "$(pv qpool_active)/$(pv qpool_capacity)" = "$(jget active).0/$(jget capacity).0"
-  check "... interval in seconds, conns and taken counter as in stats --json" \
-    test "$(pv qpool_interval_seconds)/$(pv qpool_conns)/$(pv qpool_streams_taken_total)" = "1.0/$(jget conns).0/$(jget streams_taken).0"
+  check "... same idle streams / capacity as stats --json" \
+    test "$(pv qpool_idle_streams)/$(pv qpool_capacity)" = "$(jget idle_streams).0/$(jget capacity).0"
+  check "... interval in seconds, connections and taken counter as in stats --json" \
+    test "$(pv qpool_interval_seconds)/$(pv qpool_connections)/$(pv qpool_streams_taken_total)" = "1.0/$(jget connections).0/$(jget streams_taken).0"
+  check "... every metric is a stats --json key without qpool_ and _total" python3 -c "
+import json,re,sys
+p=json.load(open('$WORK/stats.json'))['pools'][0]
+names={re.sub(r'^qpool_|_total$','',l.split()[2]) for l in open('$WORK/cli.prom') if l.startswith('# TYPE ')}
+names.discard('pool_info')
+missing=sorted(n for n in names if n not in p)
+print('not in JSON:', missing) if missing else None
+sys.exit(1 if missing or len(names) < 15 else 0)"
   check "... counters end in _total and are typed counter" \
     bash -c "grep -q '^# TYPE qpool_in_bytes_total counter' '$WORK/cli.prom' && ! grep -E '^# TYPE [a-z_]+ counter' '$WORK/cli.prom' | grep -v '_total counter'"
 else
@@ -115,11 +134,13 @@ replaced || true
 created1=$(jfield streams_created)
 check "flush empties the pool: its 4 streams are replaced (created $created0 -> $created1)" \
   test "$created1" -ge $((created0 + 4))
-check "... and it is back at 4 idle" wait_status "$WORK/cli.status" cli active 4 15
-errs() { "$CTL" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pools"][0]["errors"])'; }
+check "... and it is back at 4 idle" wait_status "$WORK/cli.status" cli idle_streams 4 15
+errs() { "$CTL" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pools"][0]["app_errors"])'; }
 "$CTL" reset-errors cli
 check "add-error twice" bash -c "'$CTL' add-error cli && '$CTL' add-error cli"
 check "... errors 2" test "$(errs)" = 2
+check "... and the status file says so too (it said 0 before)" \
+  wait_status "$WORK/cli.status" cli app_errors 2 5
 check "... shown in status" bash -c "'$CTL' status | grep -qE '^cli .* 2 +1  '"
 check "reset-errors" "$CTL" reset-errors cli
 check "... errors 0" test "$(errs)" = 0

@@ -34,8 +34,8 @@ unset QPOOL_STATUS_FILE
 wait_for "$WORK/q.log" "in the sandbox" 10
 start_bg c1 "$PEER" client --target "127.0.0.1:$ps_" --min-cap 4 --max-cap 4 --duration 40s --timeout 50s
 start_bg c2 "$PEER" client --target "127.0.0.1:$pt" --min-cap 4 --max-cap 4 --duration 40s --timeout 50s
-wait_status "$WORK/q.status" closed active 4 15
-wait_status "$WORK/q.status" open active 4 15
+wait_status "$WORK/q.status" closed idle_streams 4 15
+wait_status "$WORK/q.status" open idle_streams 4 15
 as_nobody() { runuser -u nobody -- "$@"; }
 
 rc=0
@@ -43,7 +43,7 @@ as_nobody python3 "$PY" --control "$WORK/q.sock" --pool closed --timeout 1000 in
   </dev/null >/dev/null 2>"$WORK/deny.err" || rc=$?
 check "nobody is refused a stream of pool \"closed\"" test "$rc" -ne 0
 check "... with \"permission denied\"" grep -q "permission denied: uid $(id -u nobody) may not use pool \"closed\"" "$WORK/deny.err"
-check "... and no stream was taken" test "$(status_of "$WORK/q.status" closed taken)" = 0
+check "... and no stream was taken" test "$(status_of "$WORK/q.status" closed streams_taken)" = 0
 check "nobody cannot flush it either" bash -c "! runuser -u nobody -- '$CTL' --control '$WORK/q.sock' flush closed 2>'$WORK/flush.err'"
 check "... told why" grep -q "permission denied" "$WORK/flush.err"
 check "nobody may read stats" logrun "$WORK/status.log" as_nobody "$CTL" --control "$WORK/q.sock" status

@@ -154,10 +154,10 @@ export QPOOL_STATUS_FILE="$WORK/cli.status"
 start_bg cli "$QPOOLD" --config "$WORK/cli.conf" --chroot "$WORK/empty" \
   --control "$WORK/cli.sock"
 unset QPOOL_STATUS_FILE
-check "ccubic filled" wait_status "$WORK/ccubic.status" ccubic active 4 20
-check "cbbr filled" wait_status "$WORK/cbbr.status" cbbr active 4 20
-check "cbbr2 filled" wait_status "$WORK/cli.status" cbbr2 active 4 20
-check "cdef filled" wait_status "$WORK/cli.status" cdef active 4 20
+check "ccubic filled" wait_status "$WORK/ccubic.status" ccubic idle_streams 4 20
+check "cbbr filled" wait_status "$WORK/cbbr.status" cbbr idle_streams 4 20
+check "cbbr2 filled" wait_status "$WORK/cli.status" cbbr2 idle_streams 4 20
+check "cdef filled" wait_status "$WORK/cli.status" cdef idle_streams 4 20
 
 # ---- read back from the workers ---------------------------------------------
 check "ccubic (flag): cubic, no pacing rate" cc_is "$WORK/ccubic.sock" ccubic cubic

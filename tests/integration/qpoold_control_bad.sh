@@ -19,7 +19,7 @@ qpid=$(pid_of q)
 start_bg c "$QPOOLD" client --name c --target "127.0.0.1:$port" --min-cap 8 \
   --max-cap 8 --min-interval 100ms --max-interval 100ms --chroot "$WORK/empty" \
   --control "$WORK/c.sock"
-check "the client pool filled s" wait_status "$WORK/q.status" s active 8 20
+check "the client pool filled s" wait_status "$WORK/q.status" s idle_streams 8 20
 wpid=$(status_of "$WORK/q.status" s pid)
 fds_before=$(ls /proc/$qpid/fd | wc -l)
 wfds_before=$(ls /proc/$wpid/fd | wc -l)
@@ -138,7 +138,7 @@ check "an empty pool answers at the deadline" grep -q "empty pool answered: True
 sleep 1
 fds_after=$(ls /proc/$qpid/fd | wc -l)
 check "no fd leaked ($fds_before before, $fds_after after)" test "$fds_after" -le "$fds_before"
-check "the worker is still the first one (never restarted)" test "$(status_of "$WORK/q.status" s restarts)" = 0
+check "the worker is still the first one (never restarted)" test "$(status_of "$WORK/q.status" s worker_restarts)" = 0
 check "garbage on a worker session: the worker dropped each of those sessions" grep -q "session junk closed: 5" "$WORK/py.log"
 check "a session refuses other operations and other pools by name" \
   bash -c "grep -q 'session stats refused: True' '$WORK/py.log' && grep -q 'session other pool refused: True' '$WORK/py.log'"
@@ -151,7 +151,7 @@ check "the worker leaked no fd ($wfds_before before, $wfds_after after)" test "$
 # streams stay idle until taken or flushed, as in the reference): flush it
 check "the client pool flushes its finished streams" \
   env QPOOL_CONTROL="$WORK/c.sock" "$QP_BIN/qpoolctl" flush c
-check "the pool refilled after the unread takes" wait_status "$WORK/q.status" s active 8 20
+check "the pool refilled after the unread takes" wait_status "$WORK/q.status" s idle_streams 8 20
 kill -TERM "$qpid" "$(pid_of c)"
 check "qpoold stops cleanly" wait "$qpid"
 finish

@@ -36,8 +36,8 @@ start_bg ca "$PEER" client --target "127.0.0.1:$p1" --min-cap 4 --max-cap 4 \
   --min-interval 100ms --max-interval 200ms --keep-alive 300ms --report 100 --timeout 60s --duration 30s
 start_bg cb "$PEER" client --target "127.0.0.1:$p2" --min-cap 4 --max-cap 4 \
   --min-interval 100ms --max-interval 200ms --keep-alive 300ms --report 100 --timeout 60s --duration 30s
-check "pool a filled" wait_status "$WORK/q.status" a active 4 15
-check "pool b filled" wait_status "$WORK/q.status" b active 4 15
+check "pool a filled" wait_status "$WORK/q.status" a idle_streams 4 15
+check "pool b filled" wait_status "$WORK/q.status" b idle_streams 4 15
 wa=$(status_of "$WORK/q.status" a pid); wb=$(status_of "$WORK/q.status" b pid)
 check "pools run in different workers ($wa, $wb)" test "$wa" != "$wb"
 nb=$(grep -c "^stats" "$WORK/cb.log")
@@ -63,7 +63,7 @@ check "worker of pool a restarted ($(( (t1 - t0) / 1000000 )) ms)" restarted
 check "qpoold logged the death" grep -q "killed by signal 9" "$WORK/q.log"
 check "pool a's client reconnected and refilled" \
   wait_for "$WORK/ca.log" "^stats.* active=4 .*conns_failed=[0-9]+ connected=1" 20
-check "pool a serves again (qpoold view)" wait_status "$WORK/q.status" a active 4 10
+check "pool a serves again (qpoold view)" wait_status "$WORK/q.status" a idle_streams 4 10
 check "pool b's worker is the same process" test "$(status_of "$WORK/q.status" b pid)" = "$wb"
 check "pool b's client never lost its connection" \
   bash -c "tail -n +$nb '$WORK/cb.log' | grep '^stats' | grep -vq 'connected=1' && exit 1 || exit 0"

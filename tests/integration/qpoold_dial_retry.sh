@@ -47,7 +47,7 @@ start_bg s "$QPOOLD" server --name s --listen "127.0.0.1:$port" --max-cap 4 \
   --chroot "$WORK/empty" --control "$WORK/s.sock"
 check "the pool connects once the server is up" \
   wait_status "$WORK/c.status" c connected 1 15
-check "... and fills" wait_status "$WORK/c.status" c active 2 10
+check "... and fills" wait_status "$WORK/c.status" c idle_streams 2 10
 check "... saying after how many failed attempts" \
   grep -qE "pool c: connected again after [0-9]+ failed attempts" "$WORK/c.log"
 check "... and its last error is cleared" \

@@ -15,10 +15,10 @@ export QPOOL_STATUS_FILE="$WORK/cli.status"
 start_bg cli "$QPOOLD" client --name cli --target "127.0.0.1:$port" --min-cap 8 \
   --max-cap 8 --chroot "$WORK/empty" --control "$WORK/cli.sock"
 unset QPOOL_STATUS_FILE
-check "client pool (in qpoold) filled to 8" wait_status "$WORK/cli.status" cli active 8 15
-check "server pool (in qpoold) holds the same 8" wait_status "$WORK/srv.status" srv active 8 5
+check "client pool (in qpoold) filled to 8" wait_status "$WORK/cli.status" cli idle_streams 8 15
+check "server pool (in qpoold) holds the same 8" wait_status "$WORK/srv.status" srv idle_streams 8 5
 check "reports carry the manager's capacity (8) and interval (1000 ms)" \
-  test "$(status_of "$WORK/cli.status" cli capacity)" = 8 -a "$(status_of "$WORK/cli.status" cli interval_ms)" = 1000
+  test "$(status_of "$WORK/cli.status" cli capacity)" = 8 -a "$(status_of "$WORK/cli.status" cli interval_seconds)" = 1
 check "and the server pool's max_cap as its capacity (16)" test "$(status_of "$WORK/srv.status" srv capacity)" = 16
 check "server connection came through the hand-off" test "$(status_of "$WORK/srv.status" srv handoffs)" -ge 1
 
@@ -52,7 +52,7 @@ check "np-test through qpoold (client side): 16 streams x 4 MiB each way" logrun
   "$PEER" client --control "$WORK/cli.sock" --pool cli --streams 16 --bytes 4194304 --timeout 120s
 check "np-test through qpoold (server side) verified every stream" wait "$(pid_of ntsrv)"
 check "the server pool's counters show the taken streams" \
-  wait_status_ge "$WORK/srv.status" srv taken 17 5
+  wait_status_ge "$WORK/srv.status" srv streams_taken 17 5
 check "a request for an unknown pool fails" bash -c "! '$PEER' client --control '$WORK/cli.sock' --pool nosuch --streams 1 --bytes 1 --timeout 5s >'$WORK/nosuch.log' 2>&1"
 check "... saying so by name" grep -q 'no pool named "nosuch"' "$WORK/nosuch.log"
 
@@ -66,7 +66,7 @@ export QPOOL_STATUS_FILE="$WORK/cli2.status"
 start_bg cli2 "$QPOOLD" client --name cli2 --target "127.0.0.1:$port2" --min-cap 4 \
   --max-cap 4 --chroot "$WORK/empty" --control "$WORK/cli2.sock"
 unset QPOOL_STATUS_FILE
-check "qpoold client pool fills from an np-peer server" wait_status "$WORK/cli2.status" cli2 active 4 15
+check "qpoold client pool fills from an np-peer server" wait_status "$WORK/cli2.status" cli2 idle_streams 4 15
 check "reports agree: np-peer server holds 4 idle too" wait_for "$WORK/npsrv.log" "^stats.* active=4 " 5
 
 # graceful stop

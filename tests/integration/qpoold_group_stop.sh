@@ -35,7 +35,7 @@ for i in $(seq 1 "$runs"); do
     >"$WORK/q$i.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
-  if ! wait_status "$WORK/q$i.status" c active 2 20; then
+  if ! wait_status "$WORK/q$i.status" c idle_streams 2 20; then
     not_ok "run $i: the client pool filled"
   fi
   pgid=$(ps -o pgid= -p "$pid" | tr -d ' ')

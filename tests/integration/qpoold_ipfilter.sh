@@ -64,13 +64,13 @@ check "v4: host B (198.51.100.2) is refused with \"unauthorized IP\"" logrun "$W
   in_ns "$B" "$PEER" client --target "198.51.100.1:$p4" --min-cap 4 --max-cap 4 \
   --expect-error "unauthorized IP" --timeout 20s
 check "... and never held a stream" grep -q "^final.* active=0 .*created=0 " "$WORK/b4.log"
-check "qpoold counted B's rejection" wait_status_ge "$WORK/q.status" v4b rejected_ip 1 5
-check "no connection reached pool v4b's worker" wait_status "$WORK/q.status" v4b conns 0 2
+check "qpoold counted B's rejection" wait_status_ge "$WORK/q.status" v4b rejected_ips 1 5
+check "no connection reached pool v4b's worker" wait_status "$WORK/q.status" v4b connections 0 2
 check "v6: host A (2001:db8:a::2) gets streams" logrun "$WORK/a6.log" \
   in_ns "$A" "$PEER" client --target "[2001:db8:a::1]:$p6" --min-cap 4 --max-cap 4 --wait-active 4 --timeout 20s
 check "v6: host B (2001:db8:b::2) is refused" logrun "$WORK/b6.log" \
   in_ns "$B" "$PEER" client --target "[2001:db8:a::1]:$p6" --min-cap 4 --max-cap 4 \
   --expect-error "unauthorized IP" --timeout 20s
-check "qpoold counted the IPv6 rejection" wait_status_ge "$WORK/q.status" v6 rejected_ip 1 5
+check "qpoold counted the IPv6 rejection" wait_status_ge "$WORK/q.status" v6 rejected_ips 1 5
 kill -TERM "$(pid_of q)"; wait "$(pid_of q)" || true
 finish

@@ -60,7 +60,7 @@ start_bg c1 "$QPOOLD" client --name c1 --target "127.0.0.1:$port" \
 unset QPOOL_STATUS_FILE
 check "keep-alive 1s: idle timeout 3s" \
   wait_for "$WORK/c1.log" "pool c1: connected \(.*, idle timeout 3s\)" 10
-check "the pool filled" wait_status "$WORK/c1.status" c1 active 2 10
+check "the pool filled" wait_status "$WORK/c1.status" c1 idle_streams 2 10
 # the same keep-alive with --idle-timeout 5s: 5 s
 start_bg c5 "$QPOOLD" client --name c5 --target "127.0.0.1:$port" \
   --keep-alive 1s --idle-timeout 5s --chroot "$WORK/empty" \

@@ -48,8 +48,8 @@ start_bg q "$QPOOLD" --config "$WORK/q.conf"
 unset QPOOL_STATUS_FILE
 qpid=$(pid_of q)
 wait_for "$WORK/q.log" "metrics on http://127.0.0.1:$mport/metrics" 10
-check "the pools fill" wait_status "$WORK/q.status" cli active 4 20
-check "... server side too" wait_status "$WORK/q.status" srv active 4 20
+check "the pools fill" wait_status "$WORK/q.status" cli idle_streams 4 20
+check "... server side too" wait_status "$WORK/q.status" srv idle_streams 4 20
 url="http://127.0.0.1:$mport/metrics"
 check "curl GET /metrics: 200" logrun "$WORK/m.txt" curl -sS -f -D "$WORK/m.hdr" "$url"
 check "... Content-Type is the 0.0.4 text format" grep -qi "^content-type: text/plain; version=0.0.4" "$WORK/m.hdr"

@@ -17,7 +17,7 @@ start_bg q "$QPOOLD" --config "$WORK/q.conf"
 unset QPOOL_STATUS_FILE
 wait_for "$WORK/q.log" "running 2 pool" 10
 start_bg ca "$PEER" client --target "127.0.0.1:$pa" --min-cap 4 --max-cap 4 --report 100 --duration 30s --timeout 40s
-check "pool a filled" wait_status "$WORK/q.status" a active 4 15
+check "pool a filled" wait_status "$WORK/q.status" a idle_streams 4 15
 wa=$(status_of "$WORK/q.status" a pid)
 na=$(grep -c '^stats' "$WORK/ca.log")
 

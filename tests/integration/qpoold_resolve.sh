@@ -59,7 +59,7 @@ check "... the log says it once" \
 printf '127.0.0.1 localhost\n::1 localhost\n127.0.0.1 %s\n' "$NAME" >"$WORK/hosts"
 check "once it resolves, the pool connects (no restart)" \
   wait_status "$WORK/c.status" c connected 1 15
-check "... and fills" wait_status "$WORK/c.status" c active 2 10
+check "... and fills" wait_status "$WORK/c.status" c idle_streams 2 10
 check "... it is the same qpoold" kill -0 "$(pid_of c)"
 check "... (the pid watched is qpoold's)" \
   grep -q "qpoold\[$(pid_of c)\]" "$WORK/c.log"
@@ -74,7 +74,7 @@ wait_for "$WORK/s6.log" "in the sandbox" 10
 printf '127.0.0.1 localhost\n::1 localhost\n::1 %s\n' "$NAME" >"$WORK/hosts"
 kill -TERM "$(pid_of s)"; wait "$(pid_of s)" || true
 check "the pool follows the name to its new address" \
-  wait_status_ge "$WORK/s6.status" s6 active 2 20
+  wait_status_ge "$WORK/s6.status" s6 idle_streams 2 20
 check "... connected again" wait_status "$WORK/c.status" c connected 1 10
 
 # two addresses, the first one dead (::1 sorts before 127.0.0.1): failed
@@ -88,7 +88,7 @@ printf '127.0.0.1 localhost\n::1 localhost\n::1 %s\n127.0.0.1 %s\n' "$NAME" \
   "$NAME" >"$WORK/hosts"
 kill -TERM "$(pid_of s6)"; wait "$(pid_of s6)" || true
 check "with a dead first address, the pool reaches the second" \
-  wait_status_ge "$WORK/s4.status" s4 active 2 20
+  wait_status_ge "$WORK/s4.status" s4 idle_streams 2 20
 check "... connected again" wait_status "$WORK/c.status" c connected 1 10
 check "... after trying [::1] and then 127.0.0.1" \
   bash -c "grep -A100 'lost: peer closed.*pool closed' '$WORK/c.log' | tail -n +2 |

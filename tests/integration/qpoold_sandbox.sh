@@ -13,7 +13,7 @@ start_bg srv "$QPOOLD" server --name srv --listen "127.0.0.1:$port" --max-cap 4 
   --chroot "$WORK/empty" --control "$WORK/srv.sock"
 unset QPOOL_STATUS_FILE QPOOL_ALLOW_PROBES
 wait_for "$WORK/srv.log" "in the sandbox" 10
-wait_status "$WORK/srv.status" srv restarts 0 5 >/dev/null || true
+wait_status "$WORK/srv.status" srv worker_restarts 0 5 >/dev/null || true
 wpid=$(status_of "$WORK/srv.status" srv pid)
 check "worker pid known ($wpid)" test -n "$wpid" -a -e "/proc/$wpid"
 st=/proc/$wpid/status

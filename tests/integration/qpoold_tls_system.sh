@@ -57,7 +57,7 @@ start_bg plain "$QPOOLD" $(client_args plain "$p1")
 unset QPOOL_STATUS_FILE
 check "mode 2 with the machine's own store does not trust the test CA" \
   wait_for "$WORK/plain.log" "certificate verification failed: .*issuer is unknown" 15
-check "... and never fills" test "$(status_of "$WORK/plain.status" plain active)" = 0
+check "... and never fills" test "$(status_of "$WORK/plain.status" plain idle_streams)" = 0
 kill -TERM "$(pid_of plain)"; wait "$(pid_of plain)" || true
 
 # --- the test CA installed in the system bundle, in a private mount namespace
@@ -68,7 +68,7 @@ start_bg ns unshare --mount --propagation private bash -c \
   _ "$WORK/bundle.crt" "$QPOOLD" $(client_args ns "$p1")
 unset QPOOL_STATUS_FILE
 check "system store with the test CA (namespace): the mode 2 pool fills to 8" \
-  wait_status "$WORK/ns.status" ns active 8 20
+  wait_status "$WORK/ns.status" ns idle_streams 8 20
 check "... the bundle really is mounted in qpoold's namespace only" \
   bash -c "grep -qF \"\$(sed -n 2p '$TESTDATA/ca.pem')\" /proc/$(pid_of ns)/root$SYSTEM &&
            ! grep -qF \"\$(sed -n 2p '$TESTDATA/ca.pem')\" $SYSTEM"
@@ -81,7 +81,7 @@ export QPOOL_STATUS_FILE="$WORK/env.status"
 # shellcheck disable=SC2046
 start_bg env env SSL_CERT_FILE="$WORK/bundle.crt" "$QPOOLD" $(client_args env "$p2")
 unset QPOOL_STATUS_FILE
-check "\$SSL_CERT_FILE: the mode 2 pool fills to 8" wait_status "$WORK/env.status" env active 8 20
+check "\$SSL_CERT_FILE: the mode 2 pool fills to 8" wait_status "$WORK/env.status" env idle_streams 8 20
 check "... and streams flow: np-test 8 x 256 KiB each way" np_test s2 "$WORK/env.sock" env
 
 # --- embedded: qp_client_pool_new(..., "2", "qpool.test", ...) and
@@ -141,7 +141,7 @@ max_cap = 4
 EOF
 kill -HUP "$(pid_of reload)"
 check "... SIGHUP adds a mode 2 pool without ca: it fills to 4 in that worker" \
-  wait_status "$WORK/reload.status" late active 4 20
+  wait_status "$WORK/reload.status" late idle_streams 4 20
 check "... the same sandboxed worker runs it ($wpid)" test "$(status_of "$WORK/reload.status" late pid)" = "$wpid"
 
 # --- a wrong host name: refused, and said so in qpoolctl status and the log
@@ -165,5 +165,5 @@ status_says() { # within 5 s (a report follows a new error at once)
 check "... qpoolctl status shows the pool not connected, with that reason" \
   status_says '^wrong +client +[0-9]+ +connecting .*certificate verification failed: .*does not match'
 sed 's/^/# /' "$WORK/wrong.table"
-check "... and it never got a stream" test "$(status_of "$WORK/wrong.status" wrong active)" = 0
+check "... and it never got a stream" test "$(status_of "$WORK/wrong.status" wrong idle_streams)" = 0
 finish

@@ -178,8 +178,8 @@ export QPOOL_STATUS_FILE="$WORK/cli.status"
 start_bg cli "$QPOOLD" --config "$WORK/cli.conf" --chroot "$WORK/empty" \
   --control "$WORK/cli.sock"
 unset QPOOL_STATUS_FILE
-check "cwin filled" wait_status "$WORK/cwin.status" cwin active 4 20
-check "cbytes filled" wait_status "$WORK/cli.status" cbytes active 4 20
+check "cwin filled" wait_status "$WORK/cwin.status" cwin idle_streams 4 20
+check "cbytes filled" wait_status "$WORK/cli.status" cbytes idle_streams 4 20
 
 # ---- read back from the workers ---------------------------------------------
 "$CTL" --control "$WORK/srv.sock" status >"$WORK/status.txt"

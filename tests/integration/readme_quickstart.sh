@@ -34,7 +34,7 @@ check "... which fetches the page through the tunnel" \
   bash -c "$curl1 --max-time 20 -sS | grep -q 'Hello through qpool-tunnel'"
 got2=$(bash -c "$curl2" 2>/dev/null | cut -c1-16)
 check "... and the 1 MiB file arrives intact ($got2)" test -n "$want2" -a "$got2" = "$want2"
-check "the live watch view shows the pool" wait_for "$WORK/run.log" "pool=embedded role=server .*state=ready" 10
+check "the live watch view shows the pool" wait_for "$WORK/run.log" "state=ready pool=embedded role=server " 10
 kill -INT -- "-$runpid" 2>/dev/null || kill -INT "$runpid"
 rc=0
 wait "$runpid" || rc=$?
