@@ -104,15 +104,16 @@ struct qp_tls {
  * are refused. A failed connection is retried after 500 ms, then 1 s, 2 s,
  * 4 s, 5 s (reset once connected).
  * keep_alive: PING period, idle timeout 3x; 0 = no PINGs and quic-go's
- * default idle timeout of 30 s (as the reference with 0). tls_mode: "0" no
+ * default idle timeout of 30 s (as the reference with 0); qp_pool_set(p,
+ * "idle_timeout", ...) sets the idle timeout outright. tls_mode: "0" no
  * verification, "1" (NULL too) the server's self-signed certificate, not
  * verified, "2" verified against the system trust store ($SSL_CERT_FILE,
  * else /etc/ssl/certs/ca-certificates.crt; or the CA file given with
  * qp_client_pool_tls) and `hostname` (required for "2"; sent as SNI in any
  * mode when given). Durations are at most 24 h; keep_alive >= 0.
  * Returns 0 and a new handle in *out, or -EINVAL (out NULL, target not
- * "host:port" with a port 1-65535, unknown tls_mode, a value out of range)
- * / -ENOMEM.
+ * "host:port" with a port 1-65535, unknown tls_mode, a hostname that is not
+ * a host name or IP literal, a value out of range) / -ENOMEM.
  * Nothing runs yet: start it with qp_client_manager. Not blocking. */
 QP_API int qp_client_pool_new(int min_cap, int max_cap, int64_t min_ivl,
                               int64_t max_ivl, int64_t keep_alive,
@@ -158,7 +159,9 @@ QP_API int qp_server_pool_new(int max_cap, const char *client_ip,
  * congestion_control, max_stream_window, tls_mode, hostname); the flag name
  * ("--idle-timeout") works too. A later call replaces the value; what the
  * constructor set can be changed this way. Checks that span settings
- * (idle_timeout longer than keep_alive, tls_mode 2 with a hostname) are
+ * (idle_timeout longer than keep_alive, tls_mode 2 with a hostname, a
+ * min_cap or min_interval above the max one when both were given: a
+ * constructor gives both) are
  * made when the manager starts its qpoold, which then fails with -EINVAL.
  * Returns 0, or -EINVAL (p is not an embedded pool, its manager already
  * started, key or value NULL, no such key, a setting of the other side's
@@ -184,7 +187,7 @@ QP_API int qp_pool_congestion_control(qp_pool *p, const char *name);
  * 16 MiB, as qpoold does. A later call replaces the value. The same as
  * qp_pool_set(p, "max_stream_window", ...).
  * Returns 0, or -EINVAL (p is not an embedded pool, its manager already
- * started, bytes out of range) / -ENOMEM. Not blocking. */
+ * started, bytes out of range). Not blocking. */
 QP_API int qp_pool_max_stream_window(qp_pool *p, uint64_t bytes);
 
 /* Start an embedded pool (the reference's ClientManager / ServerManager,

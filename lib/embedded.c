@@ -232,7 +232,8 @@ int qp_server_pool_new(int max_cap, const char *client_ip,
   if (tls && (!text_ok(tls->cert_file) || !text_ok(tls->key_file)))
     return -EINVAL; /* both files, or tls = NULL for a self-signed one */
   int min_cap = max_cap;
-  int64_t min_ivl = QP_SECOND, max_ivl = QP_SECOND; /* servers have none */
+  /* servers have no intervals */
+  int64_t min_ivl = (int64_t)QP_INTERVAL_DEFAULT_NS, max_ivl = min_ivl;
   normalize("qp_server_pool_new", 1, &min_cap, &max_cap, &min_ivl, &max_ivl);
   struct qp_embedded *e = calloc(1, sizeof(*e));
   if (!e)

@@ -11,6 +11,11 @@
 
 /* Largest min_cap / max_cap anywhere (flags, config file, qpool.h). */
 #define QP_CAP_MAX 65535
+/* The interval of a client pool's rounds when none is given, and what an
+ * interval of 0 or less becomes (docs/protocol.md). */
+#define QP_INTERVAL_DEFAULT_NS UINT64_C(1000000000) /* 1s */
+/* Longest host name (RFC 1035: 253 characters of text). */
+#define QP_HOSTNAME_MAX 253
 /* Longest duration setting (intervals, keep-alive, setup timeout): bigger
  * values are typos, and 3 x keep-alive must not overflow. */
 #define QP_DURATION_MAX_NS UINT64_C(86400000000000) /* 24h */

@@ -10,70 +10,160 @@
 #include "shared/size.h"
 
 #define SEC UINT64_C(1000000000)
-#define SO(f) offsetof(struct qp_pool_settings, f)
+/* The field's offset, when its C type is T (a compile error otherwise: an
+ * entry's type and its field cannot disagree). */
+#define SOT(f, T)                                                              \
+  _Generic(((struct qp_pool_settings *)0)->f, T                                \
+           : offsetof(struct qp_pool_settings, f))
+#define SO_I32(f) SOT(f, int32_t)
+#define SO_U64(f) SOT(f, uint64_t)
+#define SO_CHAR(f) SOT(f, char)
+#define SO_STR(f) SOT(f, char *)
 #define PB(f) offsetof(Qpool__PoolAdd, f)
 #define BOTH (QP_SCOPE_SERVER | QP_SCOPE_CLIENT)
+#define QP_IDLE_TIMEOUT_MIN_NS SEC /* shorter: lost at the first delay */
 
+/* Each entry names its fields: .min_nonzero and .def_text are rare. */
 const struct qp_setting qp_settings[QP_SET_N] = {
-    [QP_SET_MIN_CAP] = {"min_cap", "--min-cap", "N", QP_SCOPE_CLIENT,
-                        QP_ST_COUNT, SO(min_cap), PB(min_cap), 1, 1, QP_CAP_MAX,
-                        NULL, "lowest capacity: streams the pool keeps ready"},
-    [QP_SET_MAX_CAP] = {"max_cap", "--max-cap", "N", BOTH, QP_ST_COUNT,
-                        SO(max_cap), PB(max_cap), 1, 1, QP_CAP_MAX, NULL,
-                        "idle streams held at most; a client pool's highest "
-                        "capacity, which follows --min-cap when only that "
-                        "is given"},
-    [QP_SET_MIN_INTERVAL] = {"min_interval", "--min-interval", "DUR",
-                             QP_SCOPE_CLIENT, QP_ST_DURATION, SO(min_ivl_ns),
-                             PB(min_interval), SEC, 1, QP_DURATION_MAX_NS, NULL,
-                             "shortest wait between fill rounds"},
-    [QP_SET_MAX_INTERVAL] = {"max_interval", "--max-interval", "DUR",
-                             QP_SCOPE_CLIENT, QP_ST_DURATION, SO(max_ivl_ns),
-                             PB(max_interval), SEC, 1, QP_DURATION_MAX_NS, NULL,
-                             "longest wait between fill rounds; follows "
-                             "--min-interval when only that is given"},
-    [QP_SET_KEEP_ALIVE] = {"keep_alive", "--keep-alive", "DUR", BOTH,
-                           QP_ST_DURATION, SO(keep_alive_ns), PB(keep_alive),
-                           30 * SEC, 0, QP_DURATION_MAX_NS, NULL,
-                           "QUIC PING period; 0: no PINGs"},
-    [QP_SET_IDLE_TIMEOUT] = {"idle_timeout", "--idle-timeout", "DUR", BOTH,
-                             QP_ST_DURATION, SO(idle_timeout_ns),
-                             PB(idle_timeout), 0, 0, QP_DURATION_MAX_NS,
-                             "0: 3x --keep-alive, or 30s when that is 0, as "
-                             "quic-go",
-                             "a connection that hears nothing this long is "
-                             "closed (QUIC max_idle_timeout: the shorter of "
-                             "both ends' applies); must be longer than "
-                             "--keep-alive"},
-    [QP_SET_SETUP_TIMEOUT] = {"setup_timeout", "--setup-timeout", "DUR", BOTH,
-                              QP_ST_DURATION, SO(setup_timeout_ns),
-                              PB(setup_timeout), 60 * SEC, 1,
-                              QP_DURATION_MAX_NS, NULL,
-                              "deadline of a new stream's ID exchange"},
-    [QP_SET_CONGESTION_CONTROL] = {"congestion_control", "--congestion-control",
-                                   "NAME", BOTH, QP_ST_CC, SO(cc_algo),
-                                   PB(congestion_control), QP_CC_DEFAULT, 0, 0,
-                                   NULL,
-                                   "congestion controller of every QUIC "
-                                   "connection of the pool"},
-    [QP_SET_MAX_STREAM_WINDOW] = {"max_stream_window", "--max-stream-window",
-                                  "SIZE", BOTH, QP_ST_SIZE,
-                                  SO(max_stream_window), PB(max_stream_window),
-                                  QP_STREAM_WINDOW_MAX_DEFAULT,
-                                  QP_STREAM_WINDOW_MIN, QP_STREAM_WINDOW_MAX,
-                                  NULL,
-                                  "how far a stream's receive window and "
-                                  "read-ahead may grow (the connection's "
-                                  "window grows to a multiple of it)"},
-    [QP_SET_TLS_MODE] = {"tls_mode", "--tls-mode", "0|1|2", QP_SCOPE_CLIENT,
-                         QP_ST_TLS_MODE, SO(tls_mode), PB(tls_mode), '1', '0',
-                         '2', NULL,
-                         "0: no verification, 1: self-signed server, not "
-                         "verified, 2: verified against the CA store and "
-                         "--hostname"},
-    [QP_SET_HOSTNAME] = {"hostname", "--hostname", "NAME", QP_SCOPE_CLIENT,
-                         QP_ST_HOSTNAME, SO(hostname), PB(hostname), 0, 0, 253,
-                         "", "TLS server name (SNI); required by --tls-mode 2"},
+    [QP_SET_MIN_CAP] = {.key = "min_cap",
+                        .flag = "--min-cap",
+                        .metavar = "N",
+                        .scope = QP_SCOPE_CLIENT,
+                        .type = QP_ST_COUNT,
+                        .off = SO_I32(min_cap),
+                        .pb_off = PB(min_cap),
+                        .def = 1,
+                        .min = 1,
+                        .max = QP_CAP_MAX,
+                        .help = "lowest capacity: streams the pool keeps "
+                                "ready"},
+    [QP_SET_MAX_CAP] = {.key = "max_cap",
+                        .flag = "--max-cap",
+                        .metavar = "N",
+                        .scope = BOTH,
+                        .type = QP_ST_COUNT,
+                        .off = SO_I32(max_cap),
+                        .pb_off = PB(max_cap),
+                        .def = 1,
+                        .min = 1,
+                        .max = QP_CAP_MAX,
+                        .help = "idle streams held at most: a server pool's "
+                                "limit, a client pool's highest capacity "
+                                "(which follows --min-cap when only that is "
+                                "given)"},
+    [QP_SET_MIN_INTERVAL] = {.key = "min_interval",
+                             .flag = "--min-interval",
+                             .metavar = "DUR",
+                             .scope = QP_SCOPE_CLIENT,
+                             .type = QP_ST_DURATION,
+                             .off = SO_U64(min_ivl_ns),
+                             .pb_off = PB(min_interval),
+                             .def = QP_INTERVAL_DEFAULT_NS,
+                             .min = 1,
+                             .max = QP_DURATION_MAX_NS,
+                             .help = "shortest wait between fill rounds"},
+    [QP_SET_MAX_INTERVAL] = {.key = "max_interval",
+                             .flag = "--max-interval",
+                             .metavar = "DUR",
+                             .scope = QP_SCOPE_CLIENT,
+                             .type = QP_ST_DURATION,
+                             .off = SO_U64(max_ivl_ns),
+                             .pb_off = PB(max_interval),
+                             .def = QP_INTERVAL_DEFAULT_NS,
+                             .min = 1,
+                             .max = QP_DURATION_MAX_NS,
+                             .help = "longest wait between fill rounds; "
+                                     "follows --min-interval when only that "
+                                     "is given"},
+    [QP_SET_KEEP_ALIVE] = {.key = "keep_alive",
+                           .flag = "--keep-alive",
+                           .metavar = "DUR",
+                           .scope = BOTH,
+                           .type = QP_ST_DURATION,
+                           .off = SO_U64(keep_alive_ns),
+                           .pb_off = PB(keep_alive),
+                           .def = 30 * SEC,
+                           .min = 0,
+                           .max = QP_DURATION_MAX_NS,
+                           .help = "QUIC PING period; 0: no PINGs"},
+    [QP_SET_IDLE_TIMEOUT] = {.key = "idle_timeout",
+                             .flag = "--idle-timeout",
+                             .metavar = "DUR",
+                             .scope = BOTH,
+                             .type = QP_ST_DURATION,
+                             .off = SO_U64(idle_timeout_ns),
+                             .pb_off = PB(idle_timeout),
+                             .def = 0,
+                             .min = 0,
+                             .max = QP_DURATION_MAX_NS,
+                             .min_nonzero = QP_IDLE_TIMEOUT_MIN_NS,
+                             .def_text = "0: 3x --keep-alive, or 30s when "
+                                         "that is 0, as quic-go",
+                             .help = "a connection that hears nothing this "
+                                     "long is closed (QUIC max_idle_timeout: "
+                                     "the shorter of both ends' applies); 1s "
+                                     "or more, and longer than "
+                                     "--keep-alive"},
+    [QP_SET_SETUP_TIMEOUT] = {.key = "setup_timeout",
+                              .flag = "--setup-timeout",
+                              .metavar = "DUR",
+                              .scope = BOTH,
+                              .type = QP_ST_DURATION,
+                              .off = SO_U64(setup_timeout_ns),
+                              .pb_off = PB(setup_timeout),
+                              .def = 60 * SEC,
+                              .min = 1,
+                              .max = QP_DURATION_MAX_NS,
+                              .help = "deadline of a new stream's ID "
+                                      "exchange"},
+    [QP_SET_CONGESTION_CONTROL] = {.key = "congestion_control",
+                                   .flag = "--congestion-control",
+                                   .metavar = "NAME",
+                                   .scope = BOTH,
+                                   .type = QP_ST_CC,
+                                   .off = SO_I32(cc_algo),
+                                   .pb_off = PB(congestion_control),
+                                   .def = QP_CC_DEFAULT,
+                                   .help = "congestion controller of every "
+                                           "QUIC connection of the pool"},
+    [QP_SET_MAX_STREAM_WINDOW] = {.key = "max_stream_window",
+                                  .flag = "--max-stream-window",
+                                  .metavar = "SIZE",
+                                  .scope = BOTH,
+                                  .type = QP_ST_SIZE,
+                                  .off = SO_U64(max_stream_window),
+                                  .pb_off = PB(max_stream_window),
+                                  .def = QP_STREAM_WINDOW_MAX_DEFAULT,
+                                  .min = QP_STREAM_WINDOW_MIN,
+                                  .max = QP_STREAM_WINDOW_MAX,
+                                  .help = "how far a stream's receive window "
+                                          "and read-ahead may grow (the "
+                                          "connection's window grows to a "
+                                          "multiple of it)"},
+    [QP_SET_TLS_MODE] = {.key = "tls_mode",
+                         .flag = "--tls-mode",
+                         .metavar = "0|1|2",
+                         .scope = QP_SCOPE_CLIENT,
+                         .type = QP_ST_TLS_MODE,
+                         .off = SO_CHAR(tls_mode),
+                         .pb_off = PB(tls_mode),
+                         .def = '1',
+                         .min = '0',
+                         .max = '2',
+                         .help = "0: no verification, 1: self-signed server, "
+                                 "not verified, 2: verified against the CA "
+                                 "store and --hostname"},
+    [QP_SET_HOSTNAME] = {.key = "hostname",
+                         .flag = "--hostname",
+                         .metavar = "NAME",
+                         .scope = QP_SCOPE_CLIENT,
+                         .type = QP_ST_HOSTNAME,
+                         .off = SO_STR(hostname),
+                         .pb_off = PB(hostname),
+                         .max = QP_HOSTNAME_MAX,
+                         .def_text = "",
+                         .help = "TLS server name (SNI); required by "
+                                 "--tls-mode 2"},
 };
 
 #define VAL(s, e) ((char *)(s) + (e)->off)
@@ -148,7 +238,7 @@ int qp_host_chars_ok(const char *h, int allow_colon) {
   return 1;
 }
 
-static int is_digits(const char *s) {
+int qp_is_digits(const char *s) {
   if (!*s)
     return 0;
   for (; *s; s++)
@@ -157,32 +247,37 @@ static int is_digits(const char *s) {
   return 1;
 }
 
-/* A decimal integer in [min, max] (an optional leading '+'). */
-static int parse_count(const struct qp_setting *e, const char *v,
-                       const char *qv, int32_t *out, char *why, size_t wl) {
-  const char *d = v[0] == '+' ? v + 1 : v;
-  int neg = v[0] == '-' && is_digits(v + 1);
-  unsigned long long n = 0;
-  if (!neg && !is_digits(d)) {
-    snprintf(why, wl, "%s is not a number", qv);
+int qp_parse_count(const char *v, int64_t min, int64_t max, int64_t *out,
+                   char *why, size_t whylen) {
+  char qv[QP_QUOTE_MAX], tmp[8];
+  if (!why || whylen == 0) {
+    why = tmp;
+    whylen = sizeof(tmp);
+  }
+  qp_quote(qv, sizeof(qv), v ? v : "", 1);
+  const char *d = v && v[0] == '+' ? v + 1 : v;
+  int neg = v && v[0] == '-' && qp_is_digits(v + 1);
+  uint64_t n = 0;
+  if (!v || (!neg && !qp_is_digits(d))) {
+    snprintf(why, whylen, "%s is not a number", qv);
     return -EINVAL;
   }
   for (; !neg && *d; d++) {
     n = n * 10 + (unsigned)(*d - '0');
-    if (n > e->max) {
-      snprintf(why, wl, "%s is too large (max %" PRIu64 ")", qv, e->max);
+    if (n > (uint64_t)max) {
+      snprintf(why, whylen, "%s is too large (max %" PRId64 ")", qv, max);
       return -EINVAL;
     }
   }
-  if (neg || n < e->min) {
-    if (e->min >= 1)
-      snprintf(why, wl, "%s must be a positive number", qv);
+  if (neg || (int64_t)n < min) {
+    if (min >= 1)
+      snprintf(why, whylen, "%s must be a positive number", qv);
     else
-      snprintf(why, wl, "%s must be a number from %" PRIu64 " to %" PRIu64, qv,
-               e->min, e->max);
+      snprintf(why, whylen, "%s must be a number from %" PRId64 " to %" PRId64,
+               qv, min, max);
     return -EINVAL;
   }
-  *out = (int32_t)n;
+  *out = (int64_t)n;
   return 0;
 }
 
@@ -212,6 +307,12 @@ static int parse_duration(const struct qp_setting *e, const char *v,
   }
   if (ns < e->min) {
     snprintf(why, wl, "%s must be longer than 0", qv);
+    return -EINVAL;
+  }
+  if (ns && ns < e->min_nonzero) {
+    char lo[32];
+    duration_short(e->min_nonzero, lo, sizeof(lo));
+    snprintf(why, wl, "%s is too short: 0, or %s or more", qv, lo);
     return -EINVAL;
   }
   *out = ns;
@@ -255,8 +356,14 @@ int qp_setting_parse(enum qp_setting_id id, const char *v,
   const struct qp_setting *e = &qp_settings[id];
   qp_quote(qv, sizeof(qv), v, 1);
   switch (e->type) {
-  case QP_ST_COUNT:
-    return parse_count(e, v, qv, (int32_t *)VAL(s, e), why, whylen);
+  case QP_ST_COUNT: {
+    int64_t n;
+    int rc =
+        qp_parse_count(v, (int64_t)e->min, (int64_t)e->max, &n, why, whylen);
+    if (rc == 0)
+      *(int32_t *)VAL(s, e) = (int32_t)n;
+    return rc;
+  }
   case QP_ST_DURATION:
     return parse_duration(e, v, qv, (uint64_t *)VAL(s, e), why, whylen);
   case QP_ST_SIZE:
@@ -280,7 +387,7 @@ int qp_setting_parse(enum qp_setting_id id, const char *v,
     *VAL(s, e) = v[0];
     return 0;
   case QP_ST_HOSTNAME:
-    if (strlen(v) > e->max || !qp_host_chars_ok(v, 1)) {
+    if (strlen(v) > e->max || v[0] == '-' || !qp_host_chars_ok(v, 1)) {
       snprintf(why, whylen, "%s is not a valid host name", qv);
       return -EINVAL;
     }
@@ -432,6 +539,71 @@ int qp_pool_settings_from_pb(const void *msg, struct qp_pool_settings *s,
   return 0;
 }
 
+/* The rule for two bounds of a client pool (caps or intervals): an unset
+ * one follows the set one when they cross; both set and crossing is an
+ * error blamed on lo. */
+static int bounds(struct qp_pool_settings *s, enum qp_setting_id lo,
+                  enum qp_setting_id hi, const unsigned char *given,
+                  const char *(*name)(int, void *), void *arg,
+                  enum qp_setting_id *bad, char *why, size_t whylen) {
+  const struct qp_setting *el = &qp_settings[lo], *eh = &qp_settings[hi];
+  int is_count = el->type == QP_ST_COUNT;
+  uint64_t a =
+      is_count ? (uint64_t) * (int32_t *)VAL(s, el) : *(uint64_t *)VAL(s, el);
+  uint64_t b =
+      is_count ? (uint64_t) * (int32_t *)VAL(s, eh) : *(uint64_t *)VAL(s, eh);
+  if (a <= b)
+    return 0;
+  if (given[lo] && given[hi]) {
+    char va[32], vb[32];
+    qp_setting_format(lo, s, va, sizeof(va));
+    qp_setting_format(hi, s, vb, sizeof(vb));
+    *bad = lo;
+    snprintf(why, whylen, "%s is %s than %s %s", va,
+             is_count ? "greater" : "longer", name(hi, arg), vb);
+    return -EINVAL;
+  }
+  if (given[lo])
+    memcpy(VAL(s, eh), VAL(s, el), is_count ? sizeof(int32_t) : 8);
+  else
+    memcpy(VAL(s, el), VAL(s, eh), is_count ? sizeof(int32_t) : 8);
+  return 0;
+}
+
+int qp_pool_settings_reconcile(struct qp_pool_settings *s, unsigned scope,
+                               const unsigned char given[QP_SET_N],
+                               const char *(*name)(int id, void *arg),
+                               void *arg, enum qp_setting_id *bad, char *why,
+                               size_t whylen) {
+  char a[32], b[32];
+  if (s->tls_mode == '2' && !s->hostname[0] && (scope & QP_SCOPE_CLIENT)) {
+    *bad = QP_SET_TLS_MODE;
+    snprintf(why, whylen,
+             "2 needs %s (the name the server certificate is checked "
+             "against)",
+             name(QP_SET_HOSTNAME, arg));
+    return -EINVAL;
+  }
+  /* PINGs are what keep a quiet connection alive: the idle timeout must
+   * leave room for one */
+  if (s->idle_timeout_ns && s->keep_alive_ns &&
+      s->idle_timeout_ns <= s->keep_alive_ns) {
+    qp_setting_format(QP_SET_IDLE_TIMEOUT, s, a, sizeof(a));
+    qp_setting_format(QP_SET_KEEP_ALIVE, s, b, sizeof(b));
+    *bad = QP_SET_IDLE_TIMEOUT;
+    snprintf(why, whylen, "%s must be longer than %s %s (or %s 0 for no PINGs)",
+             a, name(QP_SET_KEEP_ALIVE, arg), b, name(QP_SET_KEEP_ALIVE, arg));
+    return -EINVAL;
+  }
+  if (!(scope & QP_SCOPE_CLIENT))
+    return 0;
+  if (bounds(s, QP_SET_MIN_CAP, QP_SET_MAX_CAP, given, name, arg, bad, why,
+             whylen) < 0)
+    return -EINVAL;
+  return bounds(s, QP_SET_MIN_INTERVAL, QP_SET_MAX_INTERVAL, given, name, arg,
+                bad, why, whylen);
+}
+
 uint64_t qp_pool_idle_timeout_ns(const struct qp_pool_settings *s) {
   return s->idle_timeout_ns ? s->idle_timeout_ns
                             : qp_idle_timeout_ns(s->keep_alive_ns);
@@ -451,7 +623,9 @@ void qp_usage_wrap(FILE *f, const char *lead, const char *text) {
       fprintf(f, "\n%*s", COL - 1, "");
       col = COL - 1;
     }
-    col += fprintf(f, " %.*s", (int)w, p);
+    col += fprintf(f, " ");
+    for (size_t i = 0; i < w; i++) /* \x01: a space that does not break */
+      fputc(p[i] == '\x01' ? ' ' : p[i], f), col++;
     p += w;
     while (*p == ' ')
       p++;
@@ -477,8 +651,11 @@ void qp_setting_usage(FILE *f, enum qp_setting_id id,
     qp_size_format(e->max, hi, sizeof(hi));
     n += (size_t)snprintf(text + n, sizeof(text) - n, ", %s to %s", lo, hi);
   }
+  /* "(default 1)" is never split (\x01: a space that does not break); a
+   * longer def_text is wrapped like any text */
   if (def[0] && n < sizeof(text))
-    snprintf(text + n, sizeof(text) - n, " (default %s)", def);
+    snprintf(text + n, sizeof(text) - n, " (default%c%s)",
+             strchr(def, ' ') ? ' ' : '\x01', def);
   qp_usage_wrap(f, lead, text);
   if (e->type == QP_ST_CC)
     for (size_t i = 0; i < qp_cc_count; i++)

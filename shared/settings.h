@@ -23,15 +23,15 @@
 /* The values. Every pool has all of them; a client pool ignores none, a
  * server pool uses those whose scope has QP_SCOPE_SERVER. */
 struct qp_pool_settings {
-  int32_t min_cap, max_cap;        /* client; server: max_cap only */
-  uint64_t min_ivl_ns, max_ivl_ns; /* client: wait between fill rounds */
-  uint64_t keep_alive_ns;          /* PING period; 0: none */
-  uint64_t idle_timeout_ns;        /* 0: qp_pool_idle_timeout_ns's rule */
-  uint64_t setup_timeout_ns;       /* stream ID exchange deadline */
-  int32_t cc_algo;                 /* ngtcp2_cc_algo, one of qp_cc_table's */
-  uint64_t max_stream_window;      /* bytes */
-  char tls_mode;                   /* client: '0', '1' or '2' */
-  char hostname[254];              /* client: SNI / verified name; "" none */
+  int32_t min_cap, max_cap;           /* client; server: max_cap only */
+  uint64_t min_ivl_ns, max_ivl_ns;    /* client: wait between fill rounds */
+  uint64_t keep_alive_ns;             /* PING period; 0: none */
+  uint64_t idle_timeout_ns;           /* 0: qp_pool_idle_timeout_ns's rule */
+  uint64_t setup_timeout_ns;          /* stream ID exchange deadline */
+  int32_t cc_algo;                    /* ngtcp2_cc_algo, one of qp_cc_table's */
+  uint64_t max_stream_window;         /* bytes */
+  char tls_mode;                      /* client: '0', '1' or '2' */
+  char hostname[QP_HOSTNAME_MAX + 1]; /* client: SNI / verified name; "" none */
 };
 
 enum qp_setting_id {
@@ -72,6 +72,9 @@ struct qp_setting {
   uint64_t def, min, max;
   const char *def_text; /* shown as the default instead of def, or NULL */
   const char *help;     /* one sentence for --help, wrapped when printed */
+  /* a duration that may be 0 (its meaning: def_text) or else at least
+   * this; 0: min applies */
+  uint64_t min_nonzero;
 };
 
 extern const struct qp_setting qp_settings[QP_SET_N];
@@ -115,6 +118,30 @@ void qp_pool_settings_to_pb(const struct qp_pool_settings *s, void *msg,
                             struct qp_settings_pb_scratch *scratch);
 int qp_pool_settings_from_pb(const void *msg, struct qp_pool_settings *s,
                              char *err, size_t errlen);
+
+/* The rules that span settings, for a pool of `scope` (QP_SCOPE_SERVER or
+ * QP_SCOPE_CLIENT) whose given[] settings were set by the user (the rest
+ * are defaults): a client's unset capacity or interval bound follows the
+ * set one when its default would cross it, and two set bounds that cross
+ * are an error; an idle timeout must be longer than a non-zero keep-alive;
+ * tls_mode 2 needs a hostname. Returns 0 (s adjusted), or -EINVAL with
+ * *bad the setting to blame and why a sentence to put after its name
+ * ("8 is greater than --max-cap 4"), other settings named by name(id,
+ * arg): each tool names them as its user writes them. */
+int qp_pool_settings_reconcile(struct qp_pool_settings *s, unsigned scope,
+                               const unsigned char given[QP_SET_N],
+                               const char *(*name)(int id, void *arg),
+                               void *arg, enum qp_setting_id *bad, char *why,
+                               size_t whylen);
+
+/* A decimal integer in [min, max] (an optional leading '+'), for integer
+ * settings and any other count a tool takes: 0 and *out, or -EINVAL with
+ * why ("\"x\" is not a number", "... is too large (max 9)", ...). */
+int qp_parse_count(const char *v, int64_t min, int64_t max, int64_t *out,
+                   char *why, size_t whylen);
+
+/* 1 if s is one or more ASCII digits and nothing else. */
+int qp_is_digits(const char *s);
 
 /* The idle timeout a pool advertises (QUIC max_idle_timeout): its
  * idle_timeout when set, else 3 x keep_alive as the reference computes it

@@ -284,58 +284,24 @@ static const char *kname(const struct ctx *x, int k) {
   return x->flags && KD(k).flag ? KD(k).flag : KD(k).ini;
 }
 
-#define QBUF 96
-
-#define esc_into qp_quote
+#define QBUF QP_QUOTE_MAX
 
 static const char *q(char buf[QBUF], const char *s) {
-  return esc_into(buf, QBUF, s, 1);
+  return qp_quote(buf, QBUF, s, 1);
 }
 
 /* ---- value parsers (shared by flags and file) ---------------------------- */
 
-static int is_digits(const char *s) {
-  if (!*s)
-    return 0;
-  for (; *s; s++)
-    if (*s < '0' || *s > '9')
-      return 0;
-  return 1;
-}
-
-/* A decimal integer in [min, max] (an optional leading '+'). */
+/* A decimal integer in [min, max]: the settings' parser. */
 static int parse_int(struct ctx *x, int line, enum key k, const char *v,
                      int min, int max, int *out) {
-  char b[QBUF];
-  const char *d = v[0] == '+' ? v + 1 : v;
-  if (v[0] == '-' && is_digits(v + 1)) {
-    if (min >= 1)
-      return fail(x, line, kname(x, k), "%s must be a positive number",
-                  q(b, v));
-    return fail(x, line, kname(x, k), "%s must be a number from %d to %d",
-                q(b, v), min, max);
-  }
-  if (!is_digits(d))
-    return fail(x, line, kname(x, k), "%s is not a number", q(b, v));
-  unsigned long long n = 0;
-  for (; *d; d++) {
-    n = n * 10 + (unsigned)(*d - '0');
-    if (n > (unsigned long long)max)
-      return fail(x, line, kname(x, k), "%s is too large (max %d)", q(b, v),
-                  max);
-  }
-  if (n < (unsigned long long)(min < 0 ? 0 : min)) {
-    if (min >= 1)
-      return fail(x, line, kname(x, k), "%s must be a positive number",
-                  q(b, v));
-    return fail(x, line, kname(x, k), "%s must be a number from %d to %d",
-                q(b, v), min, max);
-  }
+  char why[256];
+  int64_t n;
+  if (qp_parse_count(v, min, max, &n, why, sizeof(why)) < 0)
+    return fail(x, line, kname(x, k), "%s", why);
   *out = (int)n;
   return 0;
 }
-
-#define host_chars_ok qp_host_chars_ok
 
 /* Why qp_addr_split refused v, in the user's terms. */
 static int addr_syntax_error(struct ctx *x, int line, enum key k,
@@ -363,7 +329,7 @@ static int addr_syntax_error(struct ctx *x, int line, enum key k,
   }
   if (*port == '\0')
     return fail(x, line, name, "%s needs a port (host:port)", q(b, v));
-  if (is_digits(port))
+  if (qp_is_digits(port))
     return fail(x, line, name, "%s has a bad port (1-65535)", q(b, v));
 generic:
   return fail(x, line, name, "%s is not an address (host:port or [v6]:port)",
@@ -406,7 +372,7 @@ static int parse_addr(struct ctx *x, int line, enum key k, const char *v,
     if (!numeric && v[0] == '[')
       return fail(x, line, kname(x, k),
                   "%s: brackets hold an IPv6 address only", q(b, v));
-    if (!numeric && !host_chars_ok(host, 0))
+    if (!numeric && !qp_host_chars_ok(host, 0))
       return fail(x, line, kname(x, k),
                   "%s is not an address (host:port or [v6]:port)", q(b, v));
     memset(&p->addr, 0, sizeof(p->addr));
@@ -449,8 +415,8 @@ static int valid_name(const char *s, size_t max) {
 static int masked_suggestion(const char *spec, char *out, size_t outlen) {
   char a[INET6_ADDRSTRLEN + 1];
   const char *slash = strchr(spec, '/');
-  if (!slash || (size_t)(slash - spec) >= sizeof(a) || !is_digits(slash + 1) ||
-      strlen(slash + 1) > 3)
+  if (!slash || (size_t)(slash - spec) >= sizeof(a) ||
+      !qp_is_digits(slash + 1) || strlen(slash + 1) > 3)
     return 0;
   memcpy(a, spec, (size_t)(slash - spec));
   a[slash - spec] = '\0';
@@ -739,9 +705,14 @@ static int set_global(struct ctx *x, enum key k, const char *v, int line) {
 
 /* ---- final checks (shared) ----------------------------------------------- */
 
+/* kname for qp_pool_settings_reconcile's messages */
+static const char *key_name(int k, void *x) {
+  return kname(x, k);
+}
+
 static int finish_pool(struct ctx *x, struct sup_pool_cfg *p,
                        struct pool_meta *m) {
-  char sect[SUP_NAME_MAX + 8], b1[64], b2[64], qb[QBUF];
+  char sect[SUP_NAME_MAX + 8], qb[QBUF];
   unsigned mode = p->server ? S_SERVER : S_CLIENT;
   const char *mname = p->server ? "server" : "client";
   snprintf(sect, sizeof(sect), "[pool %s]", p->name);
@@ -769,53 +740,19 @@ static int finish_pool(struct ctx *x, struct sup_pool_cfg *p,
   if (m->line[K_KEY] && !m->line[K_CERT])
     return fail(x, m->line[K_KEY], kname(x, K_KEY), "%s needs %s too",
                 q(qb, p->key_file), kname(x, K_CERT));
-  struct qp_pool_settings *st = &p->set;
-  if (st->tls_mode == '2' && !st->hostname[0])
-    return fail(x, m->line[QP_SET_TLS_MODE], kname(x, QP_SET_TLS_MODE),
-                "2 needs %s (the name the server certificate is checked "
-                "against)",
-                kname(x, QP_SET_HOSTNAME));
-  if (m->line[K_CA] && st->tls_mode != '2')
+  if (m->line[K_CA] && p->set.tls_mode != '2')
     return fail(x, m->line[K_CA], kname(x, K_CA), "only used with %s%s2",
                 kname(x, QP_SET_TLS_MODE), x->flags ? " " : " = ");
-  /* PINGs are what keep a quiet connection alive: the idle timeout must
-   * leave room for one */
-  if (st->idle_timeout_ns && st->keep_alive_ns &&
-      st->idle_timeout_ns <= st->keep_alive_ns) {
-    qp_duration_format(st->idle_timeout_ns, b1, sizeof(b1));
-    qp_duration_format(st->keep_alive_ns, b2, sizeof(b2));
-    return fail(x, m->line[QP_SET_IDLE_TIMEOUT], kname(x, QP_SET_IDLE_TIMEOUT),
-                "%s must be longer than %s %s (or %s 0 for no PINGs)", b1,
-                kname(x, QP_SET_KEEP_ALIVE), b2, kname(x, QP_SET_KEEP_ALIVE));
-  }
-
-  /* Capacities and intervals: an unset bound follows the set one when its
-   * default would cross it; two set bounds that cross are an error. */
-  if (!p->server) {
-    if (st->min_cap > st->max_cap) {
-      if (m->line[QP_SET_MIN_CAP] && m->line[QP_SET_MAX_CAP])
-        return fail(x, m->line[QP_SET_MIN_CAP], kname(x, QP_SET_MIN_CAP),
-                    "%d is greater than %s %d", (int)st->min_cap,
-                    kname(x, QP_SET_MAX_CAP), (int)st->max_cap);
-      if (m->line[QP_SET_MIN_CAP])
-        st->max_cap = st->min_cap;
-      else
-        st->min_cap = st->max_cap;
-    }
-    if (st->min_ivl_ns > st->max_ivl_ns) {
-      if (m->line[QP_SET_MIN_INTERVAL] && m->line[QP_SET_MAX_INTERVAL]) {
-        qp_duration_format(st->min_ivl_ns, b1, sizeof(b1));
-        qp_duration_format(st->max_ivl_ns, b2, sizeof(b2));
-        return fail(x, m->line[QP_SET_MIN_INTERVAL],
-                    kname(x, QP_SET_MIN_INTERVAL), "%s is longer than %s %s",
-                    b1, kname(x, QP_SET_MAX_INTERVAL), b2);
-      }
-      if (m->line[QP_SET_MIN_INTERVAL])
-        st->max_ivl_ns = st->min_ivl_ns;
-      else
-        st->min_ivl_ns = st->max_ivl_ns;
-    }
-  }
+  /* the rules that span settings (shared/settings.c): caps and intervals
+   * follow each other or cross, idle timeout vs keep-alive, tls mode 2 */
+  unsigned char given[QP_SET_N];
+  for (int k = 0; k < QP_SET_N; k++)
+    given[k] = m->line[k] != 0;
+  enum qp_setting_id bad;
+  char why[256];
+  if (qp_pool_settings_reconcile(&p->set, mode, given, key_name, x, &bad, why,
+                                 sizeof(why)) < 0)
+    return fail(x, m->line[bad], kname(x, bad), "%s", why);
   if (p->worker >= 0 && x->c->workers == 0)
     return fail(x, m->line[K_WORKER], kname(x, K_WORKER),
                 "needs workers = N in [global] (workers = 0 gives every pool "
@@ -913,7 +850,7 @@ static int begin_section(struct ctx *x) {
     char t[SECT_TEXT_MAX];
     memcpy(t, s, n);
     t[n] = '\0';
-    esc_into(b, sizeof(b), t, 0);
+    qp_quote(b, sizeof(b), t, 0);
     return fail(x, line, NULL,
                 "[%s]: unknown section (expected [global] or [pool NAME])", b);
   }
@@ -929,7 +866,7 @@ static int begin_section(struct ctx *x) {
     return fail(x, line, NULL,
                 "[pool %s]: not a valid pool name (1-63 characters of A-Z "
                 "a-z 0-9 _ . -)",
-                esc_into(b, sizeof(b), name, 0));
+                qp_quote(b, sizeof(b), name, 0));
   for (size_t i = 0; i < c->npools; i++)
     if (strcmp(c->pools[i].name, name) == 0)
       return fail(x, line, NULL,
@@ -1032,12 +969,12 @@ static int on_key(void *user, const char *section, const char *name,
                                                       : name[i];
       for (int i = 0; i < K_COUNT; i++)
         if (strcmp(alt, KD(i).ini) == 0) {
-          fail(x, line, esc_into(b, sizeof(b), name, 0),
+          fail(x, line, qp_quote(b, sizeof(b), name, 0),
                "unknown key (did you mean %s?)", KD(i).ini);
           return 0;
         }
     }
-    fail(x, line, esc_into(b, sizeof(b), name, 0), "unknown key");
+    fail(x, line, qp_quote(b, sizeof(b), name, 0), "unknown key");
     return 0;
   }
   if (!x->in_global && !x->cur) {
@@ -1383,7 +1320,7 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
         fail(x, 0, opt_display(optopt), "takes no value");
       } else if (optopt) {
         char t[2] = {(char)optopt, '\0'};
-        fail(x, 0, NULL, "unknown option -%s", esc_into(b, sizeof(b), t, 0));
+        fail(x, 0, NULL, "unknown option -%s", qp_quote(b, sizeof(b), t, 0));
       } else {
         const char *tok = av[optind - 1];
         char t[QBUF];
@@ -1392,9 +1329,9 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
         const char *hint = flag_hint(tok);
         if (hint)
           fail(x, 0, NULL, "unknown option %s (did you mean --%s?)",
-               esc_into(b, sizeof(b), t, 0), hint);
+               qp_quote(b, sizeof(b), t, 0), hint);
         else
-          fail(x, 0, NULL, "unknown option %s", esc_into(b, sizeof(b), t, 0));
+          fail(x, 0, NULL, "unknown option %s", qp_quote(b, sizeof(b), t, 0));
       }
       break;
     }
@@ -1409,7 +1346,7 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
       size_t n = strcspn(tok, "=");
       snprintf(t, sizeof(t), "%.*s", (int)(n < 60 ? n : 60), tok);
       fail(x, 0, NULL, "unknown option %s (did you mean --%s?)",
-           esc_into(b, sizeof(b), t, 0), lo->name);
+           qp_quote(b, sizeof(b), t, 0), lo->name);
       break;
     }
     /* "--listen --max-cap 3": the value is missing, not "--max-cap" */
@@ -1430,7 +1367,7 @@ int sup_config_from_args(struct sup_config *c, int argc, char **argv, char *err,
           fcntl((int)fd, F_GETFD) < 0)
         fail(x, 0, "--lifeline",
              "%s is not an open file descriptor (3 or more)",
-             esc_into(b, sizeof(b), optarg, 0));
+             qp_quote(b, sizeof(b), optarg, 0));
       else
         x->c->lifeline = (int)fd;
     } else if (o == OPT_CONFIG) {
@@ -1544,20 +1481,20 @@ int sup_pool_cfg_equal(const struct sup_pool_cfg *a,
 }
 
 /* The keys of one section of --help: those whose scope is exactly
- * `scope`, the settings first, each table in its order. */
+ * `scope`, qpoold's own first (the required address among them), then the
+ * settings, each table in its order. */
 static void usage_keys(FILE *f, unsigned scope) {
   char lead[64];
-  for (int k = 0; k < K_COUNT; k++) {
+  for (int k = QP_SET_N; k < K_COUNT; k++) {
     struct keydef d = KD(k);
-    if (!d.flag || d.scope != scope)
-      continue;
-    if (k < QP_SET_N) {
-      qp_setting_usage(f, (enum qp_setting_id)k, NULL);
-    } else {
+    if (d.flag && d.scope == scope) {
       snprintf(lead, sizeof(lead), "  %s %s", d.flag, d.metavar);
       qp_usage_wrap(f, lead, d.help);
     }
   }
+  for (int k = 0; k < QP_SET_N; k++)
+    if (qp_settings[k].scope == scope)
+      qp_setting_usage(f, (enum qp_setting_id)k, NULL);
 }
 
 void sup_usage(FILE *f) {

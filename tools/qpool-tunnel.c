@@ -941,6 +941,12 @@ static void usage(FILE *f) {
       f);
 }
 
+/* A setting's name as our user writes it: its flag. */
+static const char *flag_name(int id, void *arg) {
+  (void)arg;
+  return qp_settings[id].flag;
+}
+
 static void usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static void usage_error(const char *fmt, ...) {
@@ -1107,17 +1113,13 @@ int main(int argc, char **argv) {
             O.psk_len);
   if (!!O.cert != !!O.key)
     usage_error("--cert and --key go together");
-  struct qp_pool_settings *st = &O.set;
-  if (!O.given[QP_SET_MIN_CAP] && st->min_cap > st->max_cap)
-    st->min_cap = st->max_cap;
-  if (st->min_cap > st->max_cap)
-    usage_error("--min-cap %d is above --max-cap %d", (int)st->min_cap,
-                (int)st->max_cap);
-  if (st->min_ivl_ns > st->max_ivl_ns)
-    usage_error("--min-interval is above --max-interval");
-  if (st->tls_mode == '2' && !st->hostname[0])
-    usage_error("--tls-mode 2 needs --hostname (the name the server "
-                "certificate is checked against)");
+  /* the rules that span settings, as qpoold has them */
+  enum qp_setting_id bad;
+  char why[256];
+  if (qp_pool_settings_reconcile(
+          &O.set, O.server ? QP_SCOPE_SERVER : QP_SCOPE_CLIENT, O.given,
+          flag_name, NULL, &bad, why, sizeof(why)) < 0)
+    usage_error("%s: %s", qp_settings[bad].flag, why);
   struct sockaddr_storage ss;
   socklen_t sl;
   if (O.forward && resolve_tcp(O.forward, &ss, &sl, 0) < 0)

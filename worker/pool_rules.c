@@ -13,8 +13,8 @@ void qp_rules_normalize(struct qp_rules *r, int min_cap, int max_cap,
     min_cap = max_cap;
     max_cap = t;
   }
-  uint64_t lo = min_ivl <= 0 ? QP_RULES_DEFAULT_IVL_NS : (uint64_t)min_ivl;
-  uint64_t hi = max_ivl <= 0 ? QP_RULES_DEFAULT_IVL_NS : (uint64_t)max_ivl;
+  uint64_t lo = min_ivl <= 0 ? QP_INTERVAL_DEFAULT_NS : (uint64_t)min_ivl;
+  uint64_t hi = max_ivl <= 0 ? QP_INTERVAL_DEFAULT_NS : (uint64_t)max_ivl;
   if (lo > hi) {
     uint64_t t = lo;
     lo = hi;

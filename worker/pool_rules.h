@@ -5,8 +5,9 @@
 
 #include <stdint.h>
 
+#include "shared/pool_params.h" /* QP_INTERVAL_DEFAULT_NS */
+
 #define QP_RULES_STEP_NS UINT64_C(100000000) /* 100 ms */
-#define QP_RULES_DEFAULT_IVL_NS UINT64_C(1000000000)
 
 struct qp_rules {
   int min_cap, max_cap;

@@ -94,6 +94,10 @@ static void check_valid(const struct sup_config *c, int from_file) {
           p->set.tls_mode == '2');
     CHECK(qp_cc_name(p->set.cc_algo) != NULL);
     CHECK(qp_stream_window_ok(p->set.max_stream_window));
+    /* whatever qpoold accepts, its worker accepts too (the range check a
+     * PoolAdd goes through) */
+    char why[256];
+    CHECK(qp_pool_settings_check(&p->set, why, sizeof(why)) == 0);
     CHECK(p->client_ip.n <= QP_IPFILTER_MAX);
     CHECK(p->worker == -1 || (p->worker >= 0 && p->worker < c->workers));
     CHECK(!p->cert_file[0] == !p->key_file[0]);

@@ -121,6 +121,14 @@ static void test_defaults_and_bounds(void **state) {
       set_num(&s, (enum qp_setting_id)i, e->min - 1);
       assert_int_equal(qp_pool_settings_check(&s, err, sizeof(err)), -EINVAL);
     }
+    if (e->min_nonzero) { /* 0, or at least min_nonzero */
+      set_num(&s, (enum qp_setting_id)i, e->min_nonzero - 1);
+      assert_int_equal(qp_pool_settings_check(&s, err, sizeof(err)), -EINVAL);
+      set_num(&s, (enum qp_setting_id)i, 0);
+      assert_int_equal(qp_pool_settings_check(&s, err, sizeof(err)), 0);
+      set_num(&s, (enum qp_setting_id)i, e->min_nonzero);
+      assert_int_equal(qp_pool_settings_check(&s, err, sizeof(err)), 0);
+    }
   }
 }
 
@@ -149,6 +157,9 @@ static void test_messages(void **state) {
       {QP_SET_TLS_MODE, "3", "must be 0, 1 or 2"},
       {QP_SET_HOSTNAME, "a b", "\"a b\" is not a valid host name"},
       {QP_SET_HOSTNAME, "x\n", "\"x\\x0a\" is not a valid host name"},
+      {QP_SET_HOSTNAME, "-x", "\"-x\" is not a valid host name"},
+      {QP_SET_IDLE_TIMEOUT, "500ms",
+       "\"500ms\" is too short: 0, or 1s or more"},
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     assert_int_equal(
@@ -163,6 +174,67 @@ static void test_messages(void **state) {
   s.idle_timeout_ns = 0;
   s.keep_alive_ns = UINT64_C(2000000000);
   assert_int_equal(qp_pool_idle_timeout_ns(&s), UINT64_C(6000000000));
+}
+
+static const char *flag_of(int id, void *arg) {
+  (void)arg;
+  return qp_settings[id].flag;
+}
+
+/* the rules that span settings: bounds follow or cross, idle timeout vs
+ * keep-alive, tls mode 2 */
+static void test_reconcile(void **state) {
+  (void)state;
+  struct qp_pool_settings s;
+  unsigned char given[QP_SET_N];
+  enum qp_setting_id bad = QP_SET_N;
+  char why[256];
+#define RECONCILE(scope)                                                       \
+  qp_pool_settings_reconcile(&s, scope, given, flag_of, NULL, &bad, why,       \
+                             sizeof(why))
+  /* an unset max follows a set min above it, and the other way round */
+  qp_pool_settings_defaults(&s);
+  memset(given, 0, sizeof(given));
+  s.min_cap = 8, given[QP_SET_MIN_CAP] = 1;
+  assert_int_equal(RECONCILE(QP_SCOPE_CLIENT), 0);
+  assert_int_equal(s.max_cap, 8);
+  qp_pool_settings_defaults(&s);
+  memset(given, 0, sizeof(given));
+  s.min_cap = 8; /* a tool's default min (qpool-tunnel) above a given max */
+  s.max_cap = 4, given[QP_SET_MAX_CAP] = 1;
+  assert_int_equal(RECONCILE(QP_SCOPE_CLIENT), 0);
+  assert_int_equal(s.min_cap, 4);
+  s.min_ivl_ns = 2000000000, given[QP_SET_MIN_INTERVAL] = 1;
+  assert_int_equal(RECONCILE(QP_SCOPE_CLIENT), 0);
+  assert_int_equal(s.max_ivl_ns, 2000000000);
+  /* both given and crossing: an error on the min */
+  s.min_cap = 9, given[QP_SET_MIN_CAP] = 1;
+  assert_int_equal(RECONCILE(QP_SCOPE_CLIENT), -EINVAL);
+  assert_int_equal(bad, QP_SET_MIN_CAP);
+  assert_string_equal(why, "9 is greater than --max-cap 4");
+  s.min_cap = 4;
+  s.max_ivl_ns = 1000000000, given[QP_SET_MAX_INTERVAL] = 1;
+  assert_int_equal(RECONCILE(QP_SCOPE_CLIENT), -EINVAL);
+  assert_int_equal(bad, QP_SET_MIN_INTERVAL);
+  assert_string_equal(why, "2s is longer than --max-interval 1s");
+  assert_int_equal(RECONCILE(QP_SCOPE_SERVER), 0); /* servers have none */
+  /* idle timeout vs keep-alive */
+  qp_pool_settings_defaults(&s);
+  memset(given, 0, sizeof(given));
+  s.idle_timeout_ns = s.keep_alive_ns;
+  assert_int_equal(RECONCILE(QP_SCOPE_SERVER), -EINVAL);
+  assert_int_equal(bad, QP_SET_IDLE_TIMEOUT);
+  assert_string_equal(why, "30s must be longer than --keep-alive 30s (or "
+                           "--keep-alive 0 for no PINGs)");
+  s.keep_alive_ns = 0;
+  assert_int_equal(RECONCILE(QP_SCOPE_SERVER), 0);
+  /* tls mode 2 names the host */
+  s.tls_mode = '2';
+  assert_int_equal(RECONCILE(QP_SCOPE_CLIENT), -EINVAL);
+  assert_int_equal(bad, QP_SET_TLS_MODE);
+  snprintf(s.hostname, sizeof(s.hostname), "h.example");
+  assert_int_equal(RECONCILE(QP_SCOPE_CLIENT), 0);
+#undef RECONCILE
 }
 
 /* every setting, set to a value other than its default, crosses a real
@@ -347,6 +419,7 @@ int main(void) {
       cmocka_unit_test(test_entries),
       cmocka_unit_test(test_defaults_and_bounds),
       cmocka_unit_test(test_messages),
+      cmocka_unit_test(test_reconcile),
       cmocka_unit_test(test_pool_add),
       cmocka_unit_test(test_qpoold),
       cmocka_unit_test(test_docs),
