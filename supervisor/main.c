@@ -476,8 +476,9 @@ int main(int argc, char **argv) {
   uv_signal_init(S.loop, &sig_hup);
   uv_signal_start(&sig_hup, on_signal, SIGHUP);
   uv_signal_init(S.loop, &sig_usr2);
-  if (getenv("QPOOL_ALLOW_PROBES") &&
-      !strcmp(getenv("QPOOL_ALLOW_PROBES"), "1"))
+  S.probes = getenv("QPOOL_ALLOW_PROBES") &&
+             !strcmp(getenv("QPOOL_ALLOW_PROBES"), "1");
+  if (S.probes) /* the workers inherit the variable: they take probes too */
     uv_signal_start(&sig_usr2, on_signal, SIGUSR2);
   uv_timer_init(S.loop, &stop_timer);
   uv_timer_init(S.loop, &status_timer);

@@ -89,7 +89,8 @@ struct sup_worker {
   uint64_t started_ns;
   unsigned backoff_ms;
   int hello;
-  int retired; /* no pools left after a reload: not restarted */
+  uint64_t seen; /* its once-only messages received (from_worker[] bits) */
+  int retired;   /* no pools left after a reload: not restarted */
   unsigned restarts;
 };
 
@@ -118,6 +119,7 @@ struct sup {
   uid_t uid;
   gid_t gid;
   int stopping;
+  int probes; /* QPOOL_ALLOW_PROBES=1: SIGUSR2 probes the sandboxes */
   uint64_t stop_deadline;
   uint8_t buf[QP_FRAME_HDR + QP_FRAME_MAX];
   int ready_sent; /* sd_notify READY=1 went out */

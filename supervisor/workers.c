@@ -16,6 +16,7 @@
 
 #include "shared/addr.h"
 #include "shared/log.h"
+#include "shared/msg_rules.h"
 #include "shared/stats.h"
 #include "shared/settings.h"
 #include "supervisor/sup.h"
@@ -211,6 +212,7 @@ static int spawn(struct sup *s, struct sup_worker *w) {
   w->pid = pid;
   w->fd = sv[0];
   w->hello = 0;
+  w->seen = 0; /* a new process: its Hello and Bye to come */
   w->started_ns = uv_hrtime();
   uv_poll_init_socket(s->loop, &w->poll, w->fd);
   w->poll.data = w;
@@ -347,6 +349,167 @@ static void store_report(struct sup *s, struct sup_pool *p,
   p->failed = 0;
 }
 
+static int msg_hello(struct sup *s, struct sup_worker *w, struct qp_frame *f) {
+  Qpool__Hello *m = qpool__hello__unpack(NULL, f->len, f->payload);
+  if (!m || w->hello) {
+    if (m)
+      qpool__hello__free_unpacked(m, NULL);
+    kill_worker(s, w, "sent a bad or second Hello");
+    return -1;
+  }
+  if (strcmp(m->version, QP_VERSION) != 0) {
+    /* a half-upgraded install: the messages' required fields differ
+     * between versions, so the two must come from one build */
+    char why[160];
+    snprintf(why, sizeof(why),
+             "is version %.40s, qpoold is " QP_VERSION
+             ": install qpoold and qpool-worker from one build",
+             m->version);
+    qpool__hello__free_unpacked(m, NULL);
+    kill_worker(s, w, why);
+    return -1;
+  }
+  w->hello = 1;
+  qp_debug("worker %d: hello (pid %u, %s)", w->slot, m->pid, m->version);
+  qpool__hello__free_unpacked(m, NULL);
+  sup_check_ready(s);
+  return 0;
+}
+
+static int msg_dial_request(struct sup *s, struct sup_worker *w,
+                            struct qp_frame *f) {
+  Qpool__DialRequest *m = qpool__dial_request__unpack(NULL, f->len, f->payload);
+  struct sup_pool *p = m ? own_pool(s, w, m->pool) : NULL;
+  if (!p || p->cfg.server) {
+    if (m)
+      qpool__dial_request__free_unpacked(m, NULL);
+    kill_worker(s, w, "asked to dial for a pool it does not run");
+    return -1;
+  }
+  sup_dial_request(s, w, p, m->seq, p->dials_unconnected++);
+  qpool__dial_request__free_unpacked(m, NULL);
+  return 0;
+}
+
+static int msg_report(struct sup *s, struct sup_worker *w, struct qp_frame *f) {
+  Qpool__Report *m = qpool__report__unpack(NULL, f->len, f->payload);
+  struct sup_pool *p = m ? own_pool(s, w, m->name) : NULL;
+  int algo = -1;
+  const char *bad = NULL;
+  if (!p)
+    bad = "reported a pool it does not run";
+  else if (m->congestion_control &&
+           qp_cc_parse(m->congestion_control, &algo) < 0)
+    bad = "reported an unknown congestion controller";
+  else if (m->has_max_stream_window &&
+           !qp_stream_window_ok(m->max_stream_window))
+    bad = "reported a max_stream_window out of range";
+  if (bad) {
+    if (m)
+      qpool__report__free_unpacked(m, NULL);
+    kill_worker(s, w, bad);
+    return -1;
+  }
+  int changed = !p->has_report || qp_stats_report_changed(m, &p->report);
+  if (m->congestion_control)
+    p->cc_reported = qp_cc_name(algo); /* static: outlives m */
+  store_report(s, p, m);
+  qpool__report__free_unpacked(m, NULL);
+  if (changed)
+    sup_control_notify(s);
+  sup_check_ready(s);
+  return 0;
+}
+
+static int msg_probe_result(struct sup *s, struct sup_worker *w,
+                            struct qp_frame *f) {
+  Qpool__ProbeResult *m = qpool__probe_result__unpack(NULL, f->len, f->payload);
+  if (!m) {
+    kill_worker(s, w, "sent a malformed probe result");
+    return -1;
+  }
+  qp_info("worker %d: probe %s -> %d (%s)", w->slot, m->what, m->err,
+          m->err ? strerror(-m->err) : "ALLOWED");
+  qpool__probe_result__free_unpacked(m, NULL);
+  return 0;
+}
+
+static int msg_get_result(struct sup *s, struct sup_worker *w,
+                          struct qp_frame *f) {
+  Qpool__GetResult *m = qpool__get_result__unpack(NULL, f->len, f->payload);
+  const char *bad = !m ? "a malformed"
+                    : m->status == 0 && f->fd < 0 && !f->fd_lost
+                        ? "a stream without its fd in a"
+                    : m->status != 0 && f->fd >= 0 ? "an fd with a failed"
+                                                   : NULL;
+  if (!bad && f->fd_lost) { /* we are out of fds, not the worker's fault */
+    m->status = -EMFILE;
+    m->has_stream_id = 0;
+  }
+  /* sup_control_get_result owns f->fd from the call on, whatever it
+   * returns; every other path closes it here */
+  if (bad || sup_control_get_result(s, w, m, f->fd) < 0) {
+    if (bad && f->fd >= 0)
+      close(f->fd);
+    if (m)
+      qpool__get_result__free_unpacked(m, NULL);
+    char why[96];
+    snprintf(why, sizeof(why), "sent %s GetResult",
+             bad ? bad : "an unasked-for");
+    kill_worker(s, w, why);
+    return -1;
+  }
+  qpool__get_result__free_unpacked(m, NULL);
+  return 0;
+}
+
+static int msg_conn_info_result(struct sup *s, struct sup_worker *w,
+                                struct qp_frame *f) {
+  Qpool__ConnInfoResult *m =
+      qpool__conn_info_result__unpack(NULL, f->len, f->payload);
+  const char *bad = "malformed";
+  if (!m || sup_control_conn_info_result(s, w, m, &bad) < 0) {
+    if (m)
+      qpool__conn_info_result__free_unpacked(m, NULL);
+    char why[128];
+    snprintf(why, sizeof(why), "sent a bad ConnInfoResult (%s)", bad);
+    kill_worker(s, w, why);
+    return -1;
+  }
+  qpool__conn_info_result__free_unpacked(m, NULL);
+  return 0;
+}
+
+static int msg_bye(struct sup *s, struct sup_worker *w, struct qp_frame *f) {
+  (void)s, (void)w, (void)f;
+  return 0; /* its exit follows */
+}
+
+/* What a worker may send, in which of its states as we see them (shared/
+ * msg_rules.h): Hello first and once; nothing else before it. A GetResult
+ * carries the application's stream; nothing else carries an fd. Probe
+ * results only when the tests enabled probes. Anything else ends the
+ * worker. */
+enum { WS_NEW = 1, WS_UP = 2, WS_STOPPING = 4 };
+#define LIVE (WS_UP | WS_STOPPING)
+static const struct {
+  struct qp_msg_rule r;
+  int (*handle)(struct sup *s, struct sup_worker *w, struct qp_frame *f);
+} from_worker[] = {
+#define M(t) QPOOL__MSG_TYPE__MSG_##t
+    {{M(HELLO), "Hello", QP_FD_NONE, WS_NEW, QP_MSG_ONCE}, msg_hello},
+    {{M(DIAL_REQUEST), "DialRequest", QP_FD_NONE, LIVE, 0}, msg_dial_request},
+    {{M(REPORT), "Report", QP_FD_NONE, LIVE, 0}, msg_report},
+    {{M(PROBE_RESULT), "ProbeResult", QP_FD_NONE, WS_UP, QP_MSG_PROBES},
+     msg_probe_result},
+    {{M(BYE), "Bye", QP_FD_NONE, LIVE, QP_MSG_ONCE}, msg_bye},
+    {{M(GET_RESULT), "GetResult", QP_FD_MAY, LIVE, 0}, msg_get_result},
+    {{M(CONN_INFO_RESULT), "ConnInfoResult", QP_FD_NONE, LIVE, 0},
+     msg_conn_info_result},
+#undef M
+};
+#undef LIVE
+
 /* Worker input is hostile: anything malformed or unexpected ends it. */
 static void on_worker_msg(uv_poll_t *h, int status, int events) {
   struct sup_worker *w = h->data;
@@ -379,141 +542,25 @@ static void on_worker_msg(uv_poll_t *h, int status, int events) {
       kill_worker(s, w, "sent a malformed frame");
       return;
     }
-    if (f.fd >= 0 && f.type != QPOOL__MSG_TYPE__MSG_GET_RESULT) {
-      close(f.fd); /* only a stream for an application may carry one */
-      kill_worker(s, w, "sent a file descriptor with the wrong message");
+    size_t k = 0, n = sizeof(from_worker) / sizeof(from_worker[0]);
+    while (k < n && from_worker[k].r.type != (int)f.type)
+      k++;
+    const struct qp_msg_rule *r = k < n ? &from_worker[k].r : NULL;
+    unsigned state = !w->hello ? WS_NEW : s->stopping ? WS_STOPPING : WS_UP;
+    const char *why;
+    if (qp_msg_rule_check(r, k, f.fd >= 0, state, s->probes ? QP_MSG_PROBES : 0,
+                          &w->seen, &why) < 0) {
+      char msg[160];
+      if (f.fd >= 0)
+        close(f.fd);
+      snprintf(msg, sizeof(msg), "sent %s (type %u) %s%s",
+               r ? r->name : "a message", f.type, why,
+               state == WS_NEW ? " (before its Hello)" : "");
+      kill_worker(s, w, msg);
       return;
     }
-    switch (f.type) {
-    case QPOOL__MSG_TYPE__MSG_HELLO: {
-      Qpool__Hello *m = qpool__hello__unpack(NULL, f.len, f.payload);
-      if (!m || w->hello) {
-        if (m)
-          qpool__hello__free_unpacked(m, NULL);
-        kill_worker(s, w, "sent a bad or second Hello");
-        return;
-      }
-      if (strcmp(m->version, QP_VERSION) != 0) {
-        /* a half-upgraded install: the messages' required fields differ
-         * between versions, so the two must come from one build */
-        char why[160];
-        snprintf(why, sizeof(why),
-                 "is version %.40s, qpoold is " QP_VERSION
-                 ": install qpoold and qpool-worker from one build",
-                 m->version);
-        qpool__hello__free_unpacked(m, NULL);
-        kill_worker(s, w, why);
-        return;
-      }
-      w->hello = 1;
-      qp_debug("worker %d: hello (pid %u, %s)", w->slot, m->pid, m->version);
-      qpool__hello__free_unpacked(m, NULL);
-      sup_check_ready(s);
-      break;
-    }
-    case QPOOL__MSG_TYPE__MSG_DIAL_REQUEST: {
-      Qpool__DialRequest *m =
-          qpool__dial_request__unpack(NULL, f.len, f.payload);
-      struct sup_pool *p = m ? own_pool(s, w, m->pool) : NULL;
-      if (!p || p->cfg.server) {
-        if (m)
-          qpool__dial_request__free_unpacked(m, NULL);
-        kill_worker(s, w, "asked to dial for a pool it does not run");
-        return;
-      }
-      sup_dial_request(s, w, p, m->seq, p->dials_unconnected++);
-      qpool__dial_request__free_unpacked(m, NULL);
-      break;
-    }
-    case QPOOL__MSG_TYPE__MSG_REPORT: {
-      Qpool__Report *m = qpool__report__unpack(NULL, f.len, f.payload);
-      struct sup_pool *p = m ? own_pool(s, w, m->name) : NULL;
-      int algo = -1;
-      const char *bad = NULL;
-      if (!p)
-        bad = "reported a pool it does not run";
-      else if (m->congestion_control &&
-               qp_cc_parse(m->congestion_control, &algo) < 0)
-        bad = "reported an unknown congestion controller";
-      else if (m->has_max_stream_window &&
-               !qp_stream_window_ok(m->max_stream_window))
-        bad = "reported a max_stream_window out of range";
-      if (bad) {
-        if (m)
-          qpool__report__free_unpacked(m, NULL);
-        kill_worker(s, w, bad);
-        return;
-      }
-      int changed = !p->has_report || qp_stats_report_changed(m, &p->report);
-      if (m->congestion_control)
-        p->cc_reported = qp_cc_name(algo); /* static: outlives m */
-      store_report(s, p, m);
-      qpool__report__free_unpacked(m, NULL);
-      if (changed)
-        sup_control_notify(s);
-      sup_check_ready(s);
-      break;
-    }
-    case QPOOL__MSG_TYPE__MSG_PROBE_RESULT: {
-      Qpool__ProbeResult *m =
-          qpool__probe_result__unpack(NULL, f.len, f.payload);
-      if (!m) {
-        kill_worker(s, w, "sent a malformed probe result");
-        return;
-      }
-      qp_info("worker %d: probe %s -> %d (%s)", w->slot, m->what, m->err,
-              m->err ? strerror(-m->err) : "ALLOWED");
-      qpool__probe_result__free_unpacked(m, NULL);
-      break;
-    }
-    case QPOOL__MSG_TYPE__MSG_GET_RESULT: {
-      Qpool__GetResult *m = qpool__get_result__unpack(NULL, f.len, f.payload);
-      const char *bad = !m ? "a malformed"
-                        : m->status == 0 && f.fd < 0 && !f.fd_lost
-                            ? "a stream without its fd in a"
-                        : m->status != 0 && f.fd >= 0 ? "an fd with a failed"
-                                                      : NULL;
-      if (!bad && f.fd_lost) { /* we are out of fds, not the worker's fault */
-        m->status = -EMFILE;
-        m->has_stream_id = 0;
-      }
-      /* sup_control_get_result owns f.fd from the call on, whatever it
-       * returns; every other path closes it here */
-      if (bad || sup_control_get_result(s, w, m, f.fd) < 0) {
-        if (bad && f.fd >= 0)
-          close(f.fd);
-        if (m)
-          qpool__get_result__free_unpacked(m, NULL);
-        char why[96];
-        snprintf(why, sizeof(why), "sent %s GetResult",
-                 bad ? bad : "an unasked-for");
-        kill_worker(s, w, why);
-        return;
-      }
-      qpool__get_result__free_unpacked(m, NULL);
-      break;
-    }
-    case QPOOL__MSG_TYPE__MSG_CONN_INFO_RESULT: {
-      Qpool__ConnInfoResult *m =
-          qpool__conn_info_result__unpack(NULL, f.len, f.payload);
-      const char *bad = "malformed";
-      if (!m || sup_control_conn_info_result(s, w, m, &bad) < 0) {
-        if (m)
-          qpool__conn_info_result__free_unpacked(m, NULL);
-        char why[128];
-        snprintf(why, sizeof(why), "sent a bad ConnInfoResult (%s)", bad);
-        kill_worker(s, w, why);
-        return;
-      }
-      qpool__conn_info_result__free_unpacked(m, NULL);
-      break;
-    }
-    case QPOOL__MSG_TYPE__MSG_BYE:
-      break;
-    default:
-      kill_worker(s, w, "sent an unexpected message type");
-      return;
-    }
+    if (from_worker[k].handle(s, w, &f) < 0)
+      return; /* it was killed */
   }
 }
 

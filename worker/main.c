@@ -17,6 +17,7 @@
 #include "ipc.pb-c.h"
 #include "shared/frame.h"
 #include "shared/log.h"
+#include "shared/msg_rules.h"
 #include "shared/stats.h"
 #include "shared/pool_params.h"
 #include "worker/engine.h"
@@ -44,6 +45,8 @@ static struct {
   uv_timer_t report;
   struct wpool *pools;
   int sandboxed, stopping, closing_pools;
+  int probes;    /* QPOOL_ALLOW_PROBES=1: the sandbox proofs of the tests */
+  uint64_t seen; /* the once-only messages received (requests[] bits) */
   struct wrk_sessions sessions;
   uint8_t buf[QP_FRAME_HDR + QP_FRAME_MAX];
 } W;
@@ -224,8 +227,6 @@ static void handle_pool_add(const Qpool__PoolAdd *m, int fd) {
 }
 
 static void handle_config_done(const Qpool__ConfigDone *m) {
-  if (W.sandboxed)
-    die("supervisor sent ConfigDone twice");
   struct wrk_sandbox_opts o = {0};
   o.uid = m->uid;
   o.gid = m->gid;
@@ -433,6 +434,14 @@ static void handle_session(const Qpool__Session *m, int fd) {
     qp_debug("session of pool %s for uid %u", m->pool, m->uid);
 }
 
+static void handle_flush(const Qpool__Flush *m) {
+  struct wpool *w = find_pool(m->pool);
+  if (w && w->p) {
+    wrk_pool_flush(w->p);
+    report_pool(w, 1);
+  }
+}
+
 static void handle_probe(const Qpool__Probe *m) {
   Qpool__ProbeResult r = QPOOL__PROBE_RESULT__INIT;
   r.what = m->what;
@@ -447,103 +456,76 @@ static void handle_probe(const Qpool__Probe *m) {
   if (!m)                                                                      \
     die("malformed " #T " message from the supervisor");
 
+/* One handler per message: unpack, act, free. f->fd is the handler's. */
+#define HANDLER(T, lower, call)                                                \
+  static void msg_##lower(struct qp_frame *f) {                                \
+    UNPACK(T, lower, f);                                                       \
+    call;                                                                      \
+    qpool__##lower##__free_unpacked(m, NULL);                                  \
+  }
+HANDLER(PoolAdd, pool_add, handle_pool_add(m, f->fd))
+HANDLER(ConfigDone, config_done, handle_config_done(m))
+HANDLER(HandOff, hand_off, handle_handoff(m, f->fd))
+HANDLER(Datagram, datagram, handle_datagram(m))
+HANDLER(DialReply, dial_reply, handle_dial_reply(m, f->fd))
+HANDLER(PoolRemove, pool_remove, handle_pool_remove(m))
+HANDLER(Probe, probe, handle_probe(m))
+HANDLER(Get, get, handle_get(m))
+HANDLER(Session, session, handle_session(m, f->fd))
+HANDLER(Cancel, cancel, handle_cancel(m))
+HANDLER(ConnInfoGet, conn_info_get, handle_conn_info(m))
+HANDLER(Flush, flush, handle_flush(m))
+HANDLER(Shutdown, shutdown, handle_shutdown(m))
+
+/* What the supervisor may send, in which of our states (shared/
+ * msg_rules.h). Before ConfigDone we only take settings: nothing that
+ * reaches the network or an application runs outside the sandbox. After
+ * Shutdown, what was already on its way is still served (pools close). */
+enum { ST_CONFIG = 1, ST_RUNNING = 2, ST_STOPPING = 4 };
+#define RUN (ST_RUNNING | ST_STOPPING)
+static const struct {
+  struct qp_msg_rule r;
+  void (*handle)(struct qp_frame *f);
+} requests[] = {
+#define M(t) QPOOL__MSG_TYPE__MSG_##t
+    {{M(POOL_ADD), "PoolAdd", QP_FD_MAY, ST_CONFIG | ST_RUNNING, 0},
+     msg_pool_add},
+    {{M(CONFIG_DONE), "ConfigDone", QP_FD_NONE, ST_CONFIG, QP_MSG_ONCE},
+     msg_config_done},
+    {{M(HANDOFF), "HandOff", QP_FD_MUST, RUN, 0}, msg_hand_off},
+    {{M(DATAGRAM), "Datagram", QP_FD_NONE, RUN, 0}, msg_datagram},
+    {{M(DIAL_REPLY), "DialReply", QP_FD_MAY, RUN, 0}, msg_dial_reply},
+    {{M(POOL_REMOVE), "PoolRemove", QP_FD_NONE, ST_CONFIG | RUN, 0},
+     msg_pool_remove},
+    {{M(PROBE), "Probe", QP_FD_NONE, ST_RUNNING, QP_MSG_PROBES}, msg_probe},
+    {{M(GET), "Get", QP_FD_NONE, RUN, 0}, msg_get},
+    {{M(SESSION), "Session", QP_FD_MUST, RUN, 0}, msg_session},
+    {{M(CANCEL), "Cancel", QP_FD_NONE, RUN, 0}, msg_cancel},
+    {{M(CONN_INFO), "ConnInfoGet", QP_FD_NONE, RUN, 0}, msg_conn_info_get},
+    {{M(FLUSH), "Flush", QP_FD_NONE, RUN, 0}, msg_flush},
+    {{M(SHUTDOWN), "Shutdown", QP_FD_NONE, ST_CONFIG | ST_RUNNING, QP_MSG_ONCE},
+     msg_shutdown},
+#undef M
+};
+#undef RUN
+
 static void dispatch(struct qp_frame *f) {
-  int wants_fd = f->type == QPOOL__MSG_TYPE__MSG_POOL_ADD ||
-                 f->type == QPOOL__MSG_TYPE__MSG_HANDOFF ||
-                 f->type == QPOOL__MSG_TYPE__MSG_DIAL_REPLY ||
-                 f->type == QPOOL__MSG_TYPE__MSG_SESSION;
-  if (f->fd >= 0 && !wants_fd)
-    die("message %u from the supervisor carries an unexpected fd", f->type);
-  switch (f->type) {
-  case QPOOL__MSG_TYPE__MSG_POOL_ADD: {
-    UNPACK(PoolAdd, pool_add, f);
-    handle_pool_add(m, f->fd);
-    qpool__pool_add__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_CONFIG_DONE: {
-    UNPACK(ConfigDone, config_done, f);
-    handle_config_done(m);
-    qpool__config_done__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_HANDOFF: {
-    if (f->fd < 0)
-      die("hand-off without a socket");
-    UNPACK(HandOff, hand_off, f);
-    handle_handoff(m, f->fd);
-    qpool__hand_off__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_DATAGRAM: {
-    UNPACK(Datagram, datagram, f);
-    handle_datagram(m);
-    qpool__datagram__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_DIAL_REPLY: {
-    UNPACK(DialReply, dial_reply, f);
-    handle_dial_reply(m, f->fd);
-    qpool__dial_reply__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_POOL_REMOVE: {
-    UNPACK(PoolRemove, pool_remove, f);
-    handle_pool_remove(m);
-    qpool__pool_remove__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_PROBE: {
-    UNPACK(Probe, probe, f);
-    handle_probe(m);
-    qpool__probe__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_GET: {
-    UNPACK(Get, get, f);
-    handle_get(m);
-    qpool__get__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_SESSION: {
-    if (f->fd < 0)
-      die("session without a socket");
-    UNPACK(Session, session, f);
-    handle_session(m, f->fd);
-    qpool__session__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_CANCEL: {
-    UNPACK(Cancel, cancel, f);
-    handle_cancel(m);
-    qpool__cancel__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_CONN_INFO: {
-    UNPACK(ConnInfoGet, conn_info_get, f);
-    handle_conn_info(m);
-    qpool__conn_info_get__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_FLUSH: {
-    UNPACK(Flush, flush, f);
-    struct wpool *w = find_pool(m->pool);
-    if (w && w->p) {
-      wrk_pool_flush(w->p);
-      report_pool(w, 1);
-    }
-    qpool__flush__free_unpacked(m, NULL);
-    break;
-  }
-  case QPOOL__MSG_TYPE__MSG_SHUTDOWN: {
-    UNPACK(Shutdown, shutdown, f);
-    handle_shutdown(m);
-    qpool__shutdown__free_unpacked(m, NULL);
-    break;
-  }
-  default:
-    die("unexpected message type %u from the supervisor", f->type);
-  }
+  size_t i = 0, n = sizeof(requests) / sizeof(requests[0]);
+  while (i < n && requests[i].r.type != (int)f->type)
+    i++;
+  const struct qp_msg_rule *r = i < n ? &requests[i].r : NULL;
+  unsigned state = W.stopping    ? ST_STOPPING
+                   : W.sandboxed ? ST_RUNNING
+                                 : ST_CONFIG;
+  const char *why;
+  if (qp_msg_rule_check(r, i, f->fd >= 0, state, W.probes ? QP_MSG_PROBES : 0,
+                        &W.seen, &why) < 0)
+    die("message %s (%u) from the supervisor %s (state %s)", r ? r->name : "?",
+        f->type, why,
+        state == ST_CONFIG    ? "configuring"
+        : state == ST_RUNNING ? "running"
+                              : "stopping");
+  requests[i].handle(f);
 }
 
 static void on_sup(uv_poll_t *h, int status, int events) {
@@ -589,6 +571,8 @@ int main(int argc, char **argv) {
    * unread, which the supervisor sees as an error on our socket. */
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
+  const char *pr = getenv("QPOOL_ALLOW_PROBES"); /* as qpoold's */
+  W.probes = pr && !strcmp(pr, "1");
   uv_loop_init(&W.loop);
   uv_timer_init(&W.loop, &W.report);
   wrk_sessions_init(&W.sessions, &W.loop, lookup_pool, NULL, W.buf,
