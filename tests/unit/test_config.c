@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "repo_file.h"
+
 #include "shared/addr.h"
 #include "shared/log.h"
 #include "supervisor/config.h"
@@ -1039,22 +1041,7 @@ static void test_file(void **state) {
 
 /* The shipped example and the documentation stay in step with the parser:
  * the example loads, and the reference names every key. */
-static char *source_file(const char *rel) {
-  char path[1024];
-  const char *me = __FILE__; /* .../tests/unit/test_config.c */
-  const char *cut = strstr(me, "tests/unit/test_config.c");
-  if (!cut)
-    return NULL;
-  snprintf(path, sizeof(path), "%.*s%s", (int)(cut - me), me, rel);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return NULL;
-  char *buf = calloc(1, 1 << 20);
-  if (buf)
-    (void)!fread(buf, 1, (1 << 20) - 1, f);
-  fclose(f);
-  return buf;
-}
+#define source_file repo_file
 
 static void test_example_and_docs(void **state) {
   struct sup_config *c = *state;

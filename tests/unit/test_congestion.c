@@ -13,6 +13,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "repo_file.h"
+
 #include "control.pb-c.h"
 #include "shared/conn_info.h"
 #include "shared/pool_params.h"
@@ -224,20 +226,9 @@ static void test_usage(void **state) {
 /* docs/qpoold-config.md describes the key, the flag and every name. */
 static void test_docs(void **state) {
   (void)state;
-  char path[1024];
-  const char *me = __FILE__; /* .../tests/unit/test_congestion.c */
-  const char *cut = strstr(me, "tests/unit/test_congestion.c");
-  if (!cut)
+  char *doc = repo_file("docs/qpoold-config.md");
+  if (!doc)
     skip();
-  snprintf(path, sizeof(path), "%.*sdocs/qpoold-config.md", (int)(cut - me),
-           me);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    skip();
-  char *doc = calloc(1, 1 << 20);
-  assert_non_null(doc);
-  (void)!fread(doc, 1, (1 << 20) - 1, f);
-  fclose(f);
   assert_non_null(strstr(doc, "| `congestion_control` | both | `bbr`"));
   assert_non_null(strstr(doc, "| `--congestion-control NAME` | `bbr` |"));
   for (size_t i = 0; i < qp_cc_count; i++) {

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "repo_file.h"
+
 #include "ipc.pb-c.h"
 #include "shared/settings.h"
 #include "supervisor/config.h"
@@ -368,26 +370,11 @@ static void test_qpoold(void **state) {
 }
 
 /* docs/qpoold-config.md and man/qpoold.8 describe every setting */
-static char *slurp(const char *rel) {
-  char path[1024];
-  const char *me = __FILE__;
-  const char *cut = strstr(me, "tests/unit/test_settings.c");
-  if (!cut)
-    return NULL;
-  snprintf(path, sizeof(path), "%.*s%s", (int)(cut - me), me, rel);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return NULL;
-  char *doc = calloc(1, 1 << 20);
-  assert_non_null(doc);
-  (void)!fread(doc, 1, (1 << 20) - 1, f);
-  fclose(f);
-  return doc;
-}
 
 static void test_docs(void **state) {
   (void)state;
-  char *doc = slurp("docs/qpoold-config.md"), *man = slurp("man/qpoold.8");
+  char *doc = repo_file("docs/qpoold-config.md"),
+       *man = repo_file("man/qpoold.8");
   if (!doc || !man)
     skip();
   for (int i = 0; i < N; i++) {

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "repo_file.h"
+
 #include "shared/stats.h"
 
 static const ProtobufCFieldDescriptor *
@@ -180,19 +182,9 @@ static void test_forms(void **state) {
 /* docs/metrics.md has a row for every entry */
 static void test_docs(void **state) {
   (void)state;
-  char path[1024];
-  const char *me = __FILE__;
-  const char *cut = strstr(me, "tests/unit/test_stats.c");
-  if (!cut)
+  char *doc = repo_file("docs/metrics.md");
+  if (!doc)
     skip();
-  snprintf(path, sizeof(path), "%.*sdocs/metrics.md", (int)(cut - me), me);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    skip();
-  char *doc = calloc(1, 1 << 20);
-  assert_non_null(doc);
-  (void)!fread(doc, 1, (1 << 20) - 1, f);
-  fclose(f);
   for (size_t i = 0; i < qp_stats_n; i++) {
     char name[80], row[200];
     qp_stat_prom_name(&qp_stats[i], name, sizeof(name));

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "repo_file.h"
+
 #include "control.pb-c.h"
 #include "shared/conn_info.h"
 #include "shared/pool_params.h"
@@ -347,20 +349,9 @@ static void test_usage(void **state) {
 /* docs/qpoold-config.md describes the key and the flag. */
 static void test_docs(void **state) {
   (void)state;
-  char path[1024];
-  const char *me = __FILE__; /* .../tests/unit/test_stream_window.c */
-  const char *cut = strstr(me, "tests/unit/test_stream_window.c");
-  if (!cut)
+  char *doc = repo_file("docs/qpoold-config.md");
+  if (!doc)
     skip();
-  snprintf(path, sizeof(path), "%.*sdocs/qpoold-config.md", (int)(cut - me),
-           me);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    skip();
-  char *doc = calloc(1, 1 << 20);
-  assert_non_null(doc);
-  (void)!fread(doc, 1, (1 << 20) - 1, f);
-  fclose(f);
   assert_non_null(strstr(doc, "| `max_stream_window` | both | `16MiB`"));
   assert_non_null(strstr(doc, "| `--max-stream-window SIZE` | `16MiB` |"));
   assert_non_null(strstr(doc, "`64KiB` to `1GiB`"));
