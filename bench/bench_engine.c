@@ -770,7 +770,7 @@ static void lat_get(uint32_t id, uint64_t t_server) {
 
 static void lat_chan_line(char *line) {
   uint32_t id;
-  if (strncmp(line, "id ", 3) || wrk_id_parse(line + 3, &id) < 0)
+  if (strncmp(line, "id ", 3) || qp_stream_id_parse(line + 3, &id) < 0)
     die("bad side-channel line \"%s\"", line);
   lat_get(id, 0);
 }
@@ -787,7 +787,8 @@ static void lat_ctl_line(char *line) {
   char hex[9];
   uint64_t ts;
   uint32_t id;
-  if (sscanf(line, "%8s %" SCNu64, hex, &ts) != 2 || wrk_id_parse(hex, &id))
+  if (sscanf(line, "%8s %" SCNu64, hex, &ts) != 2 ||
+      qp_stream_id_parse(hex, &id))
     die("bad control line \"%s\"", line);
   lat_get(id, ts);
 }

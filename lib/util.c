@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shared/stream_id.h"
 #include "qpool.h"
 
 const char *qp_strerror(int err) {
@@ -59,28 +60,9 @@ const char *qp_strerror(int err) {
 }
 
 void qp_id_format(uint32_t id, char buf[9]) {
-  snprintf(buf, 9, "%08x", id);
+  qp_stream_id_format(id, buf);
 }
 
 int qp_id_parse(const char *s, uint32_t *id) {
-  if (!s || !id)
-    return -EINVAL;
-  uint32_t v = 0;
-  for (int i = 0; i < 8; i++) {
-    char c = s[i];
-    uint32_t d;
-    if (c >= '0' && c <= '9')
-      d = (uint32_t)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      d = (uint32_t)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F')
-      d = (uint32_t)(c - 'A' + 10);
-    else
-      return -EINVAL;
-    v = v << 4 | d;
-  }
-  if (s[8] != '\0')
-    return -EINVAL;
-  *id = v;
-  return 0;
+  return qp_stream_id_parse(s, id);
 }

@@ -27,6 +27,7 @@
 #include "shared/frame.h"
 #include "shared/stats.h"
 #include "shared/size.h"
+#include "shared/stream_id.h"
 
 #define DEFAULT_CONTROL "/run/qpool/qpoold.sock"
 #define EXIT_USAGE 2
@@ -697,8 +698,11 @@ static int take_stream(int argc, char **argv, int any) {
       ctl_call(s, &r, (int)tmo_ms + ANSWER_SLACK_MS, &fd, what);
   if (fd < 0)
     die("%s: qpoold answered without a stream", what);
-  if (any)
-    fprintf(stderr, "%08" PRIx32 "\n", m->stream_id);
+  if (any) {
+    char idt[QP_STREAM_ID_TEXT];
+    qp_stream_id_format(m->stream_id, idt);
+    fprintf(stderr, "%s\n", idt);
+  }
   qpool__response__free_unpacked(m, NULL);
   close(s);
   return relay(fd);
@@ -790,7 +794,7 @@ static int cmd_conn(int argc, char **argv) {
   r.has_stream_id = ids != NULL;
   r.stream_id = id;
   char what[128], hex[9];
-  snprintf(hex, sizeof(hex), "%08" PRIx32, id);
+  qp_stream_id_format(id, hex);
   snprintf(what, sizeof(what), "conn %.64s%s%s", pool, ids ? " " : "",
            ids ? hex : "");
   Qpool__Response *m = ctl_call(s, &r, ANSWER_SLACK_MS, NULL, what);

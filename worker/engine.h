@@ -13,6 +13,7 @@
 #include "shared/conn_info.h"
 #include "shared/ipfilter.h"
 #include "shared/settings.h"
+#include "shared/stream_id.h" /* the ID text form */
 
 #define WRK_ID_CONTROL UINT32_C(0) /* "00000000": first ID a server assigns */
 #define WRK_NAME_MAX 64
@@ -181,9 +182,5 @@ int wrk_pool_datagram(wrk_pool *p, const struct sockaddr *peer,
 /* Answer to cfg.dial: fd >= 0 (owned by the pool from now on), or a negative
  * errno with a sentence in err. Stale seqs are ignored (fd closed). */
 void wrk_pool_dial_done(wrk_pool *p, uint64_t seq, int fd, const char *err);
-
-/* "0a1b2c3d" <-> id. Parse returns 0 or -EINVAL. buf needs 9 bytes. */
-void wrk_id_format(uint32_t id, char buf[9]);
-int wrk_id_parse(const char *s, uint32_t *id);
 
 #endif

@@ -26,31 +26,6 @@ static void on_kick(uv_idle_t *h) {
 static void open_streams(wrk_pool *p);
 static void waiters_offer(wrk_pool *p, wrk_stream *s);
 
-void wrk_id_format(uint32_t id, char buf[9]) {
-  static const char hex[] = "0123456789abcdef";
-  for (int i = 7; i >= 0; i--, id >>= 4)
-    buf[i] = hex[id & 0xf];
-  buf[8] = 0;
-}
-
-int wrk_id_parse(const char *s, uint32_t *id) {
-  uint32_t v = 0;
-  for (int i = 0; i < 8; i++) {
-    char ch = s[i];
-    int d = ch >= '0' && ch <= '9'   ? ch - '0'
-            : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-            : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                     : -1;
-    if (d < 0)
-      return -EINVAL;
-    v = v << 4 | (uint32_t)d;
-  }
-  if (s[8] != 0)
-    return -EINVAL;
-  *id = v;
-  return 0;
-}
-
 void wrk_pool_config_init(struct wrk_pool_config *cfg, enum wrk_role role) {
   memset(cfg, 0, sizeof(*cfg));
   cfg->role = role;

@@ -217,7 +217,7 @@ int wrk_conn_info_msg(wrk_pool *p, const uint32_t *id,
   if (rc < 0) {
     char hex[9] = "";
     if (id)
-      wrk_id_format(*id, hex);
+      qp_stream_id_format(*id, hex);
     if (rc == -ESRCH)
       snprintf(out->why, sizeof(out->why),
                "no stream %s on an open connection of pool %s", hex,

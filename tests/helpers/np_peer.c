@@ -379,7 +379,7 @@ static void on_data_stream(wrk_pool *p, int status, uint32_t id, int fd,
                            void *arg) {
   (void)p, (void)arg;
   char hex[9];
-  wrk_id_format(id, hex);
+  qp_stream_id_format(id, hex);
   if (status < 0) {
     fail("%s %s: %s", P.server ? "IncomingGet" : "OutgoingGet", hex,
          strerror(-status));
@@ -427,7 +427,7 @@ static void on_ctl_readable(uv_poll_t *h, int status, int events) {
     P.line[P.line_len] = 0;
     P.line_len = 0;
     uint32_t id;
-    if (wrk_id_parse(P.line, &id) < 0) {
+    if (qp_stream_id_parse(P.line, &id) < 0) {
       fail("bad ID line on the control stream: \"%s\"", P.line);
       return;
     }
@@ -446,7 +446,7 @@ static void on_control(wrk_pool *p, int status, uint32_t id, int fd,
   }
   if (id != WRK_ID_CONTROL) {
     char hex[9];
-    wrk_id_format(id, hex);
+    qp_stream_id_format(id, hex);
     fail("first stream has ID %s, not 00000000", hex);
     close(fd);
     return;
@@ -518,7 +518,7 @@ static void on_probe(uv_timer_t *t) {
     printf("ids:");
     for (size_t i = 0; i < n; i++) {
       char hex[9];
-      wrk_id_format(ids[i], hex);
+      qp_stream_id_format(ids[i], hex);
       printf(" %s", hex);
     }
     printf("\n");
