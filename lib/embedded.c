@@ -33,7 +33,7 @@
 #include "shared/duration.h"
 #include "shared/pool_params.h"
 #include "shared/size.h"
-#include "worker/pool_rules.h"
+#include "shared/pool_rules.h"
 
 extern char **environ;
 
@@ -110,7 +110,7 @@ static void dur_text(int64_t ns, char *buf, size_t len) {
 /* Code ported from the Go package passes what its constructors fix up
  * (docs/protocol.md, "The client pool's manager"): capacities below 1 become 1,
  * intervals of 0 or less 1s, a min above its max is swapped. The same rule as
- * the engine's (worker/pool_rules.c), and a warning on stderr naming what was
+ * the engine's (shared/pool_rules.c), and a warning on stderr naming what was
  * used. */
 static void normalize(const char *fn, int server, int *min_cap, int *max_cap,
                       int64_t *min_ivl, int64_t *max_ivl) {

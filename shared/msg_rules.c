@@ -3,14 +3,6 @@
 
 #include <errno.h>
 
-const struct qp_msg_rule *qp_msg_rule_find(const struct qp_msg_rule *table,
-                                           size_t n, int type) {
-  for (size_t i = 0; i < n; i++)
-    if (table[i].type == type)
-      return &table[i];
-  return NULL;
-}
-
 int qp_msg_rule_check(const struct qp_msg_rule *r, size_t index, int has_fd,
                       unsigned state, unsigned enabled, uint64_t *seen,
                       const char **why) {

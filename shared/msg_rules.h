@@ -28,10 +28,6 @@ struct qp_msg_rule {
   unsigned flags;  /* QP_MSG_* */
 };
 
-/* The entry of type in table[0..n), or NULL. */
-const struct qp_msg_rule *qp_msg_rule_find(const struct qp_msg_rule *table,
-                                           size_t n, int type);
-
 /* Whether a message of r's type, with or without an fd, is served in
  * state (one bit of r->states' set); enabled: the QP_MSG_PROBES-like flags
  * this receiver allows; seen: one bit per table index, updated for ONCE

@@ -15,10 +15,17 @@
 #define SOT(f, T)                                                              \
   _Generic(((struct qp_pool_settings *)0)->f, T                                \
            : offsetof(struct qp_pool_settings, f))
-#define SO_I32(f) SOT(f, int32_t)
-#define SO_U64(f) SOT(f, uint64_t)
-#define SO_CHAR(f) SOT(f, char)
-#define SO_STR(f) SOT(f, char *)
+/* An entry's type and its field, together: the kind fixes the C type. */
+#define COUNT(f) .type = QP_ST_COUNT, .off = SOT(f, int32_t)
+#define CC(f) .type = QP_ST_CC, .off = SOT(f, int32_t)
+#define DURATION(f) .type = QP_ST_DURATION, .off = SOT(f, uint64_t)
+#define SIZE(f) .type = QP_ST_SIZE, .off = SOT(f, uint64_t)
+#define TLS_MODE(f) .type = QP_ST_TLS_MODE, .off = SOT(f, char)
+#define HOSTNAME(f)                                                            \
+  .type = QP_ST_HOSTNAME,                                                      \
+  .off = _Generic(&((struct qp_pool_settings *)0)->f,                          \
+                  char(*)[QP_HOSTNAME_MAX + 1]                                 \
+                  : offsetof(struct qp_pool_settings, f))
 #define PB(f) offsetof(Qpool__PoolAdd, f)
 #define BOTH (QP_SCOPE_SERVER | QP_SCOPE_CLIENT)
 #define QP_IDLE_TIMEOUT_MIN_NS SEC /* shorter: lost at the first delay */
@@ -29,8 +36,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                         .flag = "--min-cap",
                         .metavar = "N",
                         .scope = QP_SCOPE_CLIENT,
-                        .type = QP_ST_COUNT,
-                        .off = SO_I32(min_cap),
+                        COUNT(min_cap),
                         .pb_off = PB(min_cap),
                         .def = 1,
                         .min = 1,
@@ -41,8 +47,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                         .flag = "--max-cap",
                         .metavar = "N",
                         .scope = BOTH,
-                        .type = QP_ST_COUNT,
-                        .off = SO_I32(max_cap),
+                        COUNT(max_cap),
                         .pb_off = PB(max_cap),
                         .def = 1,
                         .min = 1,
@@ -55,8 +60,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                              .flag = "--min-interval",
                              .metavar = "DUR",
                              .scope = QP_SCOPE_CLIENT,
-                             .type = QP_ST_DURATION,
-                             .off = SO_U64(min_ivl_ns),
+                             DURATION(min_ivl_ns),
                              .pb_off = PB(min_interval),
                              .def = QP_INTERVAL_DEFAULT_NS,
                              .min = 1,
@@ -66,8 +70,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                              .flag = "--max-interval",
                              .metavar = "DUR",
                              .scope = QP_SCOPE_CLIENT,
-                             .type = QP_ST_DURATION,
-                             .off = SO_U64(max_ivl_ns),
+                             DURATION(max_ivl_ns),
                              .pb_off = PB(max_interval),
                              .def = QP_INTERVAL_DEFAULT_NS,
                              .min = 1,
@@ -79,8 +82,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                            .flag = "--keep-alive",
                            .metavar = "DUR",
                            .scope = BOTH,
-                           .type = QP_ST_DURATION,
-                           .off = SO_U64(keep_alive_ns),
+                           DURATION(keep_alive_ns),
                            .pb_off = PB(keep_alive),
                            .def = 30 * SEC,
                            .min = 0,
@@ -90,8 +92,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                              .flag = "--idle-timeout",
                              .metavar = "DUR",
                              .scope = BOTH,
-                             .type = QP_ST_DURATION,
-                             .off = SO_U64(idle_timeout_ns),
+                             DURATION(idle_timeout_ns),
                              .pb_off = PB(idle_timeout),
                              .def = 0,
                              .min = 0,
@@ -108,8 +109,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                               .flag = "--setup-timeout",
                               .metavar = "DUR",
                               .scope = BOTH,
-                              .type = QP_ST_DURATION,
-                              .off = SO_U64(setup_timeout_ns),
+                              DURATION(setup_timeout_ns),
                               .pb_off = PB(setup_timeout),
                               .def = 60 * SEC,
                               .min = 1,
@@ -120,8 +120,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                                    .flag = "--congestion-control",
                                    .metavar = "NAME",
                                    .scope = BOTH,
-                                   .type = QP_ST_CC,
-                                   .off = SO_I32(cc_algo),
+                                   CC(cc_algo),
                                    .pb_off = PB(congestion_control),
                                    .def = QP_CC_DEFAULT,
                                    .help = "congestion controller of every "
@@ -130,8 +129,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                                   .flag = "--max-stream-window",
                                   .metavar = "SIZE",
                                   .scope = BOTH,
-                                  .type = QP_ST_SIZE,
-                                  .off = SO_U64(max_stream_window),
+                                  SIZE(max_stream_window),
                                   .pb_off = PB(max_stream_window),
                                   .def = QP_STREAM_WINDOW_MAX_DEFAULT,
                                   .min = QP_STREAM_WINDOW_MIN,
@@ -144,8 +142,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                          .flag = "--tls-mode",
                          .metavar = "0|1|2",
                          .scope = QP_SCOPE_CLIENT,
-                         .type = QP_ST_TLS_MODE,
-                         .off = SO_CHAR(tls_mode),
+                         TLS_MODE(tls_mode),
                          .pb_off = PB(tls_mode),
                          .def = '1',
                          .min = '0',
@@ -157,8 +154,7 @@ const struct qp_setting qp_settings[QP_SET_N] = {
                          .flag = "--hostname",
                          .metavar = "NAME",
                          .scope = QP_SCOPE_CLIENT,
-                         .type = QP_ST_HOSTNAME,
-                         .off = SO_STR(hostname),
+                         HOSTNAME(hostname),
                          .pb_off = PB(hostname),
                          .max = QP_HOSTNAME_MAX,
                          .def_text = "",
@@ -263,7 +259,12 @@ int qp_parse_count(const char *v, int64_t min, int64_t max, int64_t *out,
     return -EINVAL;
   }
   for (; !neg && *d; d++) {
-    n = n * 10 + (unsigned)(*d - '0');
+    unsigned digit = (unsigned)(*d - '0');
+    if (n > ((uint64_t)max - digit) / 10) { /* n * 10 + digit > max */
+      snprintf(why, whylen, "%s is too large (max %" PRId64 ")", qv, max);
+      return -EINVAL;
+    }
+    n = n * 10 + digit;
     if (n > (uint64_t)max) {
       snprintf(why, whylen, "%s is too large (max %" PRId64 ")", qv, max);
       return -EINVAL;

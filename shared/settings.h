@@ -134,8 +134,9 @@ int qp_pool_settings_reconcile(struct qp_pool_settings *s, unsigned scope,
                                void *arg, enum qp_setting_id *bad, char *why,
                                size_t whylen);
 
-/* A decimal integer in [min, max] (an optional leading '+'), for integer
- * settings and any other count a tool takes: 0 and *out, or -EINVAL with
+/* A decimal integer in [min, max] (0 <= min <= max; an optional leading
+ * '+'), for integer settings and any other count a tool takes: 0 and *out,
+ * or -EINVAL with
  * why ("\"x\" is not a number", "... is too large (max 9)", ...). */
 int qp_parse_count(const char *v, int64_t min, int64_t max, int64_t *out,
                    char *why, size_t whylen);

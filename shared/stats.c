@@ -102,9 +102,14 @@ double qp_stat_value(const struct qp_stat *s, const Qpool__PoolStats *p) {
 char *qp_stat_text(const struct qp_stat *s, const Qpool__PoolStats *p,
                    char *buf, size_t len) {
   uint64_t v = raw(s, p, s->off);
-  if (s->type == QP_SV_NS)
-    snprintf(buf, len, "%.9g", (double)v / 1e9);
-  else if (s->type == QP_SV_I32)
+  if (s->type == QP_SV_NS) { /* exact: seconds and up to 9 decimals */
+    int n = snprintf(buf, len, "%" PRIu64 ".%09" PRIu64, v / 1000000000,
+                     v % 1000000000);
+    while (n > 0 && (size_t)n < len && buf[n - 1] == '0')
+      buf[--n] = '\0';
+    if (n > 0 && (size_t)n < len && buf[n - 1] == '.')
+      buf[--n] = '\0';
+  } else if (s->type == QP_SV_I32)
     snprintf(buf, len, "%" PRId64, (int64_t)v);
   else
     snprintf(buf, len, "%" PRIu64, v);

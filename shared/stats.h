@@ -58,7 +58,7 @@ uint64_t qp_stat_raw(const struct qp_stat *s, const Qpool__PoolStats *p);
 double qp_stat_value(const struct qp_stat *s, const Qpool__PoolStats *p);
 
 /* s's value in p as text: an integer, "0"/"1", or seconds with up to 9
- * decimals ("1.5"). Into buf; returns buf. */
+ * decimals, exact ("1.5", "0.000000001"). Into buf; returns buf. */
 char *qp_stat_text(const struct qp_stat *s, const Qpool__PoolStats *p,
                    char *buf, size_t len);
 

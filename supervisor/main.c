@@ -107,6 +107,7 @@ static void remove_pool(struct sup *s, size_t i) {
   Qpool__PoolRemove m = QPOOL__POOL_REMOVE__INIT;
   m.name = p->cfg.name;
   sup_worker_send(s, w, QPOOL__MSG_TYPE__MSG_POOL_REMOVE, &m.base, -1);
+  snprintf(w->removed[w->nremoved++ % 16], SUP_NAME_MAX, "%s", p->cfg.name);
   qp_info("reload: pool %s removed", p->cfg.name);
   s->pools[i] = s->pools[--s->npools];
   if (p->lfd >= 0) {

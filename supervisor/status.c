@@ -1,5 +1,6 @@
 /* The supervisor's view of every pool as text: one line per pool
- * (qp_stats_line: the same keys as `qpoolctl stats --json`), written
+ * (qp_stats_line: every counter and gauge under its stats --json name, as
+ * `qpoolctl stats` prints it), written
  * atomically to a file (QPOOL_STATUS_FILE) or logged (SIGUSR1). The control
  * socket's Stats request replaces this for applications. */
 #include <stdio.h>

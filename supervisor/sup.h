@@ -90,7 +90,11 @@ struct sup_worker {
   unsigned backoff_ms;
   int hello;
   uint64_t seen; /* its once-only messages received (from_worker[] bits) */
-  int retired;   /* no pools left after a reload: not restarted */
+  /* pools a reload removed from it: a Report or DialRequest of theirs may
+   * still be on its way (dropped, not an offence); the last 16 */
+  char removed[16][SUP_NAME_MAX];
+  unsigned nremoved;
+  int retired; /* no pools left after a reload: not restarted */
   unsigned restarts;
 };
 

@@ -212,7 +212,8 @@ static int spawn(struct sup *s, struct sup_worker *w) {
   w->pid = pid;
   w->fd = sv[0];
   w->hello = 0;
-  w->seen = 0; /* a new process: its Hello and Bye to come */
+  w->seen = 0;     /* a new process: its Hello and Bye to come */
+  w->nremoved = 0; /* and nothing of an older one in flight */
   w->started_ns = uv_hrtime();
   uv_poll_init_socket(s->loop, &w->poll, w->fd);
   w->poll.data = w;
@@ -349,6 +350,15 @@ static void store_report(struct sup *s, struct sup_pool *p,
   p->failed = 0;
 }
 
+/* 1 if a reload removed pool `name` from w (its messages may still come). */
+static int removed_pool(const struct sup_worker *w, const char *name) {
+  unsigned n = w->nremoved < 16 ? w->nremoved : 16;
+  for (unsigned i = 0; i < n; i++)
+    if (!strcmp(w->removed[i], name))
+      return 1;
+  return 0;
+}
+
 static int msg_hello(struct sup *s, struct sup_worker *w, struct qp_frame *f) {
   Qpool__Hello *m = qpool__hello__unpack(NULL, f->len, f->payload);
   if (!m || w->hello) {
@@ -380,6 +390,10 @@ static int msg_dial_request(struct sup *s, struct sup_worker *w,
                             struct qp_frame *f) {
   Qpool__DialRequest *m = qpool__dial_request__unpack(NULL, f->len, f->payload);
   struct sup_pool *p = m ? own_pool(s, w, m->pool) : NULL;
+  if (m && !p && removed_pool(w, m->pool)) { /* the pool is gone there too */
+    qpool__dial_request__free_unpacked(m, NULL);
+    return 0;
+  }
   if (!p || p->cfg.server) {
     if (m)
       qpool__dial_request__free_unpacked(m, NULL);
@@ -394,6 +408,10 @@ static int msg_dial_request(struct sup *s, struct sup_worker *w,
 static int msg_report(struct sup *s, struct sup_worker *w, struct qp_frame *f) {
   Qpool__Report *m = qpool__report__unpack(NULL, f->len, f->payload);
   struct sup_pool *p = m ? own_pool(s, w, m->name) : NULL;
+  if (m && !p && removed_pool(w, m->name)) { /* sent before our PoolRemove */
+    qpool__report__free_unpacked(m, NULL);
+    return 0;
+  }
   int algo = -1;
   const char *bad = NULL;
   if (!p)
@@ -500,7 +518,7 @@ static const struct {
     {{M(HELLO), "Hello", QP_FD_NONE, WS_NEW, QP_MSG_ONCE}, msg_hello},
     {{M(DIAL_REQUEST), "DialRequest", QP_FD_NONE, LIVE, 0}, msg_dial_request},
     {{M(REPORT), "Report", QP_FD_NONE, LIVE, 0}, msg_report},
-    {{M(PROBE_RESULT), "ProbeResult", QP_FD_NONE, WS_UP, QP_MSG_PROBES},
+    {{M(PROBE_RESULT), "ProbeResult", QP_FD_NONE, LIVE, QP_MSG_PROBES},
      msg_probe_result},
     {{M(BYE), "Bye", QP_FD_NONE, LIVE, QP_MSG_ONCE}, msg_bye},
     {{M(GET_RESULT), "GetResult", QP_FD_MAY, LIVE, 0}, msg_get_result},

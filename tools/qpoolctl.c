@@ -384,9 +384,10 @@ static int cmd_status(int argc, char **argv) {
 static int cmd_stats(int argc, char **argv) {
   static const char usage[] =
       "Usage: qpoolctl stats [--json] [--control PATH] [POOL]\n"
-      "Every counter of every pool (or of POOL). --json: as one JSON\n"
-      "object {\"pools\": [...]} with the fields of control.proto's\n"
-      "PoolStats (units: ns, bytes, counts); otherwise key=value lines.\n";
+      "Every counter and gauge of every pool (or of POOL), named as in\n"
+      "docs/metrics.md: one line of key=value pairs per pool (the status\n"
+      "file's), or with --json one object {\"pools\": [...]} with the\n"
+      "same names (units: seconds, bytes, counts).\n";
   static const struct option lo[] = {
       COMMON_LONGOPTS, {"json", no_argument, NULL, 'j'}, {0}};
   int c, json = 0;
@@ -398,27 +399,15 @@ static int cmd_stats(int argc, char **argv) {
   Qpool__Response *m = fetch_stats(optind < argc ? argv[optind] : NULL);
   if (json) {
     json_t *root = stats_json(m);
-    if (json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+    if (json_dumpf(root, stdout,
+                   JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                       JSON_REAL_PRECISION(9)) < 0)
       die("cannot write JSON to standard output");
     fputc('\n', stdout);
     json_decref(root);
-  } else {
-    json_t *root = stats_json(m); /* reuse: every field as key=value */
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(root, "pools"), i, p) {
-      const char *k;
-      json_t *v;
-      int first = 1;
-      json_object_foreach(p, k, v) {
-        char *s = json_dumps(v, JSON_ENCODE_ANY);
-        printf("%s%s=%s", first ? "" : " ", k, s ? s : "?");
-        free(s);
-        first = 0;
-      }
-      putchar('\n');
-    }
-    json_decref(root);
+  } else { /* the status file's lines (shared/stats.c) */
+    for (size_t i = 0; i < m->n_pools; i++)
+      qp_stats_line(stdout, m->pools[i]);
   }
   qpool__response__free_unpacked(m, NULL);
   flush_stdout();
@@ -885,7 +874,9 @@ static int cmd_conn(int argc, char **argv) {
     gnutls_free(t.pem);
   }
   if (json) {
-    if (json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+    if (json_dumpf(root, stdout,
+                   JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                       JSON_REAL_PRECISION(9)) < 0)
       die("cannot write JSON to standard output");
     fputc('\n', stdout);
     json_decref(root);

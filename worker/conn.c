@@ -450,7 +450,7 @@ static int conn_teardown(wrk_conn *c, const char *why) {
   uv_timer_stop(&c->timer);
   close(c->fd);
   c->fd = -1;
-  p->handles_open++;
+  wrk_pool_hold(p);
   uv_close((uv_handle_t *)&c->poll, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
   return -ECONNRESET;

@@ -14,7 +14,7 @@
 #include "worker/bufq.h"
 #include "worker/engine.h"
 #include "worker/idmap.h"
-#include "worker/pool_rules.h"
+#include "shared/pool_rules.h"
 #include "worker/retry.h"
 #include "worker/stream_setup.h"
 #include "worker/udp.h"
@@ -259,8 +259,14 @@ void wrk_conn_credit(wrk_conn *c, size_t n);
 /* Fills *ci for a connection whose handshake is done (see engine.h). */
 void wrk_conn_describe(wrk_conn *c, struct wrk_conn_info *ci);
 void wrk_pool_want_flush(wrk_pool *p);
-/* A connection finished closing its handles. */
+/* The pool's count of things that close later (handles, detached
+ * streams): hold before, release when it is done; the last release of a
+ * closing pool frees it. Only pool.c writes the count. */
+void wrk_pool_hold(wrk_pool *p);
 void wrk_pool_release(wrk_pool *p);
+/* A stream leaves the pool's lists: its books (idle count, ID map) are
+ * pool.c's. */
+void wrk_pool_stream_leaves(wrk_pool *p, wrk_stream *s);
 uint64_t wrk_now(void);
 
 /* stream.c */

@@ -328,6 +328,9 @@ static void handle_pool_remove(const Qpool__PoolRemove *m) {
 }
 
 static void handle_shutdown(const Qpool__Shutdown *m) {
+  if (W.stopping) /* a retired worker, then qpoold's own stop: once is
+                     enough */
+    return;
   qp_info("shutting down: %s", m->reason);
   W.stopping = 1;
   uv_timer_stop(&W.report);
@@ -497,14 +500,13 @@ static const struct {
     {{M(DIAL_REPLY), "DialReply", QP_FD_MAY, RUN, 0}, msg_dial_reply},
     {{M(POOL_REMOVE), "PoolRemove", QP_FD_NONE, ST_CONFIG | RUN, 0},
      msg_pool_remove},
-    {{M(PROBE), "Probe", QP_FD_NONE, ST_RUNNING, QP_MSG_PROBES}, msg_probe},
+    {{M(PROBE), "Probe", QP_FD_NONE, RUN, QP_MSG_PROBES}, msg_probe},
     {{M(GET), "Get", QP_FD_NONE, RUN, 0}, msg_get},
     {{M(SESSION), "Session", QP_FD_MUST, RUN, 0}, msg_session},
     {{M(CANCEL), "Cancel", QP_FD_NONE, RUN, 0}, msg_cancel},
     {{M(CONN_INFO), "ConnInfoGet", QP_FD_NONE, RUN, 0}, msg_conn_info_get},
     {{M(FLUSH), "Flush", QP_FD_NONE, RUN, 0}, msg_flush},
-    {{M(SHUTDOWN), "Shutdown", QP_FD_NONE, ST_CONFIG | ST_RUNNING, QP_MSG_ONCE},
-     msg_shutdown},
+    {{M(SHUTDOWN), "Shutdown", QP_FD_NONE, ST_CONFIG | RUN, 0}, msg_shutdown},
 #undef M
 };
 #undef RUN

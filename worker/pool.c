@@ -826,6 +826,19 @@ void wrk_pool_flush(wrk_pool *p) {
 /* ---- closing ----------------------------------------------------------------
  */
 
+void wrk_pool_hold(wrk_pool *p) {
+  p->handles_open++;
+}
+
+void wrk_pool_stream_leaves(wrk_pool *p, wrk_stream *s) {
+  if (s->state == WS_IDLE) {
+    p->nidle--;
+    if (wrk_idmap_get(&p->ids, s->id) == s)
+      wrk_idmap_del(&p->ids, s->id);
+  }
+  wrk_list_del(&s->link);
+}
+
 void wrk_pool_release(wrk_pool *p) {
   if (--p->handles_open > 0 || !p->closing)
     return;

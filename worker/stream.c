@@ -101,12 +101,7 @@ static int ngtcp2_holds(const wrk_stream *s) {
 }
 
 static void leave_pool(wrk_stream *s) {
-  if (s->state == WS_IDLE) {
-    s->pool->nidle--;
-    if (wrk_idmap_get(&s->pool->ids, s->id) == s)
-      wrk_idmap_del(&s->pool->ids, s->id);
-  }
-  wrk_list_del(&s->link);
+  wrk_pool_stream_leaves(s->pool, s);
 }
 
 /* We will not read the app's socket any more: its writes fail with EPIPE
@@ -407,7 +402,7 @@ void wrk_stream_on_conn_gone(wrk_stream *s) {
      * then EOF; its writes fail from now on */
     shutdown(s->fd, SHUT_RD);
     s->detached = 1;
-    s->pool->handles_open++; /* the pool outlives this stream */
+    wrk_pool_hold(s->pool); /* the pool outlives this stream */
     relay_update_poll(s);
     return;
   }
@@ -599,7 +594,7 @@ int wrk_stream_take(wrk_stream *s) {
     shutdown(s->fd, SHUT_RD); /* the peer reads no more: writes get EPIPE */
   if (!s->conn) { /* kept idle after its connection went: as on_conn_gone */
     s->detached = 1;
-    s->pool->handles_open++;
+    wrk_pool_hold(s->pool);
   }
   relay_flush_rx(s);
   relay_update_poll(s);

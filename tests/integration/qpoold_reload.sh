@@ -42,4 +42,34 @@ check "a broken file is refused" wait_for "$WORK/q.log" "reload failed, keeping 
 check "pools a and c still run" test -n "$(status_of "$WORK/q.status" a pid)" -a -n "$(status_of "$WORK/q.status" c pid)"
 kill -TERM "$(pid_of q)"
 check "qpoold stops cleanly" wait "$(pid_of q)"
+
+# One shared worker (workers = 1) with two client pools whose dials fail:
+# each reports every second and asks qpoold to dial. A reload that removes
+# one races with those messages; what was on its way for the removed pool
+# is dropped, not taken as the worker lying (it was killed, and the other
+# pool with it, in 3 of 4 tries).
+dead=$(free_port)
+conf2() { # POOLS...
+  printf '[global]\nworkers = 1\nchroot = %s\ncontrol = %s\n' "$WORK/empty" "$WORK/q2.sock"
+  for n in "$@"; do
+    printf '[pool %s]\nmode = client\ntarget = 127.0.0.1:%s\nmin_interval = 10ms\nmax_interval = 10ms\n' "$n" "$dead"
+  done
+}
+# right after the start, when every pool reports at once, 4 times
+kills=0
+for i in 1 2 3 4; do
+  conf2 x y >"$WORK/q2.conf"
+  start_bg q2 "$QPOOLD" --config "$WORK/q2.conf"
+  wait_for "$WORK/q2.log" "running 2 pool" 10
+  conf2 x >"$WORK/q2.conf"
+  kill -HUP "$(pid_of q2)"
+  wait_for "$WORK/q2.log" "reload done: " 5
+  sleep 0.5
+  grep -q 'killing it' "$WORK/q2.log" && kills=$((kills + 1))
+  cp "$WORK/q2.log" "$WORK/q2-$i.log"
+  kill -TERM "$(pid_of q2)"
+  wait "$(pid_of q2)" || true
+done
+check "4 starts, each reloaded at once to remove a pool of the shared worker: it was never killed ($kills)" \
+  test "$kills" = 0
 finish

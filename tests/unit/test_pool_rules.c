@@ -1,4 +1,4 @@
-/* Unit tests for worker/pool_rules.c: tables of interval and capacity
+/* Unit tests for shared/pool_rules.c: tables of interval and capacity
  * adjustments, checked against the reference Go package's arithmetic. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "worker/pool_rules.h"
+#include "shared/pool_rules.h"
 
 #define MS INT64_C(1000000)
 #define SEC (1000 * MS)

@@ -1,6 +1,6 @@
 /* The client pool manager's capacity and interval rules, exactly as the
  * reference Go package computes them (float thresholds, int truncation). */
-#include "worker/pool_rules.h"
+#include "shared/pool_rules.h"
 
 void qp_rules_normalize(struct qp_rules *r, int min_cap, int max_cap,
                         int64_t min_ivl, int64_t max_ivl) {

@@ -1,7 +1,7 @@
 /* The client pool manager's adjustment rules (docs/protocol.md), as pure
  * functions so they can be tested on a table of cases. Intervals are ns. */
-#ifndef QP_WORKER_POOL_RULES_H
-#define QP_WORKER_POOL_RULES_H
+#ifndef QP_SHARED_POOL_RULES_H
+#define QP_SHARED_POOL_RULES_H
 
 #include <stdint.h>
 
