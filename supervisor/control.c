@@ -226,69 +226,49 @@ static void open_session(struct sup_client *c, uint64_t tag,
   close(sv[1]);
 }
 
-static void handle_request(struct sup_client *c, const Qpool__Request *m) {
+/* ---- the requests an application may send (control.proto CtlOp) ------
+ * One table, as at the worker boundary (shared/msg_rules.h), but answered:
+ * an application gets an error for a request it may not make, and keeps
+ * its connection. */
+
+static void op_stats(struct sup_client *c, const Qpool__Request *m,
+                     struct sup_pool *p) {
+  if (m->op == QPOOL__CTL_OP__OP_WATCH) {
+    c->watching = 1;
+    c->watch_tag = m->tag;
+  }
+  respond_stats(c, m->tag, p);
+}
+
+static void op_errors(struct sup_client *c, const Qpool__Request *m,
+                      struct sup_pool *p) {
+  p->app_errors = m->op == QPOOL__CTL_OP__OP_ADD_ERROR ? p->app_errors + 1 : 0;
+  respond(c, m->tag, 0, NULL, 0, 0, -1);
+  sup_control_notify(c->s); /* watchers see the counter change */
+}
+
+static void op_flush(struct sup_client *c, const Qpool__Request *m,
+                     struct sup_pool *p) {
   struct sup *s = c->s;
-  char msg[160];
-  if (m->op == QPOOL__CTL_OP__OP_STATS || m->op == QPOOL__CTL_OP__OP_WATCH) {
-    const struct sup_pool *only = m->pool ? find_pool(s, m->pool) : NULL;
-    if (m->pool && !only) {
-      snprintf(msg, sizeof(msg), "no pool named \"%.64s\"", m->pool);
-      respond(c, m->tag, ENOENT, msg, 0, 0, -1);
-      return;
-    }
-    if (m->op == QPOOL__CTL_OP__OP_WATCH) {
-      c->watching = 1;
-      c->watch_tag = m->tag;
-    }
-    respond_stats(c, m->tag, only);
-    return;
-  }
-  if (!m->pool) {
-    respond(c, m->tag, EINVAL, "this request needs a pool name", 0, 0, -1);
-    return;
-  }
-  struct sup_pool *p = find_pool(s, m->pool);
-  if (!p) {
-    snprintf(msg, sizeof(msg), "no pool named \"%.64s\"", m->pool);
-    respond(c, m->tag, ENOENT, msg, 0, 0, -1);
-    return;
-  }
-  if (!allowed(c, p)) {
-    snprintf(msg, sizeof(msg),
-             "permission denied: uid %u may not use pool \"%.64s\"",
-             (unsigned)c->cred.uid, p->cfg.name);
-    respond(c, m->tag, EACCES, msg, 0, 0, -1);
-    return;
-  }
-  switch (m->op) {
-  case QPOOL__CTL_OP__OP_ADD_ERROR:
-  case QPOOL__CTL_OP__OP_RESET_ERROR:
-    p->app_errors =
-        m->op == QPOOL__CTL_OP__OP_ADD_ERROR ? p->app_errors + 1 : 0;
-    respond(c, m->tag, 0, NULL, 0, 0, -1);
-    sup_control_notify(s); /* watchers see the counter change */
-    return;
-  case QPOOL__CTL_OP__OP_FLUSH: {
-    Qpool__Flush fl = QPOOL__FLUSH__INIT;
-    fl.pool = p->cfg.name;
-    int rc = sup_worker_send(s, s->workers[p->worker],
-                             QPOOL__MSG_TYPE__MSG_FLUSH, &fl.base, -1);
-    respond(c, m->tag, rc == 0 ? 0 : EAGAIN,
-            rc == 0 ? NULL : "the pool's worker is restarting: try again", 0, 0,
-            -1);
-    return;
-  }
-  case QPOOL__CTL_OP__OP_SESSION:
-    open_session(c, m->tag, p);
-    return;
-  case QPOOL__CTL_OP__OP_INCOMING_GET:
-  case QPOOL__CTL_OP__OP_OUTGOING_GET:
-  case QPOOL__CTL_OP__OP_CONN_INFO:
-    break;
-  default:
-    respond(c, m->tag, EINVAL, "unknown operation", 0, 0, -1);
-    return;
-  }
+  Qpool__Flush fl = QPOOL__FLUSH__INIT;
+  fl.pool = p->cfg.name;
+  int rc = sup_worker_send(s, s->workers[p->worker], QPOOL__MSG_TYPE__MSG_FLUSH,
+                           &fl.base, -1);
+  respond(c, m->tag, rc == 0 ? 0 : EAGAIN,
+          rc == 0 ? NULL : "the pool's worker is restarting: try again", 0, 0,
+          -1);
+}
+
+static void op_session(struct sup_client *c, const Qpool__Request *m,
+                       struct sup_pool *p) {
+  open_session(c, m->tag, p);
+}
+
+/* IncomingGet, OutgoingGet, ConnInfo: forwarded to the pool's worker (the
+ * path of applications without a session). */
+static void op_forward(struct sup_client *c, const Qpool__Request *m,
+                       struct sup_pool *p) {
+  struct sup *s = c->s;
   if (m->op == QPOOL__CTL_OP__OP_OUTGOING_GET && !m->has_stream_id) {
     respond(c, m->tag, EINVAL, "OutgoingGet needs a stream_id", 0, 0, -1);
     return;
@@ -342,6 +322,57 @@ static void handle_request(struct sup_client *c, const Qpool__Request *m) {
     free(pd);
     respond(c, m->tag, EBUSY, "the pool's worker is busy: try again", 0, 0, -1);
   }
+}
+
+#define OP_POOL 1u    /* names an existing pool (else: optional) */
+#define OP_ALLOWED 2u /* the caller must be allowed to use it */
+static const struct {
+  int op;
+  unsigned flags;
+  void (*handle)(struct sup_client *c, const Qpool__Request *m,
+                 struct sup_pool *p);
+} ops[] = {
+#define O(x) QPOOL__CTL_OP__OP_##x
+    {O(STATS), 0, op_stats}, /* read-only: open to every caller */
+    {O(WATCH), 0, op_stats},
+    {O(ADD_ERROR), OP_POOL | OP_ALLOWED, op_errors},
+    {O(RESET_ERROR), OP_POOL | OP_ALLOWED, op_errors},
+    {O(FLUSH), OP_POOL | OP_ALLOWED, op_flush},
+    {O(SESSION), OP_POOL | OP_ALLOWED, op_session},
+    {O(INCOMING_GET), OP_POOL | OP_ALLOWED, op_forward},
+    {O(OUTGOING_GET), OP_POOL | OP_ALLOWED, op_forward},
+    {O(CONN_INFO), OP_POOL | OP_ALLOWED, op_forward},
+#undef O
+};
+
+static void handle_request(struct sup_client *c, const Qpool__Request *m) {
+  struct sup *s = c->s;
+  char msg[160];
+  size_t i = 0, n = sizeof(ops) / sizeof(ops[0]);
+  while (i < n && ops[i].op != (int)m->op)
+    i++;
+  if (i == n) {
+    respond(c, m->tag, EINVAL, "unknown operation", 0, 0, -1);
+    return;
+  }
+  if ((ops[i].flags & OP_POOL) && !m->pool) {
+    respond(c, m->tag, EINVAL, "this request needs a pool name", 0, 0, -1);
+    return;
+  }
+  struct sup_pool *p = m->pool ? find_pool(s, m->pool) : NULL;
+  if (m->pool && !p) {
+    snprintf(msg, sizeof(msg), "no pool named \"%.64s\"", m->pool);
+    respond(c, m->tag, ENOENT, msg, 0, 0, -1);
+    return;
+  }
+  if ((ops[i].flags & OP_ALLOWED) && !allowed(c, p)) {
+    snprintf(msg, sizeof(msg),
+             "permission denied: uid %u may not use pool \"%.64s\"",
+             (unsigned)c->cred.uid, p->cfg.name);
+    respond(c, m->tag, EACCES, msg, 0, 0, -1);
+    return;
+  }
+  ops[i].handle(c, m, p);
 }
 
 static void on_client(uv_poll_t *h, int status, int events) {
