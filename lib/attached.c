@@ -755,9 +755,7 @@ void qp_close(qp_pool *p) {
   if (!p)
     return;
   qp__disconnect(p);
-  if (p->emb) {
-    qp__embedded_stop(p);
-    qp__embedded_free(p->emb);
-  }
+  if (p->on_close) /* embedded mode: its private qpoold stops */
+    p->on_close(p);
   qp__pool_free(p);
 }

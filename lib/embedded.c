@@ -146,6 +146,14 @@ static void normalize(const char *fn, int server, int *min_cap, int *max_cap,
   *max_ivl = (int64_t)r.max_ivl;
 }
 
+/* qp_close of an embedded pool, after the channels closed: stop the
+ * private qpoold, free the settings. */
+static void embedded_close(qp_pool *p) {
+  qp__embedded_stop(p);
+  qp__embedded_free(p->emb);
+  p->emb = NULL;
+}
+
 static int new_pool(struct qp_embedded *e, qp_pool **out) {
   qp_pool *p = qp__pool_alloc(EMB_POOL);
   if (!p) {
@@ -153,6 +161,7 @@ static int new_pool(struct qp_embedded *e, qp_pool **out) {
     return -ENOMEM;
   }
   p->emb = e;
+  p->on_close = embedded_close;
   e->lifeline = -1;
   *out = p;
   return 0;

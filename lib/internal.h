@@ -41,7 +41,10 @@ struct qp_pool {
   uint64_t sess_retry_ms;  /* no new session before this time */
   int sess_off;            /* qpoold has no sessions, or QPOOL_NO_SESSION=1 */
   struct qp_embedded *emb; /* NULL in attached mode */
-  char *path;              /* the control socket, once connected */
+  /* embedded mode's part of qp_close (attached.c calls it, knowing nothing
+   * of embedded.c: the files do not call each other in a circle) */
+  void (*on_close)(qp_pool *p);
+  char *path; /* the control socket, once connected */
 };
 
 uint64_t qp__now_ms(void);

@@ -31,4 +31,6 @@ rule "qpoold, libqpool and the tools never include the worker's headers" \
   supervisor/*.c supervisor/*.h lib/*.c lib/*.h tools/*.c -- '#include "worker/'
 rule "libqpool and the tools never include qpoold's headers" \
   lib/*.c lib/*.h tools/*.c -- '#include "supervisor/'
+rule "libqpool's attached.c does not call into embedded.c (no circle)" \
+  lib/attached.c -- 'qp__embedded_'
 exit $bad
