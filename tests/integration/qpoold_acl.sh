@@ -48,10 +48,23 @@ check "nobody cannot flush it either" bash -c "! runuser -u nobody -- '$CTL' --c
 check "... told why" grep -q "permission denied" "$WORK/flush.err"
 check "nobody may read stats" logrun "$WORK/status.log" as_nobody "$CTL" --control "$WORK/q.sock" status
 check "... which list both pools" bash -c "grep -q closed '$WORK/status.log' && grep -q open '$WORK/status.log'"
+# wait_line FILE SECONDS: the taker printed a stream ID (it then relays
+# until killed: the ID is all the check needs, as soon as it comes)
+wait_line() {
+  local i
+  for ((i = 0; i < $2 * 20; i++)); do
+    grep -qE '^[0-9a-f]{8}$' "$1" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+export -f wait_line
 check "nobody takes a stream of pool \"open\" (allow_users = nobody)" bash -c \
-  "timeout 5 runuser -u nobody -- python3 '$PY' --control '$WORK/q.sock' --pool open --timeout 5000 incoming </dev/null >/dev/null 2>'$WORK/open.err'; grep -qE '^[0-9a-f]{8}$' '$WORK/open.err'"
+  "timeout 15 runuser -u nobody -- python3 '$PY' --control '$WORK/q.sock' --pool open --timeout 10000 incoming </dev/null >/dev/null 2>'$WORK/open.err' & sleep 0.1; wait_line '$WORK/open.err' 15"
 check "root takes a stream of pool \"closed\"" bash -c \
-  "timeout 5 python3 '$PY' --control '$WORK/q.sock' --pool closed --timeout 5000 incoming </dev/null >/dev/null 2>'$WORK/root.err'; grep -qE '^[0-9a-f]{8}$' '$WORK/root.err'"
+  "timeout 15 python3 '$PY' --control '$WORK/q.sock' --pool closed --timeout 10000 incoming </dev/null >/dev/null 2>'$WORK/root.err' & sleep 0.1; wait_line '$WORK/root.err' 15" ||
+  { echo "# root.err:"; cat "$WORK/root.err"; cat "$WORK/q.status"; }
+pkill -f -- "--control $WORK/q.sock" || true # the takers, still relaying
 kill -TERM "$(pid_of q)"
 check "qpoold stops cleanly" wait "$(pid_of q)"
 finish

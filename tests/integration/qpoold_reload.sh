@@ -59,16 +59,17 @@ conf2() { # POOLS...
 kills=0
 for i in 1 2 3 4; do
   conf2 x y >"$WORK/q2.conf"
-  start_bg q2 "$QPOOLD" --config "$WORK/q2.conf"
-  wait_for "$WORK/q2.log" "running 2 pool" 10
+  # a log of its own per start: waiting on a reused one could see the last
+  # start's "running" line and signal a qpoold that has no handler yet
+  start_bg "q2_$i" "$QPOOLD" --config "$WORK/q2.conf"
+  wait_for "$WORK/q2_$i.log" "running 2 pool" 10
   conf2 x >"$WORK/q2.conf"
-  kill -HUP "$(pid_of q2)"
-  wait_for "$WORK/q2.log" "reload done: " 5
+  kill -HUP "$(pid_of "q2_$i")"
+  wait_for "$WORK/q2_$i.log" "reload done: " 5
   sleep 0.5
-  grep -q 'killing it' "$WORK/q2.log" && kills=$((kills + 1))
-  cp "$WORK/q2.log" "$WORK/q2-$i.log"
-  kill -TERM "$(pid_of q2)"
-  wait "$(pid_of q2)" || true
+  grep -q 'killing it' "$WORK/q2_$i.log" && kills=$((kills + 1))
+  kill -TERM "$(pid_of "q2_$i")"
+  wait "$(pid_of "q2_$i")" || true
 done
 check "4 starts, each reloaded at once to remove a pool of the shared worker: it was never killed ($kills)" \
   test "$kills" = 0
